@@ -1,0 +1,8 @@
+"""shenjing (神经): a readable NumPy deep-learning library checked against PyTorch."""
+
+from . import ops
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "enable_grad", "is_grad_enabled", "no_grad", "ops"]
