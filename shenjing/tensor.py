@@ -324,13 +324,9 @@ class Op:
     name: str | None = None  # used in error messages; defaults to the class name
 
     def __call__(self, *inputs):
-        tensors = tuple(as_tensor(x) for x in inputs)
-        for position, tensor in enumerate(tensors):
-            if not np.issubdtype(tensor.dtype, np.floating):
-                raise TypeError(
-                    f"{self.op_name}: expected a floating-point array (float32 or float64) for "
-                    f"input {position}, got dtype {tensor.dtype}."
-                )
+        tensors = tuple(
+            x if isinstance(x, Tensor) else self._wrap(x, i) for i, x in enumerate(inputs)
+        )
         record = _grad_enabled and any(t.requires_grad for t in tensors)
         self.needs_grad = tuple(record and t.requires_grad for t in tensors)
         outputs = self.forward(*(t.data for t in tensors))
@@ -349,6 +345,15 @@ class Op:
             for result in results:
                 result._op = self
         return results[0] if single else results
+
+    def _wrap(self, x, position) -> Tensor:
+        array = np.asarray(x)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(
+                f"{self.op_name}: expected a floating-point array (float32 or float64) for "
+                f"input {position}, got dtype {array.dtype}."
+            )
+        return Tensor(array)
 
     @property
     def op_name(self) -> str:

@@ -17,11 +17,9 @@ class MatMul(Op):
         # promote 1-D operands to matrices so one rule covers every case
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        gy2 = gy
+        gy2 = gy[..., None] if b.ndim == 1 else gy
         if a.ndim == 1:
             gy2 = np.expand_dims(gy2, -2)
-        if b.ndim == 1:
-            gy2 = np.expand_dims(gy2, -1)
         ga = gb = None
         if self.needs_grad[0]:
             ga = unbroadcast(gy2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
