@@ -2,7 +2,8 @@
 
 from . import ops
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+from .variable import Variable
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "enable_grad", "is_grad_enabled", "no_grad", "ops"]
+__all__ = ["Tensor", "Variable", "enable_grad", "is_grad_enabled", "no_grad", "ops"]

@@ -44,15 +44,14 @@ def enable_grad():
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
-    """Float array from data: keeps a floating ndarray's dtype, else float32 (PyTorch's rule)."""
+    """Float array from data: a floating ndarray keeps its dtype, all else is float32 (as torch)."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    array = np.asarray(data)
-    if not np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32)
-    return array
+    if isinstance(data, (np.ndarray, np.floating)) and np.issubdtype(data.dtype, np.floating):
+        return np.asarray(data)
+    return np.asarray(data, dtype=np.float32)
 
 
 class Tensor:

@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 
 def test_dtype_rules():
     assert sj.Tensor([1, 2, 3]).dtype == np.float32  # python numbers -> float32
+    assert sj.Tensor([1.5, 2.5]).dtype == np.float32
+    assert sj.Tensor(2.5).dtype == np.float32
     assert sj.Tensor(np.arange(3)).dtype == np.float32  # integer arrays -> float32
     assert sj.Tensor(np.zeros(3)).dtype == np.float64  # a floating array keeps its dtype
     assert sj.Tensor(np.zeros(3), dtype="float32").dtype == np.float32

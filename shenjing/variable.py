@@ -1,0 +1,30 @@
+"""Variable: a named Tensor that a layer owns (a weight or a moving statistic)."""
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+class Variable(Tensor):
+    """A layer's state. Trainable variables require grad and are updated by optimizers;
+    non-trainable ones (batch-norm moving statistics) are updated by their layer.
+
+    Args: value (array), name (``"<layer>/<weight>"``), trainable (bool).
+    """
+
+    def __init__(self, value, name: str, trainable: bool = True, dtype=None):
+        super().__init__(value, dtype=dtype, requires_grad=trainable)
+        self.name, self.trainable = name, trainable
+
+    def assign(self, value) -> None:
+        """Overwrite the values in place (same shape; cast to this variable's dtype)."""
+        value = np.asarray(value.data if isinstance(value, Tensor) else value)
+        if value.shape != self.shape:
+            raise ValueError(
+                f"Variable '{self.name}': expected a value of shape {self.shape}, "
+                f"got {value.shape}."
+            )
+        self.data[...] = value
+
+    def __repr__(self):
+        return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
