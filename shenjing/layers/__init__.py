@@ -1,0 +1,18 @@
+"""Keras-named layers that build their weights lazily from the first input shape."""
+
+from .base import Input, InputLayer, Layer
+from .conv import Conv1D, Conv2D, ZeroPadding2D
+from .core import Activation, Dense, Dropout, Flatten, Reshape
+from .merge import Add, Concatenate, Multiply
+from .normalization import BatchNormalization
+from .pooling import (
+    AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+    GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
+)
+
+__all__ = [
+    "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
+    "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer",
+    "Layer", "MaxPooling1D", "MaxPooling2D", "Multiply", "Reshape", "ZeroPadding2D",
+]

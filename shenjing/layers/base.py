@@ -1,0 +1,229 @@
+"""Layer: the Keras contract. ``__init__`` stores config, ``build(input_shape)`` makes weights
+on the first input, ``call(inputs, training)`` computes with ``shenjing.ops``,
+``compute_output_shape`` feeds ``summary()``, ``get_config`` returns the constructor arguments.
+
+Calling a layer on a ``SymbolicTensor`` (from ``Input``) records a graph node instead of
+computing: that is how the functional ``Model(inputs, outputs)`` is described.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from .. import initializers, regularizers
+from ..ops.elementwise import cast
+from ..tensor import Tensor
+from ..variable import Variable
+
+_name_counts: defaultdict[str, int] = defaultdict(int)
+
+
+def unique_name(base: str) -> str:
+    """'dense', 'dense_1', 'dense_2', ... as Keras names layers."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def snake_case(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower().replace("2_d", "2d").replace("1_d", "1d")
+
+
+def format_shape(shape) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class SymbolicTensor:
+    """A placeholder with a shape (None for the batch axis) flowing through a model graph."""
+
+    def __init__(self, shape, dtype="float32", node: Node | None = None, index: int = 0):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.node, self.index = node, index
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __repr__(self):
+        layer = self.node.layer.name if self.node else "?"
+        return f"<SymbolicTensor shape={format_shape(self.shape)} from '{layer}'>"
+
+
+class Node:
+    """One call of a layer inside a graph: which symbolic tensors went in and came out."""
+
+    def __init__(self, layer: Layer, inputs, kwargs, outputs_shapes, dtype):
+        self.layer, self.inputs, self.kwargs = layer, inputs, kwargs
+        flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        self.parents = [t for t in flat if isinstance(t, SymbolicTensor)]
+        multi = isinstance(outputs_shapes, list)
+        shapes = outputs_shapes if multi else [outputs_shapes]
+        self.outputs = [SymbolicTensor(s, dtype, self, i) for i, s in enumerate(shapes)]
+        self.output = self.outputs if multi else self.outputs[0]
+
+
+def _is_symbolic(inputs) -> bool:
+    if isinstance(inputs, (list, tuple)):
+        return any(isinstance(x, SymbolicTensor) for x in inputs)
+    return isinstance(inputs, SymbolicTensor)
+
+
+def _shape_of(inputs):
+    if isinstance(inputs, (list, tuple)):
+        return [tuple(x.shape) for x in inputs]
+    return tuple(inputs.shape)
+
+
+class Layer:
+    """Base class. Args: name (unique by default), trainable, dtype (of weights and compute)."""
+
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
+                 input_shape=None):
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.trainable = trainable
+        self.dtype = np.dtype(dtype or "float32").name
+        self.built = False
+        self._weights: list[Variable] = []
+        self._regularized: list[tuple[Variable, object]] = []
+        self._input_shape_arg = None if input_shape is None else tuple(input_shape)
+        self._takes_training = "training" in inspect.signature(self.call).parameters
+        self.input_shape = self.output_shape = None
+
+    # ----- to override -------------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of ``input_shape`` (batch axis may be None)."""
+
+    def call(self, inputs, training=False):
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    # ----- weights -----------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
+                   regularizer=None, dtype=None) -> Variable:
+        value = initializers.get(initializer)(tuple(shape), dtype or self.dtype)
+        variable = Variable(value, name=f"{self.name}/{name}", trainable=trainable)
+        self._weights.append(variable)
+        if regularizer is not None:
+            self._regularized.append((variable, regularizers.get(regularizer)))
+        return variable
+
+    @property
+    def weights(self) -> list[Variable]:
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        return [w for w in self._weights if w.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        if not self.trainable:
+            return list(self._weights)
+        return [w for w in self._weights if not w.trainable]
+
+    def count_params(self) -> int:
+        return sum(math.prod(w.shape) for w in self._weights)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.data.copy() for w in self._weights]
+
+    def set_weights(self, weights) -> None:
+        if len(weights) != len(self._weights):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': expected {len(self._weights)} weight "
+                f"arrays ({[w.shape for w in self._weights]}), got {len(weights)}."
+            )
+        for variable, value in zip(self._weights, weights):
+            variable.assign(value)
+
+    def regularization_losses(self) -> list[Tensor]:
+        """The penalty terms of this layer's regularized weights, differentiable."""
+        return [penalty(w) for w, penalty in self._regularized]
+
+    # ----- calling -----------------------------------------------------------------------
+    def _error(self, message: str) -> ValueError:
+        return ValueError(f"{type(self).__name__} '{self.name}': {message}")
+
+    def build_for(self, input_shape):
+        """Build once for input_shape and return the output shape; errors name the layer."""
+        output_shape = self.compute_output_shape(input_shape)
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+            self.input_shape = input_shape
+        self.output_shape = output_shape
+        return output_shape
+
+    def __call__(self, inputs, *args, training=False, **kwargs):
+        if _is_symbolic(inputs):
+            output_shape = self.build_for(_shape_of(inputs))
+            node = Node(self, inputs, kwargs, output_shape, self.dtype)
+            return node.output
+        inputs = self._to_tensors(inputs)
+        if self.built:
+            self.compute_output_shape(_shape_of(inputs))  # explained errors for bad shapes
+        else:
+            self.build_for(_shape_of(inputs))
+        if self._takes_training:
+            kwargs["training"] = training
+        return self.call(inputs, *args, **kwargs)
+
+    def _to_tensors(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            return [self._to_tensor(x) for x in inputs]
+        return self._to_tensor(inputs)
+
+    def _to_tensor(self, x):
+        """Floating inputs are cast to the layer's dtype, as Keras autocasts."""
+        if isinstance(x, Tensor):
+            return x if x.dtype == self.dtype else cast(x, self.dtype)
+        return Tensor(np.asarray(x, dtype=self.dtype))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+class InputLayer(Layer):
+    """The entry of a functional model: holds the input shape, has no weights."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None,
+                 **kwargs):
+        super().__init__(name=name or unique_name("input_layer"), dtype=dtype, **kwargs)
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError(f"InputLayer '{self.name}': a shape is required, e.g. Input((28, 28, 1)).")
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if any(s is not None and (not isinstance(s, (int, np.integer)) or s <= 0) for s in shape):
+            raise ValueError(
+                f"InputLayer '{self.name}': dimensions must be positive integers or None, "
+                f"got shape {shape}."
+            )
+        self.shape, self.batch_size = shape, batch_size
+        self.built = True
+        self.output_shape = self.input_shape = (batch_size, *shape)
+        self.output = Node(self, [], {}, (batch_size, *shape), self.dtype).output
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {"shape": list(self.shape), "batch_size": self.batch_size, "dtype": self.dtype,
+                "name": self.name}
+
+
+def Input(shape, batch_size=None, dtype=None, name=None) -> SymbolicTensor:  # noqa: N802
+    """A symbolic input of the given shape (without the batch axis), as ``keras.Input``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name).output

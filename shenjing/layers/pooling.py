@@ -1,0 +1,136 @@
+"""Pooling (sub-sampling) layers: max and average over windows, and global pooling."""
+
+from .. import ops
+from ..ops.conv import conv_output_length
+from .base import Layer, format_shape
+
+
+class _Pooling(Layer):
+    """Shared by the windowed pooling layers; strides default to pool_size (Keras)."""
+
+    rank = 2
+    op = None
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = self._tuple(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else self._tuple(strides, "strides")
+        padding = padding.lower() if isinstance(padding, str) else padding
+        if padding not in ("valid", "same"):
+            raise self._error(f"padding must be 'valid' or 'same', got {padding!r}.")
+        self.padding = padding
+        self.data_format = data_format or "channels_last"
+        if self.data_format not in ("channels_last", "channels_first"):
+            raise self._error(f"unknown data_format {data_format!r}.")
+
+    def _tuple(self, value, what):
+        values = (value,) * self.rank if isinstance(value, int) else tuple(value)
+        if len(values) != self.rank or not all(isinstance(v, int) and v > 0 for v in values):
+            raise self._error(f"{what} must be a positive int or {self.rank} of them, got {value!r}.")
+        return values
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise self._error(f"expected input of rank {self.rank + 2}, got shape "
+                              f"{format_shape(input_shape)}.")
+        first = self.data_format == "channels_first"
+        spatial = input_shape[2:] if first else input_shape[1:-1]
+        sizes = []
+        for n, k, s in zip(spatial, self.pool_size, self.strides):
+            size = None if n is None else conv_output_length(n, k, s, self.padding, 1)
+            if size is not None and size < 1:
+                raise self._error(
+                    f"input shape {format_shape(input_shape)} is smaller than pool_size "
+                    f"{self.pool_size} with padding 'valid'; use padding='same' or a smaller pool."
+                )
+            sizes.append(size)
+        if first:
+            return (input_shape[0], input_shape[1], *sizes)
+        return (input_shape[0], *sizes, input_shape[-1])
+
+    def call(self, inputs):
+        first = self.data_format == "channels_first"
+        if first:
+            inputs = ops.transpose(inputs, (0, *range(2, self.rank + 2), 1))
+        pool = self.pool_size if self.rank > 1 else self.pool_size[0]
+        strides = self.strides if self.rank > 1 else self.strides[0]
+        y = type(self).op(inputs, pool, strides, self.padding)
+        if first:
+            y = ops.transpose(y, (0, self.rank + 1, *range(1, self.rank + 1)))
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "data_format": self.data_format}
+
+
+class MaxPooling2D(_Pooling):
+    """Max over each pool_size window of (batch, height, width, channels)."""
+
+    rank, op = 2, staticmethod(ops.max_pool2d)
+
+
+class AveragePooling2D(_Pooling):
+    """Mean over each window; with 'same' padding only real pixels are counted (Keras)."""
+
+    rank, op = 2, staticmethod(ops.avg_pool2d)
+
+
+class MaxPooling1D(_Pooling):
+    """Max over each window of (batch, steps, channels)."""
+
+    rank, op = 1, staticmethod(ops.max_pool1d)
+
+
+class AveragePooling1D(_Pooling):
+    """Mean over each window of (batch, steps, channels)."""
+
+    rank, op = 1, staticmethod(ops.avg_pool1d)
+
+
+class _GlobalPooling(Layer):
+    """Reduce every spatial axis: (batch, ..., channels) -> (batch, channels)."""
+
+    rank = 2
+    op = None
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format or "channels_last"
+        self.keepdims = keepdims
+
+    def _axes(self):
+        first = self.data_format == "channels_first"
+        return tuple(range(2, self.rank + 2)) if first else tuple(range(1, self.rank + 1))
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise self._error(f"expected input of rank {self.rank + 2}, got shape "
+                              f"{format_shape(input_shape)}.")
+        axes = self._axes()
+        if self.keepdims:
+            return tuple(1 if i in axes else n for i, n in enumerate(input_shape))
+        return tuple(n for i, n in enumerate(input_shape) if i not in axes)
+
+    def call(self, inputs):
+        return type(self).op(inputs, axis=self._axes(), keepdims=self.keepdims)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    rank, op = 2, staticmethod(ops.mean)
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    rank, op = 2, staticmethod(ops.max)
+
+
+class GlobalAveragePooling1D(_GlobalPooling):
+    rank, op = 1, staticmethod(ops.mean)
+
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    rank, op = 1, staticmethod(ops.max)

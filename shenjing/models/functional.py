@@ -1,0 +1,327 @@
+"""Model: a graph of layers from inputs to outputs (the functional API), and Sequential.
+
+``Model(inputs, outputs)`` walks back from the outputs' graph nodes to the inputs, orders the
+nodes topologically and replays them on real tensors. ``Sequential`` is a stack of layers that
+builds as soon as the input shape is known, so a shape that cannot work fails when added.
+"""
+
+from __future__ import annotations
+
+from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape
+from .training import TrainingMixin
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+class Model(TrainingMixin, Layer):
+    """Functional model. Args: inputs, outputs (a SymbolicTensor or a list of them), name."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._init_training()
+        self._graph_layers = []
+        if inputs is None and outputs is None:
+            return  # a subclass (Sequential) fills in its layers
+        self._set_graph(inputs, outputs)
+
+    def _set_graph(self, inputs, outputs):
+        self._single_input = not isinstance(inputs, (list, tuple))
+        self._single_output = not isinstance(outputs, (list, tuple))
+        self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
+        for t in self.inputs + self.outputs:
+            if not isinstance(t, SymbolicTensor):
+                raise TypeError(f"Model '{self.name}': inputs and outputs must come from "
+                                f"shenjing.Input(...) and layer calls, got {type(t).__name__}.")
+        for t in self.inputs:
+            if not isinstance(t.node.layer, InputLayer):
+                raise ValueError(f"Model '{self.name}': each input must be made by Input(...).")
+        self._nodes = self._ordered_nodes()
+        layers = []
+        for node in self._nodes:
+            if node.layer not in layers:
+                if any(layer.name == node.layer.name for layer in layers):
+                    raise ValueError(f"Model '{self.name}': two layers are named "
+                                     f"'{node.layer.name}'; layer names must be unique.")
+                layers.append(node.layer)
+        self._graph_layers = layers
+        self.built = True
+        self.input_shape = [t.shape for t in self.inputs]
+        self.output_shape = [t.shape for t in self.outputs]
+        if self._single_input:
+            self.input_shape = self.input_shape[0]
+        if self._single_output:
+            self.output_shape = self.output_shape[0]
+
+    def _ordered_nodes(self):
+        """Every node between the inputs and the outputs, each after its parents."""
+        order, seen = [], set()
+        stack = [(t.node, False) for t in reversed(self.outputs)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            if isinstance(node.layer, InputLayer) and not any(node is t.node for t in self.inputs):
+                raise ValueError(
+                    f"Model '{self.name}': the graph needs input '{node.layer.name}', which is "
+                    "not in the model's inputs."
+                )
+            for parent in reversed(node.parents):
+                if id(parent.node) not in seen:
+                    stack.append((parent.node, False))
+        return order
+
+    # ----- layers and weights ------------------------------------------------------------
+    @property
+    def _layers(self) -> list[Layer]:
+        """Every layer, input layers included, in call order."""
+        return self._graph_layers
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def get_layer(self, name=None, index=None) -> Layer:
+        if index is not None:
+            return self.layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"Model '{self.name}': no layer named {name!r}; layers are "
+                         f"{[layer.name for layer in self._layers]}.")
+
+    def _unique_weights(self, attribute):
+        result, seen = [], set()
+        for layer in self._layers:
+            for w in getattr(layer, attribute):
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    result.append(w)
+        return result
+
+    @property
+    def weights(self):
+        return self._unique_weights("weights")
+
+    @property
+    def trainable_weights(self):
+        return self._unique_weights("trainable_weights") if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return self._unique_weights("non_trainable_weights")
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self._layers)
+
+    def get_weights(self):
+        return [w.data.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"Model '{self.name}': expected {len(own)} weight arrays, got "
+                             f"{len(weights)}.")
+        for variable, value in zip(own, weights):
+            variable.assign(value)
+
+    def regularization_losses(self):
+        return [p for layer in self._layers for p in layer.regularization_losses()]
+
+    # ----- calling -----------------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        return self.output_shape
+
+    def call(self, inputs, training=False):
+        inputs = _as_list(inputs)
+        if len(inputs) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}': expected {len(self.inputs)} inputs, got "
+                             f"{len(inputs)}.")
+        values = {}
+        for symbolic, value in zip(self.inputs, inputs):
+            expected = symbolic.shape
+            if len(value.shape) != len(expected) or any(
+                e is not None and e != g for e, g in zip(expected[1:], value.shape[1:])
+            ):
+                raise ValueError(
+                    f"Model '{self.name}': input '{symbolic.node.layer.name}' expects shape "
+                    f"{format_shape(expected)}, got {tuple(value.shape)}."
+                )
+            values[id(symbolic)] = value
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args = node.inputs
+            if isinstance(args, (list, tuple)):
+                args = [values[id(t)] for t in args]
+            else:
+                args = values[id(args)]
+            out = node.layer(args, training=training, **node.kwargs)
+            for symbolic, value in zip(node.outputs, _as_list(out)):
+                values[id(symbolic)] = value
+        outputs = [values[id(t)] for t in self.outputs]
+        return outputs[0] if self._single_output else outputs
+
+    def __call__(self, inputs, *args, training=False, **kwargs):
+        if not self.built and not isinstance(inputs, SymbolicTensor):
+            self.build_for(tuple(inputs.shape) if not isinstance(inputs, (list, tuple)) else
+                           [tuple(x.shape) for x in inputs])
+        return super().__call__(inputs, *args, training=training, **kwargs)
+
+    # ----- saving ------------------------------------------------------------------------
+    def save(self, path, include_optimizer=True):
+        """One safetensors file: architecture, weights, optimizer state (no pickle)."""
+        from ..saving.model_io import save_model
+
+        save_model(self, path, include_optimizer=include_optimizer)
+
+    def save_weights(self, path):
+        from ..saving.model_io import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path):
+        from ..saving.model_io import load_weights
+
+        load_weights(self, path)
+
+    # ----- config ------------------------------------------------------------------------
+    def get_config(self):
+        """Layers with their configs and, per node, which (layer, node, output) feed it."""
+        node_ids = {id(n): i for i, n in enumerate(self._nodes)}
+        layer_index = {id(layer): i for i, layer in enumerate(self._layers)}
+
+        def ref(t):
+            return [t.node.layer.name, node_ids[id(t.node)], t.index]
+
+        nodes = []
+        for node in self._nodes:
+            inputs = node.inputs
+            inbound = [ref(t) for t in inputs] if isinstance(inputs, (list, tuple)) else ref(inputs)
+            nodes.append({"layer": layer_index[id(node.layer)], "inputs": inbound,
+                          "list_input": isinstance(inputs, (list, tuple))})
+        from ..saving.registry import serialize_layer
+
+        return {
+            "name": self.name,
+            "layers": [serialize_layer(layer) for layer in self._layers],
+            "nodes": nodes,
+            "inputs": [ref(t) for t in self.inputs],
+            "outputs": [ref(t) for t in self.outputs],
+            "single_input": self._single_input, "single_output": self._single_output,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving.registry import deserialize_layer
+
+        layers = [deserialize_layer(c, custom_objects) for c in config["layers"]]
+        produced = []  # outputs of each node, in order
+        for spec in config["nodes"]:
+            layer = layers[spec["layer"]]
+            if isinstance(layer, InputLayer):
+                produced.append([layer.output])
+                continue
+
+            def resolve(r):
+                return produced[r[1]][r[2]]
+
+            inputs = ([resolve(r) for r in spec["inputs"]] if spec["list_input"]
+                      else resolve(spec["inputs"]))
+            produced.append(_as_list(layer(inputs)))
+        inputs = [produced[r[1]][r[2]] for r in config["inputs"]]
+        outputs = [produced[r[1]][r[2]] for r in config["outputs"]]
+        return cls(inputs[0] if config["single_input"] else inputs,
+                   outputs[0] if config["single_output"] else outputs, name=config["name"])
+
+
+class Sequential(Model):
+    """A linear stack of layers: ``Sequential([Input((28, 28, 1)), Conv2D(8, 3), ...])``."""
+
+    def __init__(self, layers=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._single_input = self._single_output = True
+        self._input_layer: InputLayer | None = None
+        self._stack: list[Layer] = []
+        self.built = False
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def _layers(self):
+        return ([self._input_layer] if self._input_layer else []) + self._stack
+
+    @property
+    def layers(self):
+        return list(self._stack)  # as in Keras, a Sequential's layers omit its InputLayer
+
+    def add(self, layer) -> None:
+        """Append a layer; if the input shape is known, build it now (errors show here)."""
+        if isinstance(layer, SymbolicTensor):
+            layer = layer.node.layer
+        if isinstance(layer, InputLayer):
+            if self._input_layer is not None or self._stack:
+                raise ValueError(f"Sequential '{self.name}': an Input must come first.")
+            self._input_layer = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential '{self.name}': expected a Layer, got "
+                            f"{type(layer).__name__}.")
+        if any(existing.name == layer.name for existing in self._stack):
+            raise ValueError(f"Sequential '{self.name}': a layer named '{layer.name}' is "
+                             "already in the model; layer names must be unique.")
+        if self._input_layer is None and not self._stack and layer._input_shape_arg:
+            self._input_layer = InputLayer(shape=layer._input_shape_arg)
+        self._stack.append(layer)
+        if self._input_layer is not None:
+            self._build_graph()
+
+    def pop(self) -> Layer:
+        layer = self._stack.pop()
+        if self._input_layer is not None and self._stack:
+            self._build_graph()
+        return layer
+
+    def _build_graph(self):
+        x = self._input_layer.output
+        for layer in self._stack:
+            x = layer(x)
+        self._set_graph(self._input_layer.output, x)
+
+    def build(self, input_shape):
+        if self._input_layer is None:
+            self._input_layer = InputLayer(shape=tuple(input_shape[1:]))
+        self._build_graph()
+
+    def build_for(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+        return self.output_shape
+
+    def get_config(self):
+        from ..saving.registry import serialize_layer
+
+        layers = [serialize_layer(layer) for layer in self._stack]
+        if self._input_layer is not None:
+            layers.insert(0, serialize_layer(self._input_layer))
+        return {"name": self.name, "layers": layers}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving.registry import deserialize_layer
+
+        return cls([deserialize_layer(c, custom_objects) for c in config["layers"]],
+                   name=config["name"])

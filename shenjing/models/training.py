@@ -1,0 +1,249 @@
+"""compile / fit / evaluate / predict and the per-batch steps, as in Keras.
+
+The ``training`` flag is passed explicitly into every layer call: ``fit`` and
+``train_on_batch`` run layers in training mode, ``evaluate``/``predict`` in inference mode.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from .. import optimizers, utils
+from ..callbacks.base import CallbackList, History
+from ..tensor import no_grad
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _num_samples(arrays) -> int:
+    sizes = {len(a) for a in arrays if a is not None}
+    if len(sizes) != 1:
+        raise ValueError(f"fit: all inputs and targets need the same number of samples, got "
+                         f"{sorted(sizes)}.")
+    return sizes.pop()
+
+
+def _take(arrays, index):
+    return [None if a is None else a[index] for a in arrays]
+
+
+class TrainingMixin:
+    """Adds Keras's training loop to Model."""
+
+    def _init_training(self):
+        self.optimizer = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._epoch = 0  # epochs completed, for resuming
+
+    # ----- compile -----------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Set the optimizer, the loss (one, or a list per output) and the metrics."""
+        self.optimizer = optimizers.get(optimizer)
+        n_out = len(self.outputs) if self.built else 1
+        loss_list = loss if isinstance(loss, (list, tuple)) else [loss] * max(n_out, 1)
+        if loss is None:
+            raise ValueError(f"Model '{self.name}'.compile: a loss is required, e.g. "
+                             "loss='sparse_categorical_crossentropy'.")
+        self.loss = loss
+        self._losses = [losses_module.get(item) for item in loss_list]
+        self._loss_weights = list(loss_weights) if loss_weights else [1.0] * len(self._losses)
+        self._metric_specs = metrics or []
+        self._build_metrics()
+        self.compiled = True
+
+    def _build_metrics(self):
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self._metrics = []  # (output index, metric)
+        for index, loss in enumerate(self._losses):
+            for spec in _as_list(self._metric_specs) if self._metric_specs else []:
+                metric = metrics_module.get(spec, loss=loss)
+                if len(self._losses) > 1:
+                    metric.name = f"{self._output_name(index)}_{metric.name}"
+                self._metrics.append((index, metric))
+
+    def _output_name(self, index):
+        return self.outputs[index].node.layer.name
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for _, m in self._metrics]
+
+    def _require_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(f"Model '{self.name}': call compile(optimizer, loss) before "
+                               f"{what}.")
+
+    # ----- one batch ---------------------------------------------------------------------
+    def _inputs(self, x):
+        x = _as_list(x)
+        return x[0] if len(x) == 1 else x
+
+    def _total_loss(self, y_true, y_pred, sample_weight):
+        y_true, y_pred = _as_list(y_true), _as_list(y_pred)
+        if len(y_true) != len(self._losses):
+            raise ValueError(f"Model '{self.name}': got {len(y_true)} targets for "
+                             f"{len(self._losses)} outputs.")
+        total = None
+        for loss, weight, target, pred in zip(self._losses, self._loss_weights, y_true, y_pred):
+            term = loss(target, pred, sample_weight=sample_weight) * weight
+            total = term if total is None else total + term
+        return total
+
+    def _update_metrics(self, loss_value, y_true, y_pred, sample_weight, n):
+        self._loss_tracker.update_state(loss_value, sample_weight=n)
+        y_true, y_pred = _as_list(y_true), _as_list(y_pred)
+        for index, metric in self._metrics:
+            metric.update_state(y_true[index], np.asarray(y_pred[index]), sample_weight)
+
+    def _logs(self, prefix=""):
+        logs = {prefix + "loss": self._loss_tracker.result()}
+        for _, metric in self._metrics:
+            logs[prefix + metric.name] = metric.result()
+        return logs
+
+    def _reset_metrics(self):
+        self._loss_tracker.reset_state()
+        for _, metric in self._metrics:
+            metric.reset_state()
+
+    def _train_step(self, x, y, sample_weight):
+        variables = self.trainable_weights
+        for v in variables:
+            v.grad = None
+        y_pred = self(self._inputs(x), training=True)
+        loss = self._total_loss(y, y_pred, sample_weight)
+        penalties = self.regularization_losses()
+        total = loss
+        for penalty in penalties:
+            total = total + penalty
+        total.backward()
+        self.optimizer.apply(variables)
+        self._update_metrics(float(total.data), y, y_pred, sample_weight, len(_as_list(x)[0]))
+
+    def _test_step(self, x, y, sample_weight):
+        with no_grad():
+            y_pred = self(self._inputs(x), training=False)
+            loss = self._total_loss(y, y_pred, sample_weight)
+            for penalty in self.regularization_losses():
+                loss = loss + penalty
+        self._update_metrics(float(loss.data), y, y_pred, sample_weight, len(_as_list(x)[0]))
+
+    def train_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
+        self._require_compiled("train_on_batch")
+        self._reset_metrics()
+        self._train_step(x, y, sample_weight)
+        return self._result(return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        self._reset_metrics()
+        self._test_step(x, y, sample_weight)
+        return self._result(return_dict)
+
+    def predict_on_batch(self, x):
+        with no_grad():
+            out = self(self._inputs(x), training=False)
+        return [o.numpy() for o in out] if isinstance(out, list) else out.numpy()
+
+    def _result(self, return_dict):
+        logs = self._logs()
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # ----- loops -------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, sample_weight=None,
+            initial_epoch=None):
+        """Train for ``epochs`` passes over (x, y); returns a History of per-epoch logs."""
+        self._require_compiled("fit")
+        xs, ys = _as_list(x), _as_list(y)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
+        if validation_split and validation_data is None:
+            # Keras's rule: the last fraction of the samples, taken before any shuffling
+            n = _num_samples(xs + ys)
+            cut = int(n * (1.0 - validation_split))
+            validation_data = ([a[cut:] for a in xs], [a[cut:] for a in ys])
+            xs, ys = [a[:cut] for a in xs], [a[:cut] for a in ys]
+            sample_weight = None if sample_weight is None else sample_weight[:cut]
+        n = _num_samples(xs + ys)
+        steps = max(1, math.ceil(n / batch_size))
+        verbose = (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
+        history = History()
+        callback_list = CallbackList(callbacks, model=self, history=history, verbose=verbose,
+                                     params={"epochs": epochs, "steps": steps, "verbose": verbose})
+        start = self._epoch if initial_epoch is None else initial_epoch
+        self.stop_training = False
+        callback_list.on_train_begin()
+        for epoch in range(start, epochs):
+            callback_list.on_epoch_begin(epoch)
+            self._reset_metrics()
+            order = utils.get_rng().permutation(n) if shuffle else np.arange(n)
+            for step in range(steps):
+                index = order[step * batch_size:(step + 1) * batch_size]
+                callback_list.on_train_batch_begin(step)
+                batch_x, batch_y = _take(xs, index), _take(ys, index)
+                weights = None if sample_weight is None else sample_weight[index]
+                self._train_step(batch_x, batch_y, weights)
+                callback_list.on_train_batch_end(step, self._logs())
+                if self.stop_training:
+                    break
+            logs = self._logs()
+            if validation_data is not None:
+                val_x, val_y = validation_data[0], validation_data[1]
+                logs.update(self._evaluate_logs(val_x, val_y, batch_size, prefix="val_"))
+            self._epoch = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        self.history = history
+        return history
+
+    def _evaluate_logs(self, x, y, batch_size, sample_weight=None, prefix=""):
+        xs, ys = _as_list(x), _as_list(y)
+        n = _num_samples(xs + ys)
+        self._reset_metrics()
+        for start in range(0, n, batch_size):
+            index = slice(start, start + batch_size)
+            weights = None if sample_weight is None else sample_weight[index]
+            self._test_step(_take(xs, index), _take(ys, index), weights)
+        return self._logs(prefix)
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
+                 return_dict=False, callbacks=None):
+        """Loss and metrics over (x, y) in inference mode."""
+        self._require_compiled("evaluate")
+        logs = self._evaluate_logs(x, y, batch_size, sample_weight)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
+        """Outputs for x, computed batch by batch in inference mode, as NumPy arrays."""
+        xs = _as_list(x)
+        n = _num_samples(xs)
+        chunks = []
+        for start in range(0, n, batch_size):
+            chunks.append(_as_list(self.predict_on_batch(_take(xs, slice(start, start + batch_size)))))
+        outputs = [np.concatenate(parts) for parts in zip(*chunks)]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def summary(self, print_fn=None, line_length=None, explain=False):
+        from .summary import summary_text
+
+        (print_fn or print)(summary_text(self, line_length=line_length))
+

@@ -1,0 +1,31 @@
+"""Global random state: one seed makes a CPU run repeat bit for bit."""
+
+import random
+
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def set_seed(seed: int) -> None:
+    """Seed every source of randomness shenjing uses (initializers, dropout, shuffling)."""
+    global _rng
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"set_seed: expected a non-negative integer, got {seed!r}.")
+    _rng = np.random.default_rng(int(seed))
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+
+
+def get_rng() -> np.random.Generator:
+    """The generator shared by initializers, dropout and shuffling."""
+    return _rng
+
+
+def get_rng_state() -> dict:
+    """The shared generator's state (JSON-able), for checkpoints that resume exactly."""
+    return _rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    _rng.bit_generator.state = state
