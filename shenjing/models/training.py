@@ -15,6 +15,7 @@ from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..callbacks.base import CallbackList, History
+from ..data import split_validation
 from ..tensor import no_grad
 
 
@@ -62,10 +63,15 @@ class TrainingMixin:
 
     def _build_metrics(self):
         self._loss_tracker = metrics_module.Mean(name="loss")
-        self._metrics = []  # (output index, metric)
-        for index, loss in enumerate(self._losses):
-            for spec in _as_list(self._metric_specs) if self._metric_specs else []:
-                metric = metrics_module.get(spec, loss=loss)
+        self._metrics = None  # (output index, metric), made at the first batch as in Keras 3
+
+    def _resolve_metrics(self, y_true, y_pred):
+        """'accuracy' picks its kind from the first batch's shapes, as Keras 3 does."""
+        self._metrics = []
+        specs = _as_list(self._metric_specs) if self._metric_specs else []
+        for index, (loss, target, pred) in enumerate(zip(self._losses, y_true, y_pred)):
+            for spec in specs:
+                metric = metrics_module.get(spec, loss=loss, y_true=target, y_pred=pred)
                 if len(self._losses) > 1:
                     metric.name = f"{self._output_name(index)}_{metric.name}"
                 self._metrics.append((index, metric))
@@ -75,7 +81,7 @@ class TrainingMixin:
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for _, m in self._metrics]
+        return ["loss"] + [m.name for _, m in self._metrics or []]
 
     def _require_compiled(self, what):
         if not self.compiled:
@@ -100,19 +106,21 @@ class TrainingMixin:
 
     def _update_metrics(self, loss_value, y_true, y_pred, sample_weight, n):
         self._loss_tracker.update_state(loss_value, sample_weight=n)
-        y_true, y_pred = _as_list(y_true), _as_list(y_pred)
+        y_true, y_pred = _as_list(y_true), [np.asarray(p) for p in _as_list(y_pred)]
+        if self._metrics is None:
+            self._resolve_metrics(y_true, y_pred)
         for index, metric in self._metrics:
-            metric.update_state(y_true[index], np.asarray(y_pred[index]), sample_weight)
+            metric.update_state(y_true[index], y_pred[index], sample_weight)
 
     def _logs(self, prefix=""):
         logs = {prefix + "loss": self._loss_tracker.result()}
-        for _, metric in self._metrics:
+        for _, metric in self._metrics or []:
             logs[prefix + metric.name] = metric.result()
         return logs
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
-        for _, metric in self._metrics:
+        for _, metric in self._metrics or []:
             metric.reset_state()
 
     def _train_step(self, x, y, sample_weight):
@@ -173,11 +181,9 @@ class TrainingMixin:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
         if validation_split and validation_data is None:
             # Keras's rule: the last fraction of the samples, taken before any shuffling
-            n = _num_samples(xs + ys)
-            cut = int(n * (1.0 - validation_split))
-            validation_data = ([a[cut:] for a in xs], [a[cut:] for a in ys])
-            xs, ys = [a[:cut] for a in xs], [a[:cut] for a in ys]
-            sample_weight = None if sample_weight is None else sample_weight[:cut]
+            train, held_out = split_validation([*xs, *ys, sample_weight], validation_split)
+            validation_data = (held_out[:len(xs)], held_out[len(xs):-1])
+            xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
         n = _num_samples(xs + ys)
         steps = max(1, math.ceil(n / batch_size))
         verbose = (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
