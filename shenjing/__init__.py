@@ -1,9 +1,23 @@
-"""shenjing (神经): a readable NumPy deep-learning library checked against PyTorch."""
+"""shenjing (神经): a readable NumPy deep-learning library checked against PyTorch.
 
-from . import ops
+Keras-shaped surface (``Sequential``, ``layers.Conv2D``, ``compile/fit``), PyTorch-grade core
+(``Tensor`` autograd, ``ops`` with hand-written backward passes), NumPy only.
+"""
+
+from . import (
+    callbacks, data, datasets, initializers, layers, losses, metrics, ops, optimizers,
+    regularizers, schedules, utils,
+)
+from .layers import Input
+from .models import Model, Sequential
+from .saving import load_model
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 from .variable import Variable
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "Variable", "enable_grad", "is_grad_enabled", "no_grad", "ops"]
+__all__ = [
+    "Input", "Model", "Sequential", "Tensor", "Variable", "callbacks", "data", "datasets",
+    "enable_grad", "initializers", "is_grad_enabled", "layers", "load_model", "losses",
+    "metrics", "no_grad", "ops", "optimizers", "regularizers", "schedules", "utils",
+]

@@ -1,5 +1,31 @@
 """Callbacks for fit: hooks at the start and end of training, epochs and batches."""
 
 from .base import Callback, CallbackList, History
+from .checkpoint import ModelCheckpoint
+from .early_stopping import EarlyStopping, MonitorCallback
+from .logging import CSVLogger, LambdaCallback, TerminateOnNaN
+from .schedulers import LearningRateScheduler, ReduceLROnPlateau
 
-__all__ = ["Callback", "CallbackList", "History"]
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "MonitorCallback",
+    "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]
+
+
+def __getattr__(name):
+    # ProgbarLogger lives in shenjing.progbar, which imports this package: load it on first use
+    if name == "ProgbarLogger":
+        from ..progbar import ProgbarLogger
+
+        return ProgbarLogger
+    raise AttributeError(f"module 'shenjing.callbacks' has no attribute {name!r}")

@@ -61,7 +61,8 @@ class CallbackList:
         if verbose:
             from ..progbar import ProgbarLogger
 
-            self.callbacks.append(ProgbarLogger())
+            if not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+                self.callbacks.append(ProgbarLogger())
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(dict(params or {}))

@@ -43,8 +43,8 @@ class LearningRateScheduler(Callback):
         if isinstance(lr, np.ndarray) and lr.ndim == 0:
             lr = lr.item()
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise ValueError(f"LearningRateScheduler: the schedule must return a float, got "
-                             f"{lr!r} for epoch {epoch}.")
+            raise TypeError(f"LearningRateScheduler: the schedule must return a float, got "
+                            f"{lr!r} for epoch {epoch}.")
         optimizer.learning_rate = float(lr)
         if self.verbose > 0:
             progbar.print_msg(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate "

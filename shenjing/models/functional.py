@@ -75,7 +75,11 @@ class Model(TrainingMixin, Layer):
             for parent in reversed(node.parents):
                 if id(parent.node) not in seen:
                     stack.append((parent.node, False))
-        return order
+        # Keras's order: by depth from the inputs (inputs first, in the given order)
+        level, input_rank = {}, {id(t.node): i for i, t in enumerate(self.inputs)}
+        for node in order:
+            level[id(node)] = 1 + max((level[id(p.node)] for p in node.parents), default=-1)
+        return sorted(order, key=lambda n: (level[id(n)], input_rank.get(id(n), 0)))
 
     # ----- layers and weights ------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..callbacks.base import CallbackList, History
 from ..data import split_validation
+from ..progbar import is_dynamic
 from ..tensor import no_grad
 
 
@@ -43,7 +44,7 @@ class TrainingMixin:
         self.compiled = False
         self.stop_training = False
         self.history = None
-        self._epoch = 0  # epochs completed, for resuming
+        self.completed_epochs = 0  # saved in checkpoints, for fit(initial_epoch=...)
 
     # ----- compile -----------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
@@ -173,8 +174,11 @@ class TrainingMixin:
     # ----- loops -------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, sample_weight=None,
-            initial_epoch=None):
-        """Train for ``epochs`` passes over (x, y); returns a History of per-epoch logs."""
+            initial_epoch=0):
+        """Train for ``epochs`` passes over (x, y); returns a History of per-epoch logs.
+
+        To resume a loaded checkpoint, pass ``initial_epoch=model.completed_epochs``.
+        """
         self._require_compiled("fit")
         xs, ys = _as_list(x), _as_list(y)
         if not 0.0 <= validation_split < 1.0:
@@ -186,14 +190,14 @@ class TrainingMixin:
             xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
         n = _num_samples(xs + ys)
         steps = max(1, math.ceil(n / batch_size))
-        verbose = (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
+        if verbose == "auto":  # a bar where it can be redrawn (terminal, notebook), else lines
+            verbose = 1 if is_dynamic(sys.stdout) else 2
         history = History()
         callback_list = CallbackList(callbacks, model=self, history=history, verbose=verbose,
                                      params={"epochs": epochs, "steps": steps, "verbose": verbose})
-        start = self._epoch if initial_epoch is None else initial_epoch
         self.stop_training = False
         callback_list.on_train_begin()
-        for epoch in range(start, epochs):
+        for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
             self._reset_metrics()
             order = utils.get_rng().permutation(n) if shuffle else np.arange(n)
@@ -210,7 +214,7 @@ class TrainingMixin:
             if validation_data is not None:
                 val_x, val_y = validation_data[0], validation_data[1]
                 logs.update(self._evaluate_logs(val_x, val_y, batch_size, prefix="val_"))
-            self._epoch = epoch + 1
+            self.completed_epochs = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break

@@ -57,7 +57,7 @@ def save_model(model, path, include_optimizer=True) -> None:
             for key, value in model.optimizer.get_state().items():
                 tensors[_OPTIMIZER_PREFIX + key] = np.asarray(value)
             metadata["training_state"] = json.dumps(
-                {"epoch": model._epoch, "rng_state": utils.get_rng_state()}
+                {"epoch": model.completed_epochs, "rng_state": utils.get_rng_state()}
             )
     write_safetensors(path, tensors, metadata)
 
@@ -92,15 +92,22 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras's
             model.optimizer.set_state(state, model.trainable_weights)
         if "training_state" in metadata:
             training = _json(metadata, "training_state", path)
-            model._epoch = int(training["epoch"])
+            model.completed_epochs = int(training["epoch"])
             utils.set_rng_state(training["rng_state"])
     return model
 
 
 def _assign(model, tensors, path):
+    """Match weights by name; if the names differ (auto-named layers of a second copy of the
+    architecture), match them by position as Keras does, when count and shapes agree."""
     own = {v.name: v for v in model.weights}
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
+    in_order = list(tensors.values())
+    if (missing or unexpected) and len(in_order) == len(own) and all(
+        value.shape == variable.shape for value, variable in zip(in_order, own.values())
+    ):
+        tensors, missing, unexpected = dict(zip(own, in_order)), [], []
     if missing or unexpected:
         raise ValueError(
             f"{path}: the weights do not fit model '{model.name}': missing {missing[:5]}"

@@ -118,6 +118,14 @@ CHILD = textwrap.dedent(
 )
 
 
+def _size_or_zero(path):
+    """The file's size; 0 if it vanished (the first, complete save renames its temp file)."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("how", ["chunks", "before-rename"])
 def test_sigkill_mid_save_leaves_the_old_file_readable(tmp_path, how):
@@ -132,7 +140,7 @@ def test_sigkill_mid_save_leaves_the_old_file_readable(tmp_path, how):
     min_size = 8 + 512 * 512 * 8 if how == "before-rename" else 65536
     deadline = time.monotonic() + 20
     try:
-        while not [p for p in glob.glob(pattern) if os.path.getsize(p) >= min_size]:
+        while not [p for p in glob.glob(pattern) if _size_or_zero(p) >= min_size]:
             assert child.poll() is None, child.communicate()[1].decode()
             assert time.monotonic() < deadline, "the child never started its second save"
             time.sleep(0.002)

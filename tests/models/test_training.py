@@ -18,8 +18,8 @@ def digits():
 def small_cnn():
     return sj.Sequential([
         layers.Input((28, 28, 1)), layers.Conv2D(8, 3, padding="same", use_bias=False),
-        layers.BatchNormalization(), layers.Activation("relu"), layers.MaxPooling2D(),
-        layers.Conv2D(16, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+        layers.BatchNormalization(momentum=0.9), layers.Activation("relu"), layers.MaxPooling2D(),
+        layers.Conv2D(16, 3, padding="same", use_bias=False), layers.BatchNormalization(momentum=0.9),
         layers.Activation("relu"), layers.MaxPooling2D(), layers.Flatten(),
         layers.Dense(10, activation="softmax"),
     ])
@@ -119,7 +119,8 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path):
     half.save(tmp_path / "ckpt.safetensors")
     sj.utils.set_seed(12345)  # a different global state: the checkpoint must restore it
     resumed = sj.load_model(tmp_path / "ckpt.safetensors")
-    resumed.fit(x, y, epochs=4, batch_size=16, verbose=0)  # continues from epoch 2
+    assert resumed.completed_epochs == 2
+    resumed.fit(x, y, epochs=4, batch_size=16, verbose=0, initial_epoch=resumed.completed_epochs)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
 

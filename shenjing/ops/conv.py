@@ -1,0 +1,453 @@
+"""Convolution over channels-last inputs as matrix products, and the padding rules pooling shares.
+
+conv2d: x (N, H, W, C), kernel (KH, KW, C, F) -> y (N, OH, OW, F), a cross-correlation as in
+Keras and PyTorch; conv1d runs through the same code with a height of 1. 3x3 stride-1 kernels
+with enough channels run as Winograd F(4x4, 3x3) products (a quarter of the multiplications);
+everything else as im2col products. Large temporaries come from a small pool of spare buffers,
+since faulting in a fresh multi-MB array costs about as much as filling it.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..tensor import Op
+
+# ----- padding and output sizes (shared with pooling and the layers) ---------------------------
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def int_tuple(value, rank: int, what: str, name: str) -> tuple:
+    """value (an int or `rank` ints, each >= 1) as a tuple of `rank` ints, else ValueError."""
+    items = (value,) * rank if _is_int(value) else value
+    if not isinstance(items, (tuple, list)) or len(items) != rank or not all(
+        _is_int(v) for v in items
+    ):
+        raise ValueError(
+            f"{name}: {what} must be an int or a tuple of {rank} ints, got {value!r}."
+        )
+    if min(items) < 1:
+        raise ValueError(f"{name}: {what} must be positive, got {value!r}.")
+    return tuple(int(v) for v in items)
+
+
+def resolve_padding(padding, in_sizes, kernel_sizes, strides, dilations, name="resolve_padding"):
+    """Explicit ((before, after), ...) pads, one pair per spatial axis.
+
+    padding: 'valid' (none); 'same' (the TensorFlow rule: output ceil(n / s), total pad
+    max((ceil(n/s) - 1) * s + d*(k-1) + 1 - n, 0), the odd pixel after); an int (every side);
+    per axis an int or a (before, after) pair, e.g. ((top, bottom), (left, right)); for one
+    spatial axis also a bare (left, right). Strings are case-insensitive.
+    """
+    rank = len(in_sizes)
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * rank
+        if mode == "same":
+            pads = []
+            for n, k, s, d in zip(in_sizes, kernel_sizes, strides, dilations):
+                total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+                pads.append((total // 2, total - total // 2))
+            return tuple(pads)
+    entries = ((padding, padding),) * rank if _is_int(padding) else padding
+    if isinstance(entries, (tuple, list)):
+        if rank == 1 and len(entries) == 2 and all(_is_int(p) for p in entries):
+            entries = (entries,)  # a bare (left, right)
+        if len(entries) == rank and all(
+            _is_int(p) or (isinstance(p, (tuple, list)) and len(p) == 2 and all(map(_is_int, p)))
+            for p in entries
+        ):
+            pads = tuple((int(p), int(p)) if _is_int(p) else tuple(map(int, p)) for p in entries)
+            if min(min(p) for p in pads) < 0:
+                raise ValueError(f"{name}: padding must be non-negative, got {padding!r}.")
+            return pads
+    example = "(left, right)" if rank == 1 else "((top, bottom), (left, right))"
+    raise ValueError(
+        f"{name}: padding must be 'valid', 'same', an int or explicit pairs like {example}, "
+        f"got {padding!r}."
+    )
+
+
+def conv_output_length(n: int, k: int, stride: int = 1, padding="valid", dilation: int = 1):
+    """Output size along one axis: floor((n + before + after - d*(k-1) - 1) / s) + 1, which is
+    ceil(n / s) for 'same'. May be < 1 when the kernel does not fit (the ops refuse that)."""
+    (before, after), = resolve_padding(padding, (n,), (k,), (stride,), (dilation,))
+    return (n + before + after - dilation * (k - 1) - 1) // stride + 1
+
+
+def window_geometry(name, in_sizes, window, strides, padding, dilations, kind="kernel"):
+    """Validated (pads, output sizes) of a sliding window; ValueError if an output is < 1."""
+    axes = ("width",) if len(in_sizes) == 1 else ("height", "width")
+    pads = resolve_padding(padding, in_sizes, window, strides, dilations, name=name)
+    outs = []
+    for axis, n, k, s, d, (before, after) in zip(axes, in_sizes, window, strides, dilations, pads):
+        out = (n + before + after - d * (k - 1) - 1) // s + 1
+        if out < 1:
+            size = f"{kind} {axis} {k}"
+            if d > 1:
+                size = f"effective {kind} {axis} {d * (k - 1) + 1} ({kind} {k}, dilation {d})"
+            raise ValueError(
+                f"{name}: the {size} is larger than the padded input {axis} {n + before + after}"
+                f" (input {n}, padding ({before}, {after})); the output {axis} would be {out}."
+            )
+        outs.append(out)
+    return pads, tuple(outs)
+
+
+# ----- buffers and threads ---------------------------------------------------------------------
+
+_SPARE: dict = {}  # (shape, dtype) -> one spare array
+_SPARE_LIMIT = 256 << 20  # bytes kept at most
+_MIN_SPARE = 1 << 20  # smaller arrays are cheap to allocate
+_POOL = None
+
+
+def take_buffer(shape, dtype) -> np.ndarray:
+    """An uninitialised array, reused from the spare pool when one of that shape is free."""
+    spare = _SPARE.pop((tuple(shape), np.dtype(dtype)), None)
+    return np.empty(shape, dtype) if spare is None else spare
+
+
+def give_buffer(*arrays) -> None:
+    """Return arrays from take_buffer to the pool; the caller must not use them afterwards."""
+    for a in arrays:
+        if a is None or a.base is not None or a.nbytes < _MIN_SPARE:
+            continue
+        if sum(s.nbytes for s in list(_SPARE.values())) + a.nbytes <= _SPARE_LIMIT:
+            _SPARE[(a.shape, a.dtype)] = a
+
+
+def parallel_copy(dst, src) -> None:
+    """dst[...] = src, halves of axis 0 on two threads for large arrays (NumPy drops the GIL)."""
+    global _POOL
+    if dst.size < (1 << 20) or dst.shape[0] < 2 or (os.cpu_count() or 1) < 2:
+        np.copyto(dst, src)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(1, thread_name_prefix="shenjing-copy")
+    half = dst.shape[0] // 2
+    job = _POOL.submit(np.copyto, dst[:half], src[:half])
+    np.copyto(dst[half:], src[half:])
+    job.result()
+
+
+def _pad_into(x, pads, shape):
+    """x (N, H, W, C) zero-padded by pads ((top, _), (left, _)) into a pooled buffer of shape."""
+    (top, _), (left, _) = pads
+    H, W = x.shape[1:3]
+    xp = take_buffer(shape, x.dtype)
+    xp[:, :top] = 0
+    xp[:, top + H:] = 0
+    xp[:, top:top + H, :left] = 0
+    xp[:, top:top + H, left + W:] = 0
+    parallel_copy(xp[:, top:top + H, left:left + W], x)
+    return xp
+
+
+# ----- Winograd F(4x4, 3x3): y_tile = AT [(G g GT) * (BT d B)] A over 6x6 input tiles -----------
+
+_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=float)
+_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=float)
+# both tile axes at once: 2-D transforms of flattened tiles
+_BB, _GG, _AA = np.kron(_BT, _BT), np.kron(_G, _G), np.kron(_AT, _AT)
+WINOGRAD_MIN_CHANNELS = 16  # C * F below this squared: im2col is faster (few products to save)
+
+
+def _winograd_ok(kernel_shape, strides, dilation, out_size):
+    KH, KW, C, F = kernel_shape
+    return ((KH, KW) == (3, 3) and strides == (1, 1) and dilation == (1, 1)
+            and min(out_size) >= 4 and C * F >= WINOGRAD_MIN_CHANNELS**2)
+
+
+def _tiles(size):
+    """Number of 4-wide output tiles covering size."""
+    return -(-size // 4)
+
+
+# ----- the op ----------------------------------------------------------------------------------
+
+
+class Conv(Op):
+    """y[n, i, j, f] = b[f] + sum_{a,b,c} xp[n, i*sh + a*dh, j*sw + b*dw, c] * k[a, b, c, f].
+
+    xp is x zero-padded by pads. Rank-3 inputs (N, W, C) with kernels (K, C, F) are conv1d.
+    """
+
+    def __init__(self, name, strides, pads, dilation, out_size):
+        self.name, self.strides, self.pads = name, strides, pads
+        self.dilation, self.out_size = dilation, out_size
+
+    def forward(self, x, kernel, bias=None):
+        # x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F)
+        # (conv1d: x (N, W, C), kernel (K, C, F) -> y (N, OW, F))
+        self.dtypes = (x.dtype, kernel.dtype) + (() if bias is None else (bias.dtype,))
+        dtype = np.result_type(*self.dtypes)
+        self.one_d = x.ndim == 3
+        if self.one_d:
+            x, kernel = x[:, None], kernel[None]
+        x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+        self.x_shape, self.kernel_shape = x.shape, kernel.shape
+        keep = any(getattr(self, "needs_grad", ()))
+        self.winograd = _winograd_ok(kernel.shape, self.strides, self.dilation, self.out_size)
+        if self.winograd:
+            y = self._winograd_forward(x, kernel, keep)
+        else:
+            y = self._im2col_forward(x, kernel, keep)
+        if bias is not None:
+            y += bias
+        return y[:, 0] if self.one_d else y
+
+    def backward(self, gy):
+        # gy (N, OH, OW, F) -> gx (N, H, W, C), gkernel (KH, KW, C, F), gbias (F,)
+        if self.one_d:
+            gy = gy[:, None]
+        if self.winograd:
+            gx, gk = self._winograd_backward(gy)
+        else:
+            gx, gk = self._im2col_backward(gy)
+        if self.one_d:
+            gx = None if gx is None else gx[:, 0]
+            gk = None if gk is None else gk[0]
+        grads = (
+            None if gx is None else gx.astype(self.dtypes[0], copy=False),
+            None if gk is None else gk.astype(self.dtypes[1], copy=False),
+        )
+        if len(self.needs_grad) == 3:
+            gb = gy.sum(axis=(0, 1, 2)).astype(self.dtypes[2], copy=False)
+            grads += (gb if self.needs_grad[2] else None,)
+        return grads
+
+    # ----- im2col path: any kernel, stride, dilation ----------------------------------------
+    def _padded_shape(self):
+        N, H, W, C = self.x_shape
+        (top, bottom), (left, right) = self.pads
+        return N, H + top + bottom, W + left + right, C
+
+    def _im2col_forward(self, x, kernel, keep):
+        KH, KW, C, F = kernel.shape
+        self.kernel = kernel
+        cols = self._columns(x)
+        y = cols.reshape(-1, KH * KW * C) @ kernel.reshape(-1, F)
+        # the weight gradient reuses the columns; the input gradient needs only the kernel
+        self.cols = cols if keep and self.needs_grad[1] else None
+        if self.cols is None:
+            give_buffer(cols)
+        self.x = x if keep and self.needs_grad[1] else None  # to rebuild cols if given back
+        return y.reshape(x.shape[0], *self.out_size, F)
+
+    def _columns(self, x):
+        """cols (N, OH, OW, KH, KW, C): the window of every output position, in a buffer."""
+        KH, KW, C, _ = self.kernel_shape
+        N, OH, OW = x.shape[0], *self.out_size
+        if (KH, KW, self.strides) == (1, 1, (1, 1)) and self.pads == ((0, 0), (0, 0)):
+            return x.reshape(N, OH, OW, 1, 1, C)  # a view: not a pooled buffer
+        shape = self._padded_shape()
+        xp = _pad_into(x, self.pads, shape) if shape != x.shape else x
+        (sh, sw), (dh, dw) = self.strides, self.dilation
+        sN, sH, sW, sC = xp.strides
+        windows = as_strided(
+            xp, (N, OH, OW, KH, KW, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC)
+        )
+        cols = take_buffer((N, OH, OW, KH, KW, C), x.dtype)
+        parallel_copy(cols, windows)
+        if xp is not x:
+            give_buffer(xp)
+        return cols
+
+    def _im2col_backward(self, gy):
+        KH, KW, C, F = self.kernel_shape
+        N, OH, OW = gy.shape[:3]
+        gy2 = gy.reshape(-1, F)
+        gx = gk = None
+        if self.needs_grad[1]:
+            cols = self.cols if self.cols is not None else self._columns(self.x)
+            gk = (cols.reshape(-1, KH * KW * C).T @ gy2).reshape(self.kernel_shape)
+            give_buffer(cols)
+            self.cols = None
+        if self.needs_grad[0]:
+            # col2im: every kernel offset adds its column block back at its strided positions
+            gcols = (gy2 @ self.kernel.reshape(-1, F).T).reshape(N, OH, OW, KH, KW, C)
+            shape = self._padded_shape()
+            gxp = take_buffer(shape, gy.dtype)
+            gxp.fill(0)
+            (sh, sw), (dh, dw) = self.strides, self.dilation
+            for a in range(KH):
+                for b in range(KW):
+                    rows = slice(a * dh, a * dh + sh * (OH - 1) + 1, sh)
+                    cols_ = slice(b * dw, b * dw + sw * (OW - 1) + 1, sw)
+                    gxp[:, rows, cols_] += gcols[:, :, :, a, b]
+            (top, _), (left, _) = self.pads
+            H, W = self.x_shape[1:3]
+            gx = gxp[:, top:top + H, left:left + W].copy() if shape != self.x_shape else gxp
+            if gx is not gxp:
+                give_buffer(gxp)
+        return gx, gk
+
+    # ----- Winograd path: 3x3, stride 1, dilation 1 -----------------------------------------
+    def _winograd_input(self, x):
+        """V (36, T, C): the transformed 6x6 input tiles (stride 4) of x (N, H, W, C)."""
+        N, C = x.shape[0], x.shape[3]
+        TH, TW = _tiles(self.out_size[0]), _tiles(self.out_size[1])
+        # padded so that TH x TW tiles fit: extra zero rows and columns at the end
+        (top, _), (left, _) = self.pads
+        shape = (N, 4 * TH + 2, 4 * TW + 2, C)
+        xp = _pad_into(x, ((top, 0), (left, 0)), shape)
+        sN, sH, sW, sC = xp.strides
+        tiles = take_buffer((6, 6, N, TH, TW, C), x.dtype)
+        parallel_copy(tiles, as_strided(xp, tiles.shape, (sH, sW, sN, 4 * sH, 4 * sW, sC)))
+        give_buffer(xp)
+        V = take_buffer((36, N * TH * TW, C), x.dtype)
+        np.matmul(_BB.astype(x.dtype), tiles.reshape(36, -1), out=V.reshape(36, -1))
+        give_buffer(tiles)
+        return V
+
+    def _winograd_forward(self, x, kernel, keep):
+        N, C, F, dtype = x.shape[0], x.shape[3], kernel.shape[3], x.dtype
+        OH, OW = self.out_size
+        TH, TW = _tiles(OH), _tiles(OW)
+        V = self._winograd_input(x)
+        self.U = (_GG.astype(dtype) @ kernel.reshape(9, C * F)).reshape(36, C, F)
+        M = take_buffer((36, N * TH * TW, F), dtype)
+        np.matmul(V, self.U, out=M)
+        Y = take_buffer((16, N * TH * TW * F), dtype)
+        np.matmul(_AA.astype(dtype), M.reshape(36, -1), out=Y)
+        give_buffer(M)
+        # Y (4, 4, N, TH, TW, F) -> y (N, TH, 4, TW, 4, F), cropped to (N, OH, OW, F)
+        full = np.empty((N, TH, 4, TW, 4, F), dtype)
+        parallel_copy(full, Y.reshape(4, 4, N, TH, TW, F).transpose(2, 3, 0, 4, 1, 5))
+        give_buffer(Y)
+        y = full.reshape(N, 4 * TH, 4 * TW, F)
+        if (OH, OW) != (4 * TH, 4 * TW):
+            y = y[:, :OH, :OW].copy()
+        # the kernel gradient needs V; x stays to rebuild V for a second backward
+        keep = keep and self.needs_grad[1]
+        self.V, self.x = (V, x) if keep else (None, None)
+        if not keep:
+            give_buffer(V)
+        return y
+
+    def _winograd_backward(self, gy):
+        N, C = self.x_shape[0], self.x_shape[3]
+        F = self.kernel_shape[3]
+        OH, OW = self.out_size
+        TH, TW = _tiles(OH), _tiles(OW)
+        T, dtype = N * TH * TW, gy.dtype
+        # gradient tiles gY (4, 4, N, TH, TW, F), zero beyond the output's edge
+        if (OH, OW) != (4 * TH, 4 * TW):
+            padded = np.zeros((N, 4 * TH, 4 * TW, F), dtype)
+            padded[:, :OH, :OW] = gy
+            gy = padded
+        gY = take_buffer((4, 4, N, TH, TW, F), dtype)
+        parallel_copy(gY.transpose(2, 3, 0, 4, 1, 5), gy.reshape(N, TH, 4, TW, 4, F))
+        gM = take_buffer((36, T, F), dtype)
+        np.matmul(_AA.T.astype(dtype), gY.reshape(16, -1), out=gM.reshape(36, -1))
+        give_buffer(gY)
+        gx = gk = None
+        if self.needs_grad[1]:
+            # a second backward through the graph rebuilds V, which the first gave back
+            V = self.V if self.V is not None else self._winograd_input(self.x)
+            gU = np.matmul(V.transpose(0, 2, 1), gM)  # (36, C, F)
+            gk = (_GG.T.astype(dtype) @ gU.reshape(36, -1)).reshape(3, 3, C, F)
+            give_buffer(V)
+            self.V = None
+        if self.needs_grad[0]:
+            gV = take_buffer((36, T, C), dtype)
+            np.matmul(gM, self.U.transpose(0, 2, 1), out=gV)
+            gtiles = take_buffer((6, 6, N, TH, TW, C), dtype)
+            np.matmul(_BB.T.astype(dtype), gV.reshape(36, -1), out=gtiles.reshape(36, -1))
+            give_buffer(gV)
+            gx = self._overlap_add(gtiles)
+            give_buffer(gtiles)
+        give_buffer(gM)
+        return gx, gk
+
+    def _overlap_add(self, gtiles):
+        """Sum 6x6 tile gradients (stride 4, overlapping by 2) into gx (N, H, W, C)."""
+        _, _, N, TH, TW, C = gtiles.shape
+        g = gtiles.transpose(2, 3, 0, 4, 1, 5)  # (N, TH, 6, TW, 6, C)
+        gxp = take_buffer((N, 4 * TH + 4, 4 * TW + 4, C), gtiles.dtype)
+        blocks = gxp.reshape(N, TH + 1, 4, TW + 1, 4, C)
+        blocks[:, TH] = 0
+        blocks[:, :TH, :, TW] = 0
+        parallel_copy(blocks[:, :TH, :, :TW], g[:, :, :4, :, :4])
+        blocks[:, 1:, :2, :TW] += g[:, :, 4:, :, :4]
+        blocks[:, :TH, :, 1:, :2] += g[:, :, :4, :, 4:]
+        blocks[:, 1:, :2, 1:, :2] += g[:, :, 4:, :, 4:]
+        (top, _), (left, _) = self.pads
+        H, W = self.x_shape[1:3]
+        gx = gxp[:, top:top + H, left:left + W].copy()
+        give_buffer(gxp)
+        return gx
+
+
+# ----- public functions ------------------------------------------------------------------------
+
+
+def _check_conv(name, rank, x, kernel, bias):
+    spatial = ("width",) if rank == 1 else ("height", "width")
+    axes = ", ".join(("batch", *spatial, "channels"))
+    kernel_axes = ", ".join((*(f"kernel_{a}" for a in spatial), "in_channels", "filters"))
+    x_shape, k_shape = np.shape(x), np.shape(kernel)
+    if len(x_shape) != rank + 2:
+        raise ValueError(
+            f"{name}: expected input of rank {rank + 2} ({axes}), got shape {x_shape}."
+        )
+    if len(k_shape) != rank + 2:
+        raise ValueError(
+            f"{name}: expected a kernel of rank {rank + 2} ({kernel_axes}), got shape {k_shape}."
+        )
+    if min(k_shape) < 1:
+        raise ValueError(f"{name}: every kernel dimension must be >= 1, got shape {k_shape}.")
+    if x_shape[-1] != k_shape[-2]:
+        raise ValueError(
+            f"{name}: input has {x_shape[-1]} channels (shape {x_shape}) but the kernel expects "
+            f"{k_shape[-2]} (kernel shape {k_shape})."
+        )
+    if bias is not None:
+        b_shape = np.shape(bias)
+        if len(b_shape) != 1:
+            raise ValueError(f"{name}: expected a bias of rank 1 (filters,), got shape {b_shape}.")
+        if b_shape[0] != k_shape[-1]:
+            raise ValueError(
+                f"{name}: bias has {b_shape[0]} entries but the kernel has {k_shape[-1]} "
+                "filters."
+            )
+    return x_shape[1:-1], k_shape[:rank]
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """2-D convolution (cross-correlation), channels-last; returns (N, OH, OW, F).
+
+    Args: x (N, H, W, C); kernel (KH, KW, C, F); bias (F,) or None; strides, dilation_rate an
+    int or a pair; padding 'valid', 'same', an int or ((top, bottom), (left, right)).
+    Output size per axis: floor((n + pads - d*(k-1) - 1) / s) + 1 (ceil(n / s) for 'same').
+    """
+    sizes, window = _check_conv("conv2d", 2, x, kernel, bias)
+    strides = int_tuple(strides, 2, "strides", "conv2d")
+    dilation = int_tuple(dilation_rate, 2, "dilation_rate", "conv2d")
+    pads, out = window_geometry("conv2d", sizes, window, strides, padding, dilation)
+    op = Conv("conv2d", strides, pads, dilation, out)
+    return op(x, kernel) if bias is None else op(x, kernel, bias)
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """1-D convolution over (N, W, C) with a kernel (K, C, F); returns (N, OW, F).
+
+    Same rules as conv2d along one axis; explicit padding is an int or (left, right).
+    """
+    (size,), (k,) = _check_conv("conv1d", 1, x, kernel, bias)
+    (stride,) = int_tuple(strides, 1, "strides", "conv1d")
+    (dilation,) = int_tuple(dilation_rate, 1, "dilation_rate", "conv1d")
+    (pad,), (out,) = window_geometry("conv1d", (size,), (k,), (stride,), padding, (dilation,))
+    op = Conv("conv1d", (1, stride), ((0, 0), pad), (1, dilation), (1, out))
+    return op(x, kernel) if bias is None else op(x, kernel, bias)

@@ -1,0 +1,412 @@
+"""Batch normalization: statistics over every axis but the channel axis (the last by default).
+
+Training normalizes with the biased batch mean and variance and updates the moving statistics in
+place, moving = momentum * moving + (1 - momentum) * batch (Keras); inference uses the moving
+statistics. Both are differentiable with respect to x, gamma and beta.
+
+Speed (benchmarks/bench_batchnorm.py): x is viewed as an (M, C) matrix and each pass walks it in
+blocks of rows that stay in the L2 cache, so the few NumPy calls per block reread cached data,
+not memory. Per-channel sums are BLAS products with a ones vector; per-channel vectors are tiled
+so that ufunc inner loops run over thousands of elements instead of C; two threads share the
+blocks (NumPy releases the GIL); outputs come from a small pool of arrays nobody else holds.
+"""
+
+import numbers
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..tensor import Op, Tensor
+
+_BLOCK_BYTES = 1 << 19  # bytes of x per block: with its companions it stays in a 1 MiB L2
+_TILE_ELEMS = 1 << 14  # per-channel vectors are repeated to about this many elements
+_SUM_ELEMS = 1 << 11  # column sums first add rows of this many elements
+_USE_BLAS = False
+_PARALLEL_ELEMS = 1 << 19  # smaller inputs run on one thread
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+_POOL_BYTES = 1 << 28  # output memory kept for reuse, at most
+_POOL_PER_SHAPE = 4
+
+_local = threading.local()
+_executor = None
+_executor_lock = threading.Lock()
+_pool: dict = {}
+_pool_lock = threading.Lock()
+_pool_bytes = 0
+_ones_cache: dict = {}
+
+
+def _refcount(arrays, i):
+    return sys.getrefcount(arrays[i])
+
+
+_FREE_REFS = _refcount([np.empty(0)], 0)  # the count of an array only the pool list holds
+
+
+def _output(shape, dtype):
+    """An uninitialized array for an op output; a pooled one is handed out again once nobody
+    else references it (no tensor, view, saved value or pending gradient).
+
+    NOTE: a fresh 16 MB array costs thousands of page faults per call; the reference count is
+    what makes reuse safe, since every view and buffer export holds a reference to its base.
+    """
+    global _pool_bytes
+    with _pool_lock:
+        arrays = _pool.setdefault((shape, np.dtype(dtype).str), [])
+        for i in range(len(arrays)):
+            if _refcount(arrays, i) <= _FREE_REFS:
+                return arrays[i]
+        out = np.empty(shape, dtype)
+        if len(arrays) < _POOL_PER_SHAPE and _pool_bytes + out.nbytes <= _POOL_BYTES:
+            arrays.append(out)
+            _pool_bytes += out.nbytes
+        return out
+
+
+def _ones(n, dtype):
+    ones = _ones_cache.get(dtype)
+    if ones is None or ones.size < n:
+        ones = _ones_cache[dtype] = np.ones(max(n, 1024), dtype)
+    return ones[:n]
+
+
+def _scratch(n, dtype):
+    """A flat per-thread work array of n elements (reused across calls)."""
+    bufs = _local.__dict__.setdefault("bufs", {})
+    buf = bufs.get(dtype)
+    if buf is None or buf.size < n:
+        buf = bufs[dtype] = np.empty(n, dtype)
+    return buf[:n]
+
+
+class _Blocks:
+    """The rows of an (M, C) matrix cut into cache-sized blocks, and the threads that walk them.
+
+    A block of n rows is also viewed as (n / reps, reps * C) when reps divides n: a per-channel
+    vector tiled reps times then lines up with each row of that view and ufunc loops run long.
+    """
+
+    def __init__(self, M, C, dtype):
+        self.C, self.dtype = C, dtype
+        self.sum_rows = max(1, _SUM_ELEMS // max(C, 1))
+        reps = self.sum_rows * max(1, _TILE_ELEMS // _SUM_ELEMS)
+        self.reps = reps = max(1, min(reps, M))
+        rows = max(reps, _BLOCK_BYTES // (max(C, 1) * dtype.itemsize) // reps * reps)
+        self.spans = [(lo, min(lo + rows, M)) for lo in range(0, M, rows)]
+        self.parallel = _THREADS > 1 and M * C >= _PARALLEL_ELEMS and len(self.spans) > 1
+        self.scratch_size = (min(rows, M) + reps) * C
+
+    def split(self, a):
+        """Each block of an (M, C) array as a pair: its rows (n, C) and its tiled view."""
+        pairs = []
+        for lo, hi in self.spans:
+            rows = a[lo:hi]
+            n = hi - lo
+            pairs.append((rows, rows.reshape(n // self.reps, -1) if n % self.reps == 0 else rows))
+        return pairs
+
+    def colsum(self, block, out):
+        """Column sums of an (n, C) block into out (C,).
+
+        NOTE: not a BLAS product with a ones vector: OpenBLAS would use both cores for it and
+        then spin, starving the second thread; two reductions over long rows cost about as
+        much CPU on one core.
+        """
+        n, r = block.shape[0], self.sum_rows
+        if _USE_BLAS:
+            np.dot(_ones(n, block.dtype), block, out=out)
+        elif n % r:
+            np.add.reduce(block, axis=0, out=out)
+        else:
+            part = np.add.reduce(block.reshape(n // r, r * self.C), axis=0)
+            np.add.reduce(part.reshape(r, self.C), axis=0, out=out)
+
+    def tile(self, v):
+        tile = np.empty((self.reps, self.C), self.dtype)
+        tile[...] = v
+        return tile.reshape(-1)
+
+    def run(self, work, reverse=False):
+        """work(i, scratch) for every block i, scratch a per-thread array of scratch_size.
+
+        Any thread may take any block, so work must store its results by index; reverse walks
+        the blocks backwards, starting with those the previous pass left in cache.
+        """
+        count = len(self.spans)
+        order = iter(range(count - 1, -1, -1) if reverse else range(count))
+        if not self.parallel:
+            scratch = _scratch(self.scratch_size, self.dtype)
+            for i in order:
+                work(i, scratch)
+            return
+        lock = threading.Lock()
+
+        def loop():
+            scratch = _scratch(self.scratch_size, self.dtype)
+            while True:
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                work(i, scratch)
+
+        futures = [_get_executor().submit(loop) for _ in range(_THREADS - 1)]
+        try:
+            loop()
+        finally:
+            for future in futures:
+                future.result()
+
+
+def _get_executor():
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(_THREADS - 1, thread_name_prefix="shenjing-bn")
+        return _executor
+
+
+def _moments(Xs, blocks):
+    """Biased per-channel mean and variance of the blocks Xs of an (M, C) matrix, in float64.
+
+    NOTE: two-pass within each cached block (its mean, then the squared deviations from it, so
+    no E[x^2] - E[x]^2 cancellation), blocks merged with the exact identity
+    sum (x - mean)^2 = sum_b [M2_b + n_b (mean_b - mean)^2] (Chan, Golub & LeVeque): one read of
+    x from memory instead of two.
+    """
+    dt, C, nb = blocks.dtype, blocks.C, len(Xs)
+    means, sums, squares = np.empty((nb, C), dt), np.empty((nb, C), dt), np.empty((nb, C), dt)
+    counts = np.array([x.shape[0] for x, _ in Xs], dtype=np.float64)[:, None]
+
+    def work(i, buf):
+        x, xt = Xs[i]
+        d = buf[: x.size].reshape(xt.shape)
+        tile = buf[x.size :]
+        blocks.colsum(x, means[i])
+        means[i] *= dt.type(1.0 / x.shape[0])
+        np.copyto(tile.reshape(-1, C), means[i])
+        np.subtract(xt, tile[: xt.shape[-1]], out=d)
+        blocks.colsum(d.reshape(x.shape), sums[i])  # ~0: corrects the rounding of the mean
+        np.multiply(d, d, out=d)
+        blocks.colsum(d.reshape(x.shape), squares[i])
+
+    blocks.run(work)
+    sums64 = sums.astype(np.float64)
+    block_means = means + sums64 / counts
+    m2 = squares - sums64 * sums64 / counts
+    M = counts.sum()
+    mean = (counts * block_means).sum(axis=0) / M
+    var = (m2.sum(axis=0) + (counts * (block_means - mean) ** 2).sum(axis=0)) / M
+    return mean, np.maximum(var, 0.0)
+
+
+def _affine(As, blocks, shape, scale, shift=None):
+    """A * scale + shift per channel for the blocks As of A (shape), into a pooled array."""
+    out = _output(shape, blocks.dtype)
+    outs = blocks.split(out)
+    scale = blocks.tile(scale)
+    shift = None if shift is None else blocks.tile(shift)
+
+    def work(i, buf):
+        y = outs[i][1]
+        k = y.shape[-1]
+        np.multiply(As[i][1], scale[:k], out=y)
+        if shift is not None:
+            np.add(y, shift[:k], out=y)
+
+    blocks.run(work, reverse=True)
+    return out
+
+
+def _grad_sums(Xs, GYs, mean, blocks, deviations):
+    """sum(gy) and, if deviations, sum(gy * (x - mean)) per channel, in float64."""
+    dt, C, nb = blocks.dtype, blocks.C, len(Xs)
+    sums, dots = np.empty((nb, C), dt), np.zeros((nb, C), dt)
+    mean = blocks.tile(mean)
+
+    def work(i, buf):
+        gy, gyt = GYs[i]
+        blocks.colsum(gy, sums[i])
+        if deviations:
+            d = buf[: gy.size].reshape(gyt.shape)
+            np.subtract(Xs[i][1], mean[: d.shape[-1]], out=d)
+            np.multiply(d, gyt, out=d)
+            blocks.colsum(d.reshape(gy.shape), dots[i])
+
+    blocks.run(work)
+    return sums.sum(axis=0, dtype=np.float64), dots.sum(axis=0, dtype=np.float64)
+
+
+def _input_grad(Xs, GYs, blocks, shape, a, b, c):
+    """gx = a * gy + b * x + c per channel, one cached pass per block, into a pooled array."""
+    out = _output(shape, blocks.dtype)
+    outs = blocks.split(out)
+    a, b, c = blocks.tile(a), blocks.tile(b), blocks.tile(c)
+
+    def work(i, buf):
+        gx = outs[i][1]
+        k = gx.shape[-1]
+        t = buf[: gx.size].reshape(gx.shape)
+        np.multiply(GYs[i][1], a[:k], out=gx)
+        np.multiply(Xs[i][1], b[:k], out=t)
+        np.add(gx, t, out=gx)
+        np.add(gx, c[:k], out=gx)
+
+    blocks.run(work, reverse=True)
+    return out
+
+
+class BatchNorm(Op):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta per channel, statistics over other axes.
+
+    Training: biased batch statistics, m values per channel, x_hat = (x - mean) / std;
+    gx = gamma / (m std) * (m gy - sum(gy) - x_hat sum(gy x_hat)), ggamma = sum(gy x_hat),
+    gbeta = sum(gy). Inference: the affine map with the moving statistics.
+    """
+
+    name = "batch_norm"
+
+    def __init__(self, training, momentum, epsilon, moving_mean, moving_variance, axis, gamma,
+                 beta):
+        self.training, self.momentum, self.epsilon = training, momentum, epsilon
+        self.moving_mean, self.moving_variance = moving_mean, moving_variance
+        self.axis, self.has_gamma, self.has_beta = axis, gamma, beta
+
+    def forward(self, x, *params):
+        # x (..., C) with C on self.axis, gamma (C,), beta (C,) -> y like x
+        gamma = params[0] if self.has_gamma else None
+        beta = params[-1] if self.has_beta else None
+        x_last = x if self.axis == x.ndim - 1 else np.moveaxis(x, self.axis, -1)
+        C = x_last.shape[-1]
+        M = int(np.prod(x_last.shape[:-1]))
+        X = x_last.reshape(M, C)  # a view unless channels are not the last, contiguous axis
+        blocks = _Blocks(M, C, X.dtype)
+        Xs = blocks.split(X)
+        if self.training:
+            mean, var = _moments(Xs, blocks)
+            if self.moving_mean is not None:
+                for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+                    moving[...] = self.momentum * moving + (1.0 - self.momentum) * batch
+        else:
+            mean = self.moving_mean.astype(np.float64)
+            var = self.moving_variance.astype(np.float64)
+        inv_std = 1.0 / np.sqrt(var + self.epsilon)
+        gamma64 = np.ones(C) if gamma is None else gamma.astype(np.float64)
+        scale = gamma64 * inv_std
+        shift = -mean * scale if beta is None else beta - mean * scale
+        self.saved = Xs, X.shape, blocks, mean, inv_std, gamma64, x_last.shape, params
+        y = _affine(Xs, blocks, X.shape, scale, shift)
+        y = y.reshape(x_last.shape)
+        return y if self.axis == x.ndim - 1 else np.moveaxis(y, -1, self.axis)
+
+    def backward(self, gy):
+        # gy like x -> gx like x, ggamma (C,), gbeta (C,)
+        Xs, matrix_shape, blocks, mean, inv_std, gamma, shape, params = self.saved
+        need_x, *need_params = self.needs_grad
+        need_gamma = self.has_gamma and need_params[0]
+        need_beta = self.has_beta and need_params[-1]
+        last = self.axis == gy.ndim - 1
+        GY = (gy if last else np.moveaxis(gy, self.axis, -1)).reshape(matrix_shape)
+        GY = GY.astype(blocks.dtype, copy=False)
+        GYs = blocks.split(GY)
+        m = matrix_shape[0]
+        deviations = need_gamma or self.training and need_x
+        sum_gy, sum_gy_d = _grad_sums(Xs, GYs, mean, blocks, deviations)
+        ggamma_64 = sum_gy_d * inv_std  # sum(gy * x_hat)
+        gx = None
+        if need_x:
+            a = gamma * inv_std
+            if self.training:  # gx = a * (gy - sum_gy / m - (x - mean) * inv_std^2 sum_gy_d / m)
+                b = -a * inv_std * ggamma_64 / m
+                c = -a * sum_gy / m - b * mean
+                gx = _input_grad(Xs, GYs, blocks, matrix_shape, a, b, c)
+            else:
+                gx = _affine(GYs, blocks, matrix_shape, a)
+            gx = gx.reshape(shape) if last else np.moveaxis(gx.reshape(shape), -1, self.axis)
+        grads = [gx]
+        if self.has_gamma:
+            grads.append(ggamma_64.astype(params[0].dtype) if need_gamma else None)
+        if self.has_beta:
+            grads.append(sum_gy.astype(params[-1].dtype) if need_beta else None)
+        return tuple(grads)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _moving_array(value, label):
+    if value is None:
+        return None
+    array = value.data if isinstance(value, Tensor) else value
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(
+            f"batch_norm: {label} must be a floating NumPy array or Tensor (it is updated in "
+            f"place), got {type(value).__name__}"
+            + (f" of dtype {array.dtype}." if isinstance(array, np.ndarray) else ".")
+        )
+    return array
+
+
+def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
+               training: bool = False, momentum: float = 0.99, epsilon: float = 1e-3,
+               axis: int = -1):
+    """Batch normalization over every axis but ``axis``: (N, C), (N, W, C), (N, H, W, C).
+
+    y = gamma * (x - mean) / sqrt(var + epsilon) + beta. Training: biased batch statistics, and
+    moving_mean/moving_variance ((C,) arrays or Tensors, optional) are updated in place with
+    moving = momentum * moving + (1 - momentum) * batch. Inference (training=False): the moving
+    statistics (required). gamma/beta None: unit scale / no shift.
+    """
+    shape = np.shape(x)
+    if len(shape) < 2:
+        raise ValueError(
+            f"batch_norm: expected an input of rank >= 2 (batch, ..., channels), got shape {shape}."
+        )
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"batch_norm: axis must be an int, got {axis!r}.")
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(
+            f"batch_norm: axis {axis} is out of range for an input of rank {len(shape)} "
+            f"(shape {shape})."
+        )
+    axis, C = int(axis) % len(shape), shape[axis]
+    for label, value in (("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean),
+                         ("moving_variance", moving_variance)):
+        if value is not None and np.shape(value) != (C,):
+            raise ValueError(
+                f"batch_norm: expected {label} of shape ({C},) for the {C} channels on axis "
+                f"{axis} of input shape {shape}, got shape {np.shape(value)}."
+            )
+    if not _is_real(momentum) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}.")
+    if not _is_real(epsilon) or not epsilon > 0:
+        raise ValueError(f"batch_norm: epsilon must be a number > 0, got {epsilon!r}.")
+    moving_mean = _moving_array(moving_mean, "moving_mean")
+    moving_variance = _moving_array(moving_variance, "moving_variance")
+    if (moving_mean is None) != (moving_variance is None):
+        raise ValueError(
+            "batch_norm: pass both moving_mean and moving_variance or neither, got only "
+            f"{'moving_mean' if moving_variance is None else 'moving_variance'}."
+        )
+    if training:
+        m = int(np.prod(shape)) // C if C else int(np.prod(shape[:axis] + shape[axis + 1 :]))
+        if m < 2:
+            raise ValueError(
+                f"batch_norm: training needs more than one value per channel to estimate a "
+                f"batch variance, got input shape {shape} ({m} per channel on axis {axis}): "
+                "the variance of one value is 0, so every output would be beta (PyTorch "
+                "refuses this too)."
+            )
+    elif moving_mean is None:
+        raise ValueError(
+            "batch_norm: inference (training=False) normalizes with moving_mean and "
+            "moving_variance, got None; pass them or use training=True."
+        )
+    params = [p for p in (gamma, beta) if p is not None]
+    op = BatchNorm(bool(training), float(momentum), float(epsilon), moving_mean,
+                   moving_variance, axis, gamma is not None, beta is not None)
+    return op(x, *params)

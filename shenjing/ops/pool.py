@@ -1,0 +1,207 @@
+"""Pooling over channels-last inputs: max and average over windows, and global pools.
+
+Windows follow conv's rules ('valid' or 'same', strides default to the pool size). Max pooling
+pads with -inf, so it never picks padding; its gradient goes to one element per window, the
+first maximum in row-major window order (PyTorch's rule). Average pooling divides by the number
+of real (non-padding) pixels in each window, as Keras does.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..tensor import Op
+from . import reduce as _reduce
+from .conv import give_buffer, int_tuple, take_buffer, window_geometry
+
+
+class Pool(Op):
+    """y[n, i, j, c] = max (or mean over real pixels) of xp[n, i*sh:i*sh+ph, j*sw:j*sw+pw, c].
+
+    Rank-3 inputs (N, W, C) are 1-D pools (height 1).
+    """
+
+    def __init__(self, name, mode, window, strides, pads, out_size):
+        self.name, self.mode, self.window, self.strides = name, mode, window, strides
+        self.pads, self.out_size = pads, out_size
+        # non-overlapping windows: one strided view (N, OH, ph, OW, pw, C) covers them all
+        self.tiled = window == strides
+
+    def forward(self, x):
+        # x (N, H, W, C) -> y (N, OH, OW, C)   (1-D: x (N, W, C) -> y (N, OW, C))
+        self.one_d = x.ndim == 3
+        if self.one_d:
+            x = x[:, None]
+        self.x_shape = x.shape
+        xp = self._padded(x)
+        if self.tiled:
+            blocks = self._blocks(xp)
+            y = blocks.max(axis=(2, 4)) if self.mode == "max" else blocks.sum(axis=(2, 4))
+        else:
+            views = self._windows(xp)
+            y = next(views).copy()
+            combine = np.maximum if self.mode == "max" else np.add
+            for view in views:
+                combine(y, view, out=y)
+        if self.mode == "avg":
+            y *= self._inverse_counts(x.dtype)
+        if self.mode == "max" and any(getattr(self, "needs_grad", ())):
+            self.xp, self.y = xp, y  # the backward finds each window's maximum again
+        elif xp is not x:
+            give_buffer(xp)
+        return y[:, 0] if self.one_d else y
+
+    def backward(self, gy):
+        # gy (N, OH, OW, C) -> gx (N, H, W, C)
+        if self.one_d:
+            gy = gy[:, None]
+        if self.mode == "avg":
+            gxp = self._spread(gy * self._inverse_counts(gy.dtype))
+        else:
+            gxp = self._route_to_max(gy)
+        H, W = self.x_shape[1:3]
+        (top, _), (left, _) = self.pads
+        gx = gxp if gxp.shape == self.x_shape else gxp[:, top:top + H, left:left + W].copy()
+        return gx[:, 0] if self.one_d else gx
+
+    def _padded(self, x):
+        """x with its pads (-inf for max, zeros for average); x itself when there are none."""
+        (top, bottom), (left, right) = self.pads
+        if top == bottom == left == right == 0:
+            return x
+        N, H, W, C = x.shape
+        xp = take_buffer((N, H + top + bottom, W + left + right, C), x.dtype)
+        xp[...] = -np.inf if self.mode == "max" else 0
+        xp[:, top:top + H, left:left + W] = x
+        return xp
+
+    def _blocks(self, xp):
+        """(N, OH, ph, OW, pw, C) view of the non-overlapping windows of xp."""
+        (OH, OW), (ph, pw) = self.out_size, self.window
+        sN, sH, sW, sC = xp.strides
+        shape = (xp.shape[0], OH, ph, OW, pw, xp.shape[3])
+        return as_strided(xp, shape, (sN, ph * sH, sH, pw * sW, sW, sC))
+
+    def _windows(self, xp):
+        """For each window offset (row-major), the (N, OH, OW, C) view of xp it reads."""
+        (OH, OW), (sh, sw) = self.out_size, self.strides
+        for a in range(self.window[0]):
+            for b in range(self.window[1]):
+                yield xp[:, a:a + sh * (OH - 1) + 1:sh, b:b + sw * (OW - 1) + 1:sw]
+
+    def _inverse_counts(self, dtype):
+        """1 / (real pixels per window), shaped (OH, OW, 1) to broadcast over (N, OH, OW, C)."""
+        counts = []
+        for n, k, s, out, (before, _) in zip(
+            self.x_shape[1:3], self.window, self.strides, self.out_size, self.pads
+        ):
+            start = np.arange(out) * s - before
+            counts.append(np.minimum(start + k, n) - np.maximum(start, 0))
+        return (1.0 / np.outer(*counts)).astype(dtype)[:, :, None]
+
+    def _spread(self, g):
+        """gxp (padded input shape): every window adds g (N, OH, OW, C) to each of its pixels."""
+        (top, bottom), (left, right) = self.pads
+        N, H, W, C = self.x_shape
+        gxp = np.zeros((N, H + top + bottom, W + left + right, C), g.dtype)
+        if self.tiled:
+            self._blocks(gxp)[...] = g[:, :, None, :, None]
+        else:
+            for view in self._windows(gxp):
+                view += g
+        return gxp
+
+    def _route_to_max(self, gy):
+        """gxp: gy goes to the first maximum (row-major) of each window, zeros elsewhere."""
+        xp, y = self.xp, self.y
+        gxp = np.zeros(xp.shape, gy.dtype)
+        if self.tiled:
+            hits = self._blocks(xp) == y[:, :, None, :, None]
+            # NOTE: every window has at least one hit; exactly one each (no tied maxima, the
+            # usual case) lets one product route gy; ties take the ordered pass below
+            if np.count_nonzero(hits) == y.size:
+                np.multiply(hits, gy[:, :, None, :, None], out=self._blocks(gxp))
+                return self._release(gxp)
+        taken = None
+        for view, g_view in zip(self._windows(xp), self._windows(gxp)):
+            hit = view == y
+            if taken is None:
+                taken = hit
+            else:
+                hit &= ~taken
+                taken |= hit
+            g_view += gy * hit
+        return self._release(gxp)
+
+    def _release(self, gxp):
+        if self.xp.shape != self.x_shape:
+            give_buffer(self.xp)
+        self.xp = self.y = None
+        return gxp
+
+
+def _pool(name, mode, rank, x, pool_size, strides, padding):
+    shape = np.shape(x)
+    spatial = ("width",) if rank == 1 else ("height", "width")
+    if len(shape) != rank + 2:
+        axes = ", ".join(("batch", *spatial, "channels"))
+        raise ValueError(f"{name}: expected input of rank {rank + 2} ({axes}), got shape {shape}.")
+    window = int_tuple(pool_size, rank, "pool_size", name)
+    strides = window if strides is None else int_tuple(strides, rank, "strides", name)
+    if not (isinstance(padding, str) and padding.lower() in ("valid", "same")):
+        raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}.")
+    ones = (1,) * rank  # no dilation
+    pads, out = window_geometry(name, shape[1:-1], window, strides, padding, ones, "pool window")
+    if rank == 1:
+        window, strides, pads, out = (1, *window), (1, *strides), ((0, 0), *pads), (1, *out)
+    return Pool(name, mode, window, strides, pads, out)(x)
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Max over (ph, pw) windows of x (N, H, W, C) -> (N, OH, OW, C); strides default to
+    pool_size; padding 'valid' or 'same' (padded with -inf). Output size as conv2d's."""
+    return _pool("max_pool2d", "max", 2, x, pool_size, strides, padding)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over (ph, pw) windows of x (N, H, W, C) -> (N, OH, OW, C), counting only real
+    pixels under 'same' padding (Keras' rule); strides default to pool_size."""
+    return _pool("avg_pool2d", "avg", 2, x, pool_size, strides, padding)
+
+
+def max_pool1d(x, pool_size=2, strides=None, padding="valid"):
+    """Max over windows of x (N, W, C) -> (N, OW, C); rules as max_pool2d."""
+    return _pool("max_pool1d", "max", 1, x, pool_size, strides, padding)
+
+
+def avg_pool1d(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over windows of x (N, W, C) -> (N, OW, C); rules as avg_pool2d."""
+    return _pool("avg_pool1d", "avg", 1, x, pool_size, strides, padding)
+
+
+def _global(name, rank, x, keepdims, reducer):
+    shape = np.shape(x)
+    if len(shape) != rank + 2:
+        axes = "batch, height, width, channels" if rank == 2 else "batch, width, channels"
+        raise ValueError(f"{name}: expected input of rank {rank + 2} ({axes}), got shape {shape}.")
+    return reducer(x, axis=tuple(range(1, rank + 1)), keepdims=keepdims)
+
+
+def global_avg_pool2d(x, keepdims=False):
+    """Mean over height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+    return _global("global_avg_pool2d", 2, x, keepdims, _reduce.mean)
+
+
+def global_max_pool2d(x, keepdims=False):
+    """Max over height and width: (N, H, W, C) -> (N, C) (or (N, 1, 1, C)); tied maxima share
+    the gradient equally, as torch.amax and Keras' reduce_max do."""
+    return _global("global_max_pool2d", 2, x, keepdims, _reduce.max)
+
+
+def global_avg_pool1d(x, keepdims=False):
+    """Mean over steps: (N, W, C) -> (N, C), or (N, 1, C) with keepdims."""
+    return _global("global_avg_pool1d", 1, x, keepdims, _reduce.mean)
+
+
+def global_max_pool1d(x, keepdims=False):
+    """Max over steps: (N, W, C) -> (N, C) (or (N, 1, C)); ties share the gradient equally."""
+    return _global("global_max_pool1d", 1, x, keepdims, _reduce.max)

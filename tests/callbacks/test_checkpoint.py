@@ -1,0 +1,87 @@
+"""ModelCheckpoint with real model.save / save_weights: when it writes, and what."""
+
+import os
+
+import numpy as np
+import pytest
+
+from shenjing.callbacks import ModelCheckpoint
+from shenjing.io import read_safetensors
+from shenjing.saving import load_model
+from tests.callbacks.common import ScriptedLogs, dense_model, regression_data
+
+VAL_LOSSES = [1.0, 0.7, 0.9, 0.6, 0.65]  # improvements at epochs 0, 1 and 3
+
+
+def fit_with(checkpoint, epochs=5, batch_size=32):
+    x, y = regression_data()
+    model = dense_model()
+    script = ScriptedLogs("val_loss", VAL_LOSSES)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0,
+              callbacks=[script, checkpoint])
+    return model, script
+
+
+def test_save_best_only_writes_on_improvement_only(tmp_path):
+    checkpoint = ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}-{val_loss:.2f}.safetensors"),
+                                 save_best_only=True)
+    _, script = fit_with(checkpoint)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-01-1.00.safetensors", "ckpt-02-0.70.safetensors",
+                                            "ckpt-04-0.60.safetensors"]
+    best = load_model(tmp_path / "ckpt-04-0.60.safetensors")
+    for loaded, expected in zip(best.get_weights(), script.weights[3]):
+        np.testing.assert_array_equal(loaded, expected)
+    assert checkpoint.best == 0.6
+
+
+def test_one_file_overwritten_by_each_better_model(tmp_path, capsys):
+    path = tmp_path / "sub" / "best.safetensors"  # the missing folder is made
+    checkpoint = ModelCheckpoint(path, save_best_only=True, save_weights_only=True, verbose=1)
+    model, script = fit_with(checkpoint)
+    assert os.listdir(tmp_path / "sub") == ["best.safetensors"]
+    tensors, _ = read_safetensors(path)
+    assert len(tensors) == len(model.weights)
+    for variable, expected in zip(model.weights, script.weights[3]):
+        np.testing.assert_array_equal(tensors[variable.name], expected)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Epoch 1: val_loss improved from None to 1.00000, saving model to {path}"
+    assert out[2] == "Epoch 3: val_loss did not improve from 0.70000"
+    assert len(out) == 5
+
+
+def test_every_epoch_and_every_n_batches(tmp_path):
+    fit_with(ModelCheckpoint(tmp_path / "e{epoch}.safetensors"), epochs=3)
+    assert sorted(os.listdir(tmp_path)) == ["e1.safetensors", "e2.safetensors", "e3.safetensors"]
+    saved = []
+    checkpoint = ModelCheckpoint(tmp_path / "b.safetensors", save_freq=3)
+    checkpoint.set_model(type("M", (), {"save": lambda self, p: saved.append(p)})())
+    # 64 samples in batches of 16: 4 batches an epoch, 12 in 3 epochs -> every third batch
+    for epoch in range(3):
+        checkpoint.on_epoch_begin(epoch)
+        for batch in range(4):
+            checkpoint.on_train_batch_end(batch, {"loss": 1.0})
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0})
+    assert len(saved) == 4
+
+
+def test_batch_frequency_names_the_batch(tmp_path):
+    x, y = regression_data()
+    model = dense_model()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+              callbacks=[ModelCheckpoint(tmp_path / "{epoch}-{batch}.safetensors", save_freq=2)])
+    assert sorted(os.listdir(tmp_path)) == ["1-2.safetensors", "1-4.safetensors",
+                                            "2-2.safetensors", "2-4.safetensors"]
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="save_freq must be 'epoch' or a positive number of "
+                                         "batches, got 0"):
+        ModelCheckpoint(tmp_path / "m.safetensors", save_freq=0)
+    with pytest.raises(KeyError, match="no 'val_acc' in the logs"):
+        fit_with(ModelCheckpoint(tmp_path / "m-{val_acc}.safetensors"), epochs=1)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        fit_with(ModelCheckpoint(tmp_path), epochs=1)
+    with pytest.warns(UserWarning, match="'val_accuracy', which is not in the logs"):
+        fit_with(ModelCheckpoint(tmp_path / "m.safetensors", monitor="val_accuracy",
+                                 save_best_only=True), epochs=1)
+    assert (tmp_path / "m.safetensors").exists()  # saved anyway, as Keras does
