@@ -48,7 +48,7 @@ def run(repeat=20):
     model = shenjing_cnn()
     model.compile(optimizer=sj.optimizers.Adam(), loss=sj.losses.SparseCategoricalCrossentropy(from_logits=True))
     ours_train = median_ms(lambda: model.train_on_batch(x, y), repeat)
-    ours_infer = median_ms(lambda: model.predict(x_big, batch_size=256), repeat)
+    ours_infer = median_ms(lambda: model.predict(x_big, batch_size=256, verbose=0), repeat)
 
     net = torch_cnn(torch)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)

@@ -164,8 +164,8 @@ class TrainingMixin:
             out = self(self._inputs(x), training=False)
         return [o.numpy() for o in out] if isinstance(out, list) else out.numpy()
 
-    def _result(self, return_dict):
-        logs = self._logs()
+    def _result(self, return_dict, logs=None):
+        logs = self._logs() if logs is None else logs
         if return_dict:
             return logs
         values = list(logs.values())
@@ -222,33 +222,54 @@ class TrainingMixin:
         self.history = history
         return history
 
-    def _evaluate_logs(self, x, y, batch_size, sample_weight=None, prefix=""):
+    def _evaluate_logs(self, x, y, batch_size, sample_weight=None, prefix="", hooks=None):
         xs, ys = _as_list(x), _as_list(y)
         n = _num_samples(xs + ys)
         self._reset_metrics()
-        for start in range(0, n, batch_size):
+        if hooks:
+            hooks.on_test_begin()
+        for step, start in enumerate(range(0, n, batch_size)):
             index = slice(start, start + batch_size)
             weights = None if sample_weight is None else sample_weight[index]
+            if hooks:
+                hooks.on_test_batch_begin(step)
             self._test_step(_take(xs, index), _take(ys, index), weights)
-        return self._logs(prefix)
+            if hooks:
+                hooks.on_test_batch_end(step, self._logs())
+        logs = self._logs(prefix)
+        if hooks:
+            hooks.on_test_end(logs)
+        return logs
+
+    def _hooks(self, callbacks, verbose, n, batch_size):
+        """Callbacks for evaluate/predict, with a progress bar when verbose."""
+        if verbose == "auto":
+            verbose = 1 if is_dynamic(sys.stdout) else 2
+        steps = max(1, math.ceil(n / batch_size))
+        return CallbackList(callbacks, model=self, verbose=verbose,
+                            params={"steps": steps, "verbose": verbose})
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
                  return_dict=False, callbacks=None):
         """Loss and metrics over (x, y) in inference mode."""
         self._require_compiled("evaluate")
-        logs = self._evaluate_logs(x, y, batch_size, sample_weight)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        hooks = self._hooks(callbacks, verbose, _num_samples(_as_list(x)), batch_size)
+        logs = self._evaluate_logs(x, y, batch_size, sample_weight, hooks=hooks)
+        return self._result(return_dict, logs)
 
     def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """Outputs for x, computed batch by batch in inference mode, as NumPy arrays."""
         xs = _as_list(x)
         n = _num_samples(xs)
+        hooks = self._hooks(callbacks, verbose, n, batch_size)
+        hooks.on_predict_begin()
         chunks = []
-        for start in range(0, n, batch_size):
-            chunks.append(_as_list(self.predict_on_batch(_take(xs, slice(start, start + batch_size)))))
+        for step, start in enumerate(range(0, n, batch_size)):
+            hooks.on_predict_batch_begin(step)
+            batch = _take(xs, slice(start, start + batch_size))
+            chunks.append(_as_list(self.predict_on_batch(batch)))
+            hooks.on_predict_batch_end(step, {"outputs": chunks[-1]})
+        hooks.on_predict_end()
         outputs = [np.concatenate(parts) for parts in zip(*chunks)]
         return outputs[0] if len(outputs) == 1 else outputs
 

@@ -148,3 +148,16 @@ def test_errors_are_clear():
         model.predict(np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError, match="same number of samples"):
         model.fit(np.zeros((4, 3), np.float32), np.zeros((5, 2), np.float32), verbose=0)
+
+
+def test_evaluate_and_predict_report_progress_when_verbose(capsys):
+    model = sj.Sequential([layers.Input((2,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((10, 2), np.float32), np.ones((10, 1), np.float32)
+    model.evaluate(x, y, batch_size=4, verbose=2)
+    model.predict(x, batch_size=4, verbose=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 2 and lines[0].startswith("3/3") and "loss:" in lines[0]
+    model.evaluate(x, y, verbose=0)
+    model.predict(x, verbose=0)
+    assert capsys.readouterr().out == ""
