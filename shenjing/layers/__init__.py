@@ -3,8 +3,11 @@
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
+from .embedding import Embedding, Masking
 from .merge import Add, Concatenate, Multiply
 from .normalization import BatchNormalization
+from .recurrent import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
 from .pooling import (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
     GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
@@ -12,7 +15,8 @@ from .pooling import (
 
 __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-    "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Input", "InputLayer",
-    "Layer", "MaxPooling1D", "MaxPooling2D", "Multiply", "Reshape", "ZeroPadding2D",
+    "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
+    "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM", "Layer", "Masking", "MaxPooling1D",
+    "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN", "TimeDistributed", "ZeroPadding2D",
 ]

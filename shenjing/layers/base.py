@@ -78,6 +78,14 @@ def _shape_of(inputs):
     return tuple(inputs.shape)
 
 
+def _mask_of(inputs):
+    """The (batch, time) boolean mask carried by an input tensor, if any."""
+    if isinstance(inputs, (list, tuple)):
+        masks = [getattr(x, "_keras_mask", None) for x in inputs]
+        return masks if any(m is not None for m in masks) else None
+    return getattr(inputs, "_keras_mask", None)
+
+
 class Layer:
     """Base class. Args: name (unique by default), trainable, dtype (of weights and compute)."""
 
@@ -90,7 +98,8 @@ class Layer:
         self._weights: list[Variable] = []
         self._regularized: list[tuple[Variable, object]] = []
         self._input_shape_arg = None if input_shape is None else tuple(input_shape)
-        self._takes_training = "training" in inspect.signature(self.call).parameters
+        parameters = inspect.signature(self.call).parameters
+        self._takes_training, self._takes_mask = "training" in parameters, "mask" in parameters
         self.input_shape = self.output_shape = None
 
     # ----- to override -------------------------------------------------------------------
@@ -179,7 +188,28 @@ class Layer:
             self.build_for(_shape_of(inputs))
         if self._takes_training:
             kwargs["training"] = training
-        return self.call(inputs, *args, **kwargs)
+        mask = kwargs.pop("mask", None)
+        if mask is None:
+            mask = _mask_of(inputs)
+        if self._takes_mask:
+            kwargs["mask"] = mask
+        outputs = self.call(inputs, *args, **kwargs)
+        output_mask = self.compute_mask(inputs, mask)
+        if isinstance(outputs, (list, tuple)):
+            masks = output_mask if isinstance(output_mask, list) else [output_mask] * len(outputs)
+            for out, out_mask in zip(outputs, masks):
+                if out_mask is not None:
+                    out._keras_mask = out_mask
+        elif output_mask is not None:
+            outputs._keras_mask = output_mask
+        return outputs
+
+    # ----- masks -------------------------------------------------------------------------
+    supports_masking = False  # True: the output keeps the input's (batch, time) mask
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output: the input's if supports_masking, else none."""
+        return mask if self.supports_masking else None
 
     def _to_tensors(self, inputs):
         if isinstance(inputs, (list, tuple)):

@@ -19,6 +19,8 @@ class Dense(Layer):
     Weights kernel (d, units), bias (units,). Params: (d + 1) * units.
     """
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  **kwargs):
@@ -77,6 +79,8 @@ class Dense(Layer):
 
 class Activation(Layer):
     """y = activation(x), by Keras name ('relu', 'softmax', ...) or a function."""
+
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -137,6 +141,8 @@ class Reshape(Layer):
 class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability rate and scale the
     rest by 1 / (1 - rate); identity at inference."""
+
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -13,6 +13,8 @@ class BatchNormalization(Layer):
     Params: 4 * C (gamma, beta trainable; moving_mean, moving_variance not).
     """
 
+    supports_masking = True
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",

@@ -1,0 +1,317 @@
+"""Recurrent layers over (batch, time, features): SimpleRNN, LSTM, GRU (Keras semantics).
+
+One cell is shared over time; each layer runs a fused op from ``shenjing.ops.recurrent`` (input
+projection for all steps in one product, one recurrent product per step, hand-written
+backward-through-time). With ``recurrent_dropout`` the step loop is written with plain ops,
+because the dropout mask on h_{t-1} sits inside the recurrence.
+"""
+
+import numpy as np
+
+from .. import initializers, ops, regularizers, utils
+from ..ops import activation as activations
+from ..ops import recurrent as recurrent_ops
+from ..tensor import Tensor
+from .base import Layer, format_shape
+
+
+class _RNN(Layer):
+    """Shared by SimpleRNN, LSTM and GRU: weights, options, states and masks."""
+
+    gates = 1  # blocks of `units` columns in the kernels
+    state_names = ("h",)
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False,
+                 unroll=False, zero_output_for_mask=True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or units <= 0:
+            raise self._error(f"units must be a positive integer, got {units!r}.")
+        for label, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise self._error(f"{label} must be in [0, 1), got {rate}.")
+        self.units, self.use_bias = int(units), use_bias
+        self.activation_name = activation or "linear"
+        activations.get(self.activation_name)  # validates the name
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.return_sequences, self.return_state = return_sequences, return_state
+        self.go_backwards, self.stateful, self.unroll = go_backwards, stateful, unroll
+        # NOTE: the output at a masked step is zero (Keras's cuDNN path and Bidirectional);
+        # False repeats the last real output there (Keras 3's generic loop default).
+        self.zero_output_for_mask = zero_output_for_mask
+        self.states = None  # kept between batches when stateful
+        self.keep_state_grads = False  # set by diagnostics.hidden_state_gradients
+        self.last_op = None
+
+    # ----- shapes and weights ------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise self._error(f"expected input of rank 3 (batch, time, features), got shape "
+                              f"{format_shape(input_shape)}.")
+        if self.built and input_shape[-1] != self.kernel.shape[0]:
+            raise self._error(f"last input dim was {self.kernel.shape[0]} when built, got "
+                              f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
+        batch, steps = input_shape[0], input_shape[1]
+        output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return [output] + [(batch, self.units)] * len(self.state_names)
+        return output
+
+    def bias_shape(self):
+        return (self.gates * self.units,)
+
+    def build(self, input_shape):
+        d, u = input_shape[-1], self.units
+        self.kernel = self.add_weight("kernel", (d, self.gates * u), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight(
+            "recurrent_kernel", (u, self.gates * u), self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight("bias", self.bias_shape(), self.make_bias_initializer(),
+                                        regularizer=self.bias_regularizer)
+
+    def make_bias_initializer(self):
+        return self.bias_initializer
+
+    # ----- states ------------------------------------------------------------------------
+    def reset_states(self, states=None):
+        """Forget (or set) the states a stateful layer carries from one batch to the next."""
+        if not self.stateful:
+            raise self._error("reset_states() needs stateful=True.")
+        self.states = None if states is None else [np.asarray(s, self.dtype) for s in states]
+
+    def _initial_states(self, batch, initial_state):
+        if initial_state is not None:
+            states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+            if len(states) != len(self.state_names):
+                raise self._error(f"expected {len(self.state_names)} initial states "
+                                  f"({', '.join(self.state_names)}), got {len(states)}.")
+            return [self._to_tensor(s) for s in states]
+        if self.stateful and self.states is not None:
+            if self.states[0].shape[0] != batch:
+                raise self._error(
+                    f"stateful layer holds states for batch size {self.states[0].shape[0]}, got "
+                    f"a batch of {batch}; use the same batch size every call (and a number of "
+                    "samples divisible by it), or call reset_states()."
+                )
+            return [Tensor(s) for s in self.states]
+        return [None] * len(self.state_names)
+
+    # ----- calling -----------------------------------------------------------------------
+    def call(self, inputs, initial_state=None, mask=None, training=False):
+        states = self._initial_states(inputs.shape[0], initial_state)
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+        x = inputs
+        if training and self.dropout:
+            keep = 1.0 - self.dropout  # one mask per sequence, shared over time (Keras)
+            noise = utils.get_rng().random((x.shape[0], 1, x.shape[2])) < keep
+            x = x * (noise / keep).astype(self.dtype)
+        if training and self.recurrent_dropout:
+            results = self._unrolled(x, states, mask)
+        else:
+            results = self._fused(x, states, mask)
+        sequence, final_states = results[0], list(results[1:])
+        if self.stateful:
+            self.states = [s.data.copy() for s in final_states]
+        output = sequence if self.return_sequences else final_states[0]
+        return [output, *final_states] if self.return_state else output
+
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        return [output_mask] + [None] * len(self.state_names) if self.return_state else output_mask
+
+    def _fused(self, x, states, mask):
+        raise NotImplementedError
+
+    def _recurrent_mask(self, batch):
+        keep = 1.0 - self.recurrent_dropout
+        noise = utils.get_rng().random((batch, self.units)) < keep
+        return (noise / keep).astype(self.dtype)
+
+    def _unrolled(self, x, states, mask):
+        """The step loop from plain ops: h_{t-1} is multiplied by a fixed dropout mask."""
+        batch, steps = x.shape[0], x.shape[1]
+        states = [Tensor(np.zeros((batch, self.units), self.dtype)) if s is None else s
+                  for s in states]
+        drop = self._recurrent_mask(batch)
+        projected = ops.dense(x, self.kernel, self._input_bias())
+        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
+        outputs = []
+        for t in order:
+            new_states = self.cell(projected[:, t], states, drop)
+            if mask is not None:
+                keep = mask[:, t:t + 1]
+                new_states = [ops.where(keep, n, s) for n, s in zip(new_states, states)]
+                carried = np.zeros((), self.dtype) if self.zero_output_for_mask else states[0]
+                outputs.append(ops.where(keep, new_states[0], carried))
+            else:
+                outputs.append(new_states[0])
+            states = new_states
+        return (ops.stack(outputs, axis=1), *states)
+
+    def _input_bias(self):
+        return self.bias
+
+    def get_config(self):
+        return {
+            **super().get_config(), "units": self.units, "activation": self.activation_name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+            "return_sequences": self.return_sequences, "return_state": self.return_state,
+            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+
+class SimpleRNN(_RNN):
+    """Fully connected RNN: h_t = tanh(x_t W + h_{t-1} U + b).
+
+    Args: units (size of h_t), activation, return_sequences, return_state, go_backwards,
+    stateful, dropout, recurrent_dropout. Params: (units + input_dim + 1) * units.
+    """
+
+    def _fused(self, x, states, mask):
+        op_output = recurrent_ops.simple_rnn(
+            x, self.kernel, self.recurrent_kernel, self.bias, initial_state=states[0],
+            mask=mask, go_backwards=self.go_backwards, activation=self.activation_name,
+            zero_output_for_mask=self.zero_output_for_mask, keep_state_grads=self.keep_state_grads)
+        self.last_op = op_output[0]._op
+        return op_output
+
+    def cell(self, projected, states, drop):
+        act = activations.get(self.activation_name) or (lambda v: v)
+        return [act(projected + ops.matmul(states[0] * drop, self.recurrent_kernel))]
+
+
+class LSTM(_RNN):
+    """Long short-term memory over (batch, time, features); gate blocks i, f, c, o.
+
+    c_t = f*c_{t-1} + i*c~, h_t = o*tanh(c_t); gates use recurrent_activation (sigmoid).
+    Args: units, return_sequences (output (N, T, units) instead of (N, units)), return_state
+    ([output, h, c]), unit_forget_bias (forget-gate bias starts at 1).
+    Params: 4 * (units + input_dim + 1) * units.
+    """
+
+    gates, state_names = 4, ("h", "c")
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation_name = recurrent_activation
+        activations.get(recurrent_activation)
+        self.unit_forget_bias = unit_forget_bias
+
+    def make_bias_initializer(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base, u = self.bias_initializer, self.units
+
+        class _ForgetOnes(initializers.Initializer):
+            def __call__(self, shape, dtype="float32"):
+                value = base(shape, dtype)
+                value[u:2 * u] = 1.0
+                return value
+
+        return _ForgetOnes()
+
+    def _fused(self, x, states, mask):
+        op_output = recurrent_ops.lstm(
+            x, self.kernel, self.recurrent_kernel, self.bias, initial_h=states[0],
+            initial_c=states[1], mask=mask, go_backwards=self.go_backwards,
+            activation=self.activation_name,
+            recurrent_activation=self.recurrent_activation_name,
+            zero_output_for_mask=self.zero_output_for_mask, keep_state_grads=self.keep_state_grads)
+        self.last_op = op_output[0]._op
+        return op_output
+
+    def cell(self, projected, states, drop):
+        h, c = states
+        u = self.units
+        gate = activations.get(self.recurrent_activation_name)
+        act = activations.get(self.activation_name) or (lambda v: v)
+        z = projected + ops.matmul(h * drop, self.recurrent_kernel)
+        i, f, o = gate(z[:, :u]), gate(z[:, u:2 * u]), gate(z[:, 3 * u:])
+        c = f * c + i * act(z[:, 2 * u:3 * u])
+        return [o * act(c), c]
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,
+                "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_RNN):
+    """Gated recurrent unit; gate blocks z (update), r (reset), h (candidate).
+
+    h_t = z*h_{t-1} + (1 - z)*h~. reset_after=True (default, cuDNN/PyTorch style): bias
+    (2, 3u), h~ = tanh(x W_h + b_i + r*(h U_h + b_r)); reset_after=False: bias (3u,),
+    h~ = tanh(x W_h + (r*h) U_h + b). Params: 3 * (u*(u + d) + 2u), or 3 * (u*(u + d) + u).
+    """
+
+    gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after=True, **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation_name = recurrent_activation
+        activations.get(recurrent_activation)
+        self.reset_after = reset_after
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _fused(self, x, states, mask):
+        op_output = recurrent_ops.gru(
+            x, self.kernel, self.recurrent_kernel, self.bias, initial_state=states[0],
+            mask=mask, go_backwards=self.go_backwards, reset_after=self.reset_after,
+            activation=self.activation_name,
+            recurrent_activation=self.recurrent_activation_name,
+            zero_output_for_mask=self.zero_output_for_mask, keep_state_grads=self.keep_state_grads)
+        self.last_op = op_output[0]._op
+        return op_output
+
+    def _input_bias(self):
+        if self.bias is None or not self.reset_after:
+            return self.bias
+        return self.bias[0]
+
+    def cell(self, projected, states, drop):
+        (h,), u = states, self.units
+        gate = activations.get(self.recurrent_activation_name)
+        act = activations.get(self.activation_name) or (lambda v: v)
+        h_dropped = h * drop
+        if self.reset_after:
+            recurrent = ops.matmul(h_dropped, self.recurrent_kernel)
+            if self.bias is not None:
+                recurrent = recurrent + self.bias[1]
+            z = gate(projected[:, :u] + recurrent[:, :u])
+            r = gate(projected[:, u:2 * u] + recurrent[:, u:2 * u])
+            candidate = act(projected[:, 2 * u:] + r * recurrent[:, 2 * u:])
+        else:
+            recurrent = ops.matmul(h_dropped, self.recurrent_kernel[:, :2 * u])
+            z = gate(projected[:, :u] + recurrent[:, :u])
+            r = gate(projected[:, u:2 * u] + recurrent[:, u:])
+            candidate = act(projected[:, 2 * u:]
+                            + ops.matmul(r * h_dropped, self.recurrent_kernel[:, 2 * u:]))
+        return [z * h + (1 - z) * candidate]
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,
+                "reset_after": self.reset_after}
