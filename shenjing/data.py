@@ -1,4 +1,8 @@
-"""Batching helpers for aligned arrays (x, y, sample weights) that do not fit in one batch."""
+"""Batching helpers for aligned arrays (x, y, sample weights) that do not fit in one batch.
+
+Also sequence helpers: forecasting windows over a time series (sliding_windows,
+timeseries_split, Scaler, forecast_windows) and pad_sequences for ragged sequences.
+"""
 
 import math
 
@@ -95,6 +99,199 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out.reshape(*shape, num_classes)
 
 
+# --- time series and ragged sequences ------------------------------------------------------
+
+
+def sliding_windows(series, window, horizon=1, stride=1):
+    """Forecasting pairs from one series: x[i] = series[s : s + window] and
+    y[i] = series[s + window : s + window + horizon], with s = i * stride.
+
+    N = (T - window - horizon) // stride + 1 pairs, cut from one strided view (no loop over
+    positions) and returned as contiguous copies in the series' dtype.
+    Args: series ((T,) or (T, F)); window, horizon, stride (ints >= 1).
+    Returns x (N, window, F), F = 1 for a 1-D series, and y (N, horizon) for a 1-D series,
+    (N, horizon, F) otherwise; y[:, -1] is the value `horizon` steps after each window.
+    """
+    series = np.asarray(series)
+    for arg, value in (("window", window), ("horizon", horizon), ("stride", stride)):
+        _check_int("sliding_windows", arg, value, 1)
+    if series.ndim not in (1, 2):
+        raise ValueError(
+            "sliding_windows: expected a series of rank 1 (time,) or 2 (time, features), "
+            f"got shape {series.shape}."
+        )
+    if window + horizon > len(series):
+        raise ValueError(
+            f"sliding_windows: window + horizon = {window} + {horizon} exceeds the series "
+            f"length {len(series)}."
+        )
+    # span (N, [F,] window + horizon): sliding_window_view puts the window axis last
+    span = np.lib.stride_tricks.sliding_window_view(series, window + horizon, axis=0)[::stride]
+    span = np.moveaxis(span, -1, 1)  # (N, window + horizon, [F])
+    x, y = span[:, :window], span[:, window:]
+    if series.ndim == 1:
+        x = x[..., None]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def timeseries_split(series, test_fraction=0.2, overlap=0):
+    """Chronological split, no shuffling: train = series[:k], test = series[k - overlap:],
+    k = floor(T * (1 - test_fraction)), so the test part is the end of the series.
+
+    overlap = window lets the first test window look back into the training part, so that
+    sliding_windows on the test part gives targets from series[k] on.
+    """
+    series = np.asarray(series)
+    if series.ndim == 0:
+        raise ValueError("timeseries_split: expected a series with a time axis, got a 0-d array.")
+    if not isinstance(test_fraction, (float, int, np.floating)) or not 0 < test_fraction < 1:
+        raise ValueError(
+            f"timeseries_split: test_fraction must be a float in (0, 1), got {test_fraction!r}."
+        )
+    k = math.floor(len(series) * (1.0 - test_fraction))
+    if k == 0 or k == len(series):
+        raise ValueError(
+            f"timeseries_split: {len(series)} time steps are too few to split with "
+            f"test_fraction={test_fraction} (train part would get {k})."
+        )
+    _check_int("timeseries_split", "overlap", overlap, 0)
+    if overlap > k:
+        raise ValueError(
+            f"timeseries_split: overlap must be <= the train length {k}, got {overlap}."
+        )
+    return series[:k], series[k - overlap :]
+
+
+class Scaler:
+    """Affine scaling with statistics from training data: transform(a) = (a - offset) / scale.
+
+    Methods: "standard" (offset mean, scale std), "minmax" (offset min, scale max - min, so
+    the data maps onto [0, 1]) or "none" (0 and 1). Statistics are per feature (last axis)
+    for a 2-D series; a zero spread scales by 1. offset and scale keep the data's float dtype,
+    so float32 stays float32; inverse_transform(a) = a * scale + offset undoes transform.
+    """
+
+    METHODS = ("standard", "minmax", "none")
+
+    def __init__(self, offset, scale, method="standard"):
+        self.offset, self.scale, self.method = np.asarray(offset), np.asarray(scale), method
+
+    @classmethod
+    def fit(cls, data, method="standard"):
+        """A Scaler from `data` ((T,) or (T, F)) and `method`, statistics over axis 0."""
+        if method not in cls.METHODS:
+            raise ValueError(f"Scaler.fit: method must be one of {cls.METHODS}, got {method!r}.")
+        data = np.asarray(data)
+        if data.dtype.kind != "f":
+            data = data.astype(np.float64)
+        if data.ndim not in (1, 2) or len(data) == 0:
+            raise ValueError(
+                f"Scaler.fit: expected data (T,) or (T, F), T >= 1, got {data.shape}."
+            )
+        if method == "standard":
+            offset, scale = data.mean(axis=0), data.std(axis=0)
+        elif method == "minmax":
+            offset, scale = data.min(axis=0), data.max(axis=0) - data.min(axis=0)
+        else:
+            offset, scale = np.zeros(data.shape[1:]), np.ones(data.shape[1:])
+        scale = np.where(scale > 0, scale, 1)
+        return cls(np.asarray(offset, data.dtype), np.asarray(scale, data.dtype), method)
+
+    def transform(self, a):
+        return (np.asarray(a) - self.offset) / self.scale
+
+    def inverse_transform(self, a):
+        return np.asarray(a) * self.scale + self.offset
+
+    def __repr__(self):
+        return f"Scaler(offset={self.offset!r}, scale={self.scale!r}, method={self.method!r})"
+
+
+def forecast_windows(series, window, horizon=1, test_fraction=0.2, scale=None, stride=1):
+    """Train and test windows of one series, split in time, scaled with training stats only.
+
+    With k = floor(T * (1 - test_fraction)), training windows lie wholly in series[:k] and
+    the test targets start at series[k] (test inputs may look back into the training part).
+    Args: series ((T,) or (T, F)); window, horizon, stride (see sliding_windows);
+    test_fraction; scale (None, "standard" or "minmax": a Scaler fitted on series[:k]).
+    Returns ((x_train, y_train), (x_test, y_test), scaler); scaler.inverse_transform(pred)
+    gives predictions back in the series' units (scale=None: the identity).
+    """
+    series = np.asarray(series)
+    if series.dtype.kind != "f":
+        series = series.astype(np.float64)
+    for arg, value in (("window", window), ("horizon", horizon), ("stride", stride)):
+        _check_int("forecast_windows", arg, value, 1)
+    train, test = timeseries_split(series, test_fraction)
+    for part, size, need in (
+        ("train", len(train), window + horizon),
+        ("test", len(test), horizon),
+    ):
+        if size < need:
+            raise ValueError(
+                f"forecast_windows: the {part} part has {size} time steps, fewer than the "
+                f"{need} needed for window={window}, horizon={horizon}; use a shorter window "
+                "or horizon or another test_fraction."
+            )
+    test = series[len(train) - window :]  # the first test window looks back into train
+    scaler = Scaler.fit(train, "none" if scale is None else scale)
+    x_train, y_train = sliding_windows(scaler.transform(train), window, horizon, stride)
+    x_test, y_test = sliding_windows(scaler.transform(test), window, horizon, stride)
+    return (x_train, y_train), (x_test, y_test), scaler
+
+
+def pad_sequences(
+    sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0
+):
+    """Ragged sequences into one array (N, maxlen, ...), like keras.utils.pad_sequences.
+
+    Shorter sequences get `value` before ("pre") or after ("post") their items; longer ones
+    lose items at the start ("pre") or the end ("post"). Items are scalars or arrays of one
+    shape, taken from the first non-empty sequence.
+    Args: sequences (list of sequences); maxlen (int >= 1, None: the longest length); dtype;
+    padding, truncating ("pre" or "post"; Keras's defaults are "pre"); value (fill value).
+    """
+    if not hasattr(sequences, "__len__"):
+        raise TypeError(
+            f"pad_sequences: expected a list of sequences, got {type(sequences).__name__}."
+        )
+    for arg, choice in (("padding", padding), ("truncating", truncating)):
+        if choice not in ("pre", "post"):
+            raise ValueError(f"pad_sequences: {arg} must be 'pre' or 'post', got {choice!r}.")
+    lengths, item_shape = [], None
+    for i, s in enumerate(sequences):
+        if not hasattr(s, "__len__"):
+            raise ValueError(f"pad_sequences: sequence {i} has no length, got {s!r}.")
+        lengths.append(len(s))
+        if item_shape is None and len(s):
+            item_shape = np.asarray(s).shape[1:]
+    if maxlen is None:
+        maxlen = max(lengths, default=0)
+    else:
+        _check_int("pad_sequences", "maxlen", maxlen, 1)
+    text = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_) or dtype is object
+    if isinstance(value, str) and not text:
+        raise ValueError(
+            f"pad_sequences: a string value {value!r} needs dtype=object or a string dtype, "
+            f"got dtype {dtype!r}."
+        )
+    out = np.full((len(lengths), maxlen, *(item_shape or ())), value, dtype=dtype)
+    for i, (s, n) in enumerate(zip(sequences, lengths, strict=True)):
+        if n == 0:
+            continue
+        part = np.asarray(s[-maxlen:] if truncating == "pre" else s[:maxlen], dtype=dtype)
+        if part.shape[1:] != item_shape:
+            raise ValueError(
+                f"pad_sequences: items of sequence {i} have shape {part.shape[1:]}, expected "
+                f"{item_shape} (from the first non-empty sequence)."
+            )
+        if padding == "pre":
+            out[i, maxlen - len(part) :] = part
+        else:
+            out[i, : len(part)] = part
+    return out
+
+
 def _as_items(name, arrays):
     # (single?, tuple of arrays or None, common length), checking the lengths agree
     single = not isinstance(arrays, (tuple, list))
@@ -129,3 +326,8 @@ def _generator(name, rng):
         f"{name}: rng must be a np.random.Generator, an int seed or None, "
         f"got {type(rng).__name__}."
     )
+
+
+def _check_int(name, arg, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: {arg} must be an int >= {minimum}, got {value!r}.")
