@@ -2,7 +2,7 @@
 
 import math
 
-from .. import initializers, ops, regularizers, utils
+from .. import initializers, ops, regularizers
 from ..ops import activation as activations
 from .base import Layer, format_shape
 
@@ -153,8 +153,7 @@ class Dropout(Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        return ops.dropout(inputs, self.rate, training=True, rng=utils.get_rng(),
-                           noise_shape=self.noise_shape)
+        return ops.dropout(inputs, self.rate, training=True, noise_shape=self.noise_shape)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,

@@ -1,22 +1,15 @@
 """Inverted dropout: y = x * mask / (1 - rate) while training, the identity otherwise.
 
 Randomness comes from a ``np.random.Generator``: one passed as ``rng``, a fresh one from
-``seed``, or this module's default generator, which ``set_seed`` reseeds.
+``seed``, or shenjing's shared generator, which ``shenjing.utils.set_seed`` reseeds.
 """
 
 import numbers
 
 import numpy as np
 
+from .. import utils
 from ..tensor import Op, as_tensor
-
-_generator = np.random.default_rng()
-
-
-def set_seed(seed) -> None:
-    """Reseed the default generator used by dropout calls that pass neither rng nor seed."""
-    global _generator
-    _generator = np.random.default_rng(seed)
 
 
 class Dropout(Op):
@@ -60,7 +53,7 @@ def dropout(x, rate, training: bool = False, noise_shape=None, seed=None, rng=No
 
     Identity (x itself) when not training or rate == 0. Args: rate in [0, 1); noise_shape
     (Keras): the mask's shape, broadcast over axes of size 1, e.g. (N, 1, 1, C); seed (int, a
-    fresh generator per call) or rng (a np.random.Generator); default: the module generator.
+    fresh generator per call) or rng (a np.random.Generator); default: shenjing's shared one.
     """
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be a number in [0, 1), got {rate!r}.")
@@ -73,7 +66,7 @@ def dropout(x, rate, training: bool = False, noise_shape=None, seed=None, rng=No
     if not training or rate == 0:
         return x
     if rng is None:
-        rng = _generator if seed is None else np.random.default_rng(seed)
+        rng = utils.get_rng() if seed is None else np.random.default_rng(seed)
     draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
     keep = rng.random(shape, dtype=draw_dtype) >= rate  # P(keep) = 1 - rate
     scale = np.asarray(1.0 / (1.0 - rate), dtype=x.dtype)

@@ -1,14 +1,13 @@
 """Batch normalization: statistics over every axis but the channel axis (the last by default).
 
-Training normalizes with the biased batch mean and variance and updates the moving statistics in
-place, moving = momentum * moving + (1 - momentum) * batch (Keras); inference uses the moving
-statistics. Both are differentiable with respect to x, gamma and beta.
+Training uses the biased batch statistics and updates the moving ones in place (Keras); inference
+uses the moving statistics. Both are differentiable with respect to x, gamma and beta.
 
-Speed (benchmarks/bench_batchnorm.py): x is viewed as an (M, C) matrix and each pass walks it in
-blocks of rows that stay in the L2 cache, so the few NumPy calls per block reread cached data,
-not memory. Per-channel sums are BLAS products with a ones vector; per-channel vectors are tiled
-so that ufunc inner loops run over thousands of elements instead of C; two threads share the
-blocks (NumPy releases the GIL); outputs come from a small pool of arrays nobody else holds.
+Speed (benchmarks/bench_batchnorm.py): x is viewed as an (M, C) matrix, each of the four passes
+(statistics, output, gradient sums, input gradient) walks it in blocks of rows that stay in
+cache, per-channel vectors are tiled so that ufunc loops run over thousands of elements, not C;
+two threads share the blocks of large inputs (NumPy releases the GIL), and outputs come from a
+small pool of arrays that nobody else holds (fresh 16 MB arrays cost page faults).
 """
 
 import numbers
@@ -21,11 +20,10 @@ import numpy as np
 
 from ..tensor import Op, Tensor
 
-_BLOCK_BYTES = 1 << 19  # bytes of x per block: with its companions it stays in a 1 MiB L2
+_BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companions, in L3)
 _TILE_ELEMS = 1 << 14  # per-channel vectors are repeated to about this many elements
 _SUM_ELEMS = 1 << 11  # column sums first add rows of this many elements
-_USE_BLAS = False
-_PARALLEL_ELEMS = 1 << 19  # smaller inputs run on one thread
+_PARALLEL_ELEMS = 1 << 21  # smaller inputs run on one thread: GIL handoffs would cost more
 _THREADS = max(1, min(2, os.cpu_count() or 1))
 _POOL_BYTES = 1 << 28  # output memory kept for reuse, at most
 _POOL_PER_SHAPE = 4
@@ -36,7 +34,6 @@ _executor_lock = threading.Lock()
 _pool: dict = {}
 _pool_lock = threading.Lock()
 _pool_bytes = 0
-_ones_cache: dict = {}
 
 
 def _refcount(arrays, i):
@@ -47,11 +44,10 @@ _FREE_REFS = _refcount([np.empty(0)], 0)  # the count of an array only the pool 
 
 
 def _output(shape, dtype):
-    """An uninitialized array for an op output; a pooled one is handed out again once nobody
-    else references it (no tensor, view, saved value or pending gradient).
+    """An uninitialized array for an op output, from the pool when one there is free.
 
-    NOTE: a fresh 16 MB array costs thousands of page faults per call; the reference count is
-    what makes reuse safe, since every view and buffer export holds a reference to its base.
+    NOTE: free means that nothing else references it (no tensor, view, saved value, pending
+    gradient): every view and buffer export holds a reference to its base array.
     """
     global _pool_bytes
     with _pool_lock:
@@ -64,13 +60,6 @@ def _output(shape, dtype):
             arrays.append(out)
             _pool_bytes += out.nbytes
         return out
-
-
-def _ones(n, dtype):
-    ones = _ones_cache.get(dtype)
-    if ones is None or ones.size < n:
-        ones = _ones_cache[dtype] = np.ones(max(n, 1024), dtype)
-    return ones[:n]
 
 
 def _scratch(n, dtype):
@@ -101,24 +90,19 @@ class _Blocks:
 
     def split(self, a):
         """Each block of an (M, C) array as a pair: its rows (n, C) and its tiled view."""
-        pairs = []
-        for lo, hi in self.spans:
-            rows = a[lo:hi]
-            n = hi - lo
-            pairs.append((rows, rows.reshape(n // self.reps, -1) if n % self.reps == 0 else rows))
-        return pairs
+        blocks = [a[lo:hi] for lo, hi in self.spans]
+        return [(b, b.reshape(-1, self.reps * self.C) if len(b) % self.reps == 0 else b)
+                for b in blocks]
 
     def colsum(self, block, out):
         """Column sums of an (n, C) block into out (C,).
 
-        NOTE: not a BLAS product with a ones vector: OpenBLAS would use both cores for it and
-        then spin, starving the second thread; two reductions over long rows cost about as
-        much CPU on one core.
+        NOTE: not a BLAS product with a ones vector, though faster on one thread: OpenBLAS
+        threads even a 1024 x 64 one, and from two threads at once or with the other core busy
+        some sizes take 10-100x longer. Two reductions over long rows stay on this thread.
         """
         n, r = block.shape[0], self.sum_rows
-        if _USE_BLAS:
-            np.dot(_ones(n, block.dtype), block, out=out)
-        elif n % r:
+        if n % r:
             np.add.reduce(block, axis=0, out=out)
         else:
             part = np.add.reduce(block.reshape(n // r, r * self.C), axis=0)
@@ -169,6 +153,16 @@ def _get_executor():
         return _executor
 
 
+def _after_fork():
+    """A forked child has none of the parent's threads: start a fresh executor and locks."""
+    global _executor, _executor_lock, _pool_lock
+    _executor, _executor_lock, _pool_lock = None, threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _moments(Xs, blocks):
     """Biased per-channel mean and variance of the blocks Xs of an (M, C) matrix, in float64.
 
@@ -197,6 +191,8 @@ def _moments(Xs, blocks):
     sums64 = sums.astype(np.float64)
     block_means = means + sums64 / counts
     m2 = squares - sums64 * sums64 / counts
+    if nb == 1:
+        return block_means[0], np.maximum(m2[0] / counts[0], 0.0)
     M = counts.sum()
     mean = (counts * block_means).sum(axis=0) / M
     var = (m2.sum(axis=0) + (counts * (block_means - mean) ** 2).sum(axis=0)) / M
@@ -280,8 +276,7 @@ class BatchNorm(Op):
         gamma = params[0] if self.has_gamma else None
         beta = params[-1] if self.has_beta else None
         x_last = x if self.axis == x.ndim - 1 else np.moveaxis(x, self.axis, -1)
-        C = x_last.shape[-1]
-        M = int(np.prod(x_last.shape[:-1]))
+        M, C = int(np.prod(x_last.shape[:-1])), x_last.shape[-1]
         X = x_last.reshape(M, C)  # a view unless channels are not the last, contiguous axis
         blocks = _Blocks(M, C, X.dtype)
         Xs = blocks.split(X)
@@ -339,14 +334,11 @@ def _is_real(value):
 
 
 def _moving_array(value, label):
-    if value is None:
-        return None
     array = value.data if isinstance(value, Tensor) else value
-    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
+    if value is not None and not (isinstance(array, np.ndarray) and array.dtype.kind == "f"):
         raise TypeError(
             f"batch_norm: {label} must be a floating NumPy array or Tensor (it is updated in "
-            f"place), got {type(value).__name__}"
-            + (f" of dtype {array.dtype}." if isinstance(array, np.ndarray) else ".")
+            f"place), got {type(value).__name__} {getattr(array, 'dtype', '')}".rstrip() + "."
         )
     return array
 
@@ -393,7 +385,7 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
             f"{'moving_mean' if moving_variance is None else 'moving_variance'}."
         )
     if training:
-        m = int(np.prod(shape)) // C if C else int(np.prod(shape[:axis] + shape[axis + 1 :]))
+        m = int(np.prod(shape[:axis] + shape[axis + 1 :]))
         if m < 2:
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel to estimate a "

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import shenjing as sj
-from shenjing.ops import dropout as dropout_module
-from shenjing.ops.dropout import dropout, set_seed
+from shenjing.ops.dropout import dropout
+from shenjing.utils import set_seed
 from tests.helpers import check_numeric_grad
 
 torch = pytest.importorskip("torch")
@@ -100,7 +100,3 @@ def test_errors(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         dropout(**args)
-
-
-def test_module_exposes_set_seed():
-    assert callable(dropout_module.set_seed)

@@ -61,8 +61,10 @@ def test_against_torch_random_configs(rng, rank):
 
 
 @pytest.mark.parametrize("shape", [(32, 16, 16, 64), (7, 37, 41, 24), (3, 5000, 3), (300, 2100)])
-def test_against_torch_large_inputs(rng, shape):
-    # several blocks, the threaded path and a last block that the tile does not divide
+def test_against_torch_large_inputs(rng, monkeypatch, shape):
+    # several blocks shared by two threads, and a last block that the tile does not divide
+    monkeypatch.setattr(norm, "_PARALLEL_ELEMS", 0)
+    monkeypatch.setattr(norm, "_THREADS", 2)
     x = rng.standard_normal(shape) * 2 + 1
     gamma, beta = rng.standard_normal(shape[-1]), rng.standard_normal(shape[-1])
     check_against_torch(_ours(True, True, True, 1e-3), _theirs(True, True, True, 1e-3),
@@ -73,8 +75,11 @@ def test_against_torch_tiny_blocks(rng, monkeypatch):
     # many small blocks, an untiled remainder block and two threads on a small input
     monkeypatch.setattr(norm, "_BLOCK_BYTES", 256)
     monkeypatch.setattr(norm, "_TILE_ELEMS", 12)
+    monkeypatch.setattr(norm, "_SUM_ELEMS", 6)
     monkeypatch.setattr(norm, "_PARALLEL_ELEMS", 0)
     monkeypatch.setattr(norm, "_THREADS", 2)
+    blocks = norm._Blocks(5 * 23, 3, np.dtype(np.float64))
+    assert len(blocks.spans) > 8 and blocks.parallel and (5 * 23) % blocks.reps != 0
     for training in (True, False):
         x = rng.standard_normal((5, 23, 3)) + 4
         moving = (rng.standard_normal(3), rng.uniform(0.5, 2.0, 3))
@@ -265,3 +270,21 @@ def test_type_errors():
         batch_norm(np.zeros((4, 3)), training=True, axis=1.0)
     with pytest.raises(TypeError, match="batch_norm: expected a floating-point array"):
         batch_norm(np.zeros((4, 3), dtype=np.int64), training=True)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_threaded_path_works_in_a_forked_child(rng, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(norm, "_PARALLEL_ELEMS", 0)
+    monkeypatch.setattr(norm, "_THREADS", 2)
+    x = rng.standard_normal((32, 16, 16, 64)).astype(np.float32)
+    expected = batch_norm(x, training=True).numpy().copy()  # starts the worker thread here
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_forked_batch_norm, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(result, expected)
+
+
+def _forked_batch_norm(x):
+    return batch_norm(x, training=True).numpy().copy()
