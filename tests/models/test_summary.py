@@ -36,10 +36,18 @@ def _zoo(lib):
             L.Input((50, 6)), L.Conv1D(16, 5, strides=2), L.MaxPooling1D(),
             L.BatchNormalization(center=False), L.GlobalMaxPooling1D(), L.Dense(1)]),
         "functional": functional,
+        "notes_lstm": lib.Sequential([L.Input((20, 100)), L.LSTM(150)]),
+        "recurrent": lib.Sequential([
+            L.Input((12,), dtype="int32"), L.Embedding(50, 8, mask_zero=True),
+            L.Bidirectional(L.LSTM(6, return_sequences=True)),
+            L.GRU(5, return_sequences=True), L.GRU(4, reset_after=False, return_sequences=True),
+            L.SimpleRNN(3, return_sequences=True), L.TimeDistributed(L.Dense(2)),
+            L.Bidirectional(L.SimpleRNN(2), merge_mode="sum"), L.Dense(1)]),
     }
 
 
-@pytest.mark.parametrize("name", ["mlp", "notes_cnn", "strided", "conv1d", "functional"])
+@pytest.mark.parametrize("name", ["mlp", "notes_cnn", "strided", "conv1d", "functional",
+                                  "notes_lstm", "recurrent"])
 def test_counts_and_shapes_match_keras(name):
     ours, theirs = _zoo(sj)[name], _zoo(keras)[name]
     assert ours.count_params() == theirs.count_params()
@@ -72,3 +80,10 @@ def test_unbuilt_sequential_shows_unbuilt_rows(capsys):
     assert "0 (unbuilt)" in capsys.readouterr().out
     model(np.zeros((1, 3), np.float32))
     assert model.count_params() == (3 + 1) * 4 + (4 + 1) * 2
+
+
+def test_lstm_of_the_notes_has_150600_parameters(capsys):
+    model = _zoo(sj)["notes_lstm"]
+    model.summary()
+    assert model.count_params() == (150 + 100 + 1) * 150 * 4 == 150600
+    assert "150600" in capsys.readouterr().out
