@@ -21,6 +21,7 @@ from .pool import (
     avg_pool1d, avg_pool2d, global_avg_pool1d, global_avg_pool2d, global_max_pool1d,
     global_max_pool2d, max_pool1d, max_pool2d,
 )
+from .recurrent import gru, lstm, simple_rnn
 from .reduce import max, mean, min, sum, var
 from .shape import concatenate, getitem, pad, reshape, stack, transpose
 
@@ -28,9 +29,9 @@ __all__ = [
     "abs", "add", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_crossentropy", "cast",
     "categorical_crossentropy", "clip", "concatenate", "conv1d", "conv2d", "dense", "div",
     "dropout", "elu", "exp", "gelu", "getitem", "global_avg_pool1d", "global_avg_pool2d",
-    "global_max_pool1d", "global_max_pool2d", "hard_sigmoid", "huber", "leaky_relu", "log",
-    "log_softmax", "matmul", "max", "max_pool1d", "max_pool2d", "mean", "mean_absolute_error",
+    "global_max_pool1d", "global_max_pool2d", "gru", "hard_sigmoid", "huber", "leaky_relu",
+    "log", "log_softmax", "lstm", "matmul", "max", "max_pool1d", "max_pool2d", "mean", "mean_absolute_error",
     "mean_squared_error", "min", "mul", "neg", "pad", "pow", "relu", "relu6", "reshape", "selu",
-    "sigmoid", "silu", "softmax", "softplus", "softsign", "sparse_categorical_crossentropy",
+    "sigmoid", "silu", "simple_rnn", "softmax", "softplus", "softsign", "sparse_categorical_crossentropy",
     "sqrt", "stack", "sub", "sum", "swish", "tanh", "transpose", "var", "where",
 ]
