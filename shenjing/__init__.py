@@ -5,8 +5,8 @@ Keras-shaped surface (``Sequential``, ``layers.Conv2D``, ``compile/fit``), PyTor
 """
 
 from . import (
-    callbacks, data, datasets, initializers, layers, losses, metrics, ops, optimizers,
-    regularizers, schedules, utils,
+    callbacks, data, datasets, diagnostics, initializers, interop, layers, losses, metrics, ops,
+    optimizers, regularizers, schedules, utils,
 )
 from .layers import Input
 from .models import Model, Sequential
@@ -20,4 +20,5 @@ __all__ = [
     "Input", "Model", "Sequential", "Tensor", "Variable", "callbacks", "data", "datasets",
     "enable_grad", "initializers", "is_grad_enabled", "layers", "load_model", "losses",
     "metrics", "no_grad", "ops", "optimizers", "regularizers", "schedules", "utils",
+    "diagnostics", "interop",
 ]

@@ -455,3 +455,7 @@ def get(identifier) -> Optimizer:
     raise ValueError(
         f"optimizers.get: unknown optimizer {identifier!r}; known: {', '.join(_OPTIMIZERS)}."
     )
+
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get",
+           "serialize"]

@@ -304,3 +304,8 @@ def get(identifier) -> LearningRateSchedule:
         f"schedules.get: expected a LearningRateSchedule or its config dict, "
         f"got {identifier!r}; known schedules: {', '.join(sorted(_SCHEDULES))}."
     )
+
+
+__all__ = ["CosineDecay", "CosineDecayRestarts", "ExponentialDecay", "InverseTimeDecay",
+           "LearningRateSchedule", "PiecewiseConstantDecay", "PolynomialDecay", "deserialize",
+           "get", "serialize"]
