@@ -42,6 +42,19 @@ def shenjing_step(rng):
     return step
 
 
+def shenjing_model_step(rng):
+    """The same step through the Keras-style API: Sequential.train_on_batch."""
+    import shenjing as sj
+    from shenjing import layers
+
+    x = rng.standard_normal((N, T, D), dtype=np.float32)
+    y = rng.integers(0, K, N)
+    model = sj.Sequential([layers.Input((T, D)), layers.LSTM(U), layers.Dense(K)])
+    model.compile(optimizer=sj.optimizers.Adam(),
+                  loss=sj.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return lambda: model.train_on_batch(x, y)
+
+
 def torch_step(torch, rng):
     x = torch.tensor(rng.standard_normal((N, T, D), dtype=np.float32))
     y = torch.tensor(rng.integers(0, K, N))
@@ -82,6 +95,8 @@ def run(repeat=20):
 
     ours = [median_ms(shenjing_step(rng), repeat), median_ms(ours_infer, repeat)]
     theirs = [median_ms(torch_step(torch, rng), repeat), median_ms(torch_infer, repeat)]
+    model_row = ("W3 via Sequential.train_on_batch", median_ms(shenjing_model_step(rng), repeat),
+                 theirs[0])
     torch.backends.mkldnn.enabled = False
     try:
         theirs += [median_ms(torch_step(torch, rng), repeat), median_ms(torch_infer, repeat)]
@@ -90,7 +105,7 @@ def run(repeat=20):
     names = ["W3 LSTM train step, b64 T50 d32 u128 -> Dense 10, Adam",
              "W4 LSTM inference, b256 T50 d32 u128"]
     names += [f"{name} (torch without oneDNN)" for name in names]
-    return list(zip(names, ours + ours, theirs))
+    return list(zip(names, ours + ours, theirs)) + [model_row]
 
 
 if __name__ == "__main__":
