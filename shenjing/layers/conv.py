@@ -89,7 +89,8 @@ class _Conv(Layer):
         if isinstance(self.padding, str) or isinstance(self.padding, int):
             return self.padding
         pads = self.padding if self.rank > 1 else (self.padding,)
-        return tuple(pads[axis])
+        entry = pads[axis]  # an int (both sides) or a (before, after) pair
+        return entry if isinstance(entry, int) else tuple(entry)
 
     def build(self, input_shape):
         channels = self._split(input_shape)[2]
@@ -115,7 +116,9 @@ class _Conv(Layer):
         return y
 
     def get_config(self):
-        padding = self.padding if isinstance(self.padding, (str, int)) else [list(p) for p in self.padding]
+        padding = self.padding
+        if not isinstance(padding, (str, int)):
+            padding = [p if isinstance(p, int) else list(p) for p in padding]
         return {
             **super().get_config(), "filters": self.filters,
             "kernel_size": list(self.kernel_size), "strides": list(self.strides),

@@ -1,5 +1,6 @@
 """The Keras summary table: layer (type), output shape, parameter count, then the totals."""
 
+from ..explain import explain_model, explanation_lines, mb
 from ..layers.base import format_shape
 
 
@@ -26,11 +27,50 @@ def summary_rows(model):
     return rows
 
 
-def summary_text(model, line_length=None):
+def _extra_cells(explanations, show_macs, show_memory):
+    """Per layer: the MACs cell and the two memory cells, '?' where unknown or unbuilt."""
+    cells = []
+    for e in explanations:
+        row = ()
+        if show_macs:
+            row += ("?" if e is None or e.macs is None else str(e.macs),)
+        if show_memory:
+            row += ("?",) * 2 if e is None else (mb(e.param_bytes), mb(e.activation_bytes))
+        cells.append(row)
+    return cells
+
+
+def _extra_totals(explanations, show_macs, show_memory):
+    known = [e for e in explanations if e is not None]
+    lines = []
+    if show_macs:
+        unknown = len(explanations) - sum(e.macs is not None for e in known)
+        total = sum(e.macs for e in known if e.macs is not None)
+        lines.append(f"Multiply-adds per sample: {total}"
+                     + (f" (+ {unknown} layer(s) unknown)" if unknown else ""))
+    if show_memory:
+        activations = sum(e.activation_bytes or 0 for e in known)
+        lines.append(f"Memory: parameters {mb(sum(e.param_bytes for e in known))} MB, "
+                     f"activations {mb(activations)} MB per sample")
+    return lines
+
+
+def summary_text(model, line_length=None, explain=False, show_macs=False, show_memory=False):
+    """The table. explain: under each layer, the formulas of its output shape and parameter
+    count with the numbers filled in; show_macs: a multiply-adds column (per sample);
+    show_memory: parameters and activations (per sample) in MB."""
     rows = summary_rows(model)
+    headers = ("Layer (type)", "Output Shape", "Param #")
+    minimums = (29, 26, 10)
+    explanations = explain_model(model) if explain or show_macs or show_memory else None
+    if show_macs or show_memory:
+        extra = _extra_cells(explanations, show_macs, show_memory)
+        rows = [row + cells for row, cells in zip(rows, extra)]
+        headers += ("MACs",) * show_macs + ("Params MB", "Activations MB") * show_memory
+        minimums += (14,) * show_macs + (12, 16) * show_memory
     widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 if rows else len(h) + 2
-              for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
-    widths = [max(w, m) for w, m in zip(widths, (29, 26, 10))]
+              for i, h in enumerate(headers)]
+    widths = [max(w, m) for w, m in zip(widths, minimums)]
     total_width = line_length or sum(widths) + 1
 
     def line(cells):
@@ -41,16 +81,18 @@ def summary_text(model, line_length=None):
     total = sum(w.size for w in weights)
     itemsize = weights[0].dtype.itemsize if weights else 4
     out = [f'Model: "{model.name}"', "_" * total_width,
-           line(("Layer (type)", "Output Shape", "Param #")), "=" * total_width]
+           line(headers), "=" * total_width]
     for i, row in enumerate(rows):
         out.append(line(row))
+        if explain and explanations[i] is not None:
+            out += explanation_lines(explanations[i], indent="    ")
         out.append("_" * total_width if i < len(rows) - 1 else "=" * total_width)
     if not rows:
         out.append("=" * total_width)
     out += [f"Total params: {total} ({_size(total, itemsize)})",
             f"Trainable params: {trainable} ({_size(trainable, itemsize)})",
-            f"Non-trainable params: {total - trainable} ({_size(total - trainable, itemsize)})",
-            "_" * total_width]
+            f"Non-trainable params: {total - trainable} ({_size(total - trainable, itemsize)})"]
+    if explanations is not None:
+        out += _extra_totals(explanations, show_macs, show_memory)
+    out.append("_" * total_width)
     return "\n".join(out)
-
-

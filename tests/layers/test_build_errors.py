@@ -51,3 +51,17 @@ def test_weights_from_a_call_with_other_channels_are_refused():
     conv(np.zeros((1, 5, 5, 3), np.float32))
     with pytest.raises(ValueError, match="expected 3 input channels \\(as built\\), got 4"):
         conv(np.zeros((1, 5, 5, 4), np.float32))
+
+
+def test_conv_layers_accept_int_and_pair_padding_per_axis():
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((2, 7, 9, 3)).astype(np.float32)
+    for padding, explicit in (((1, 2), ((1, 1), (2, 2))), (((1, 0), (2, 1)), ((1, 0), (2, 1)))):
+        conv = layers.Conv2D(4, 3, padding=padding)
+        y = conv(x)
+        expected = sj.ops.conv2d(x, conv.kernel, conv.bias, padding=explicit)
+        np.testing.assert_array_equal(y.numpy(), expected.numpy())
+        assert tuple(y.shape[1:]) == conv.compute_output_shape((None, 7, 9, 3))[1:]
+        again = layers.Conv2D.from_config(conv.get_config())
+        assert again.compute_output_shape((None, 7, 9, 3)) == conv.compute_output_shape((None, 7, 9, 3))
