@@ -1,10 +1,15 @@
 """conv2d forward+backward, shenjing vs PyTorch in one process (W5 of PERF-NOTES.md).
 
-Batch 32, 32x32x64 input, 64 filters 3x3 'same', float32. Run: python benchmarks/bench_conv.py
+W5: batch 32, 32x32x64 input, 64 filters 3x3 'same', float32. Run:
+python benchmarks/bench_conv.py [--all]   (--all adds strided, 1x1, 5x5 and first-layer cases)
+
+Each library is timed in blocks of consecutive steps, alternating blocks: interleaving single
+steps would let each library's idle-spinning BLAS/OpenMP threads slow the other one down.
 """
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -17,46 +22,71 @@ import shenjing as sj
 from shenjing.ops.conv import conv2d
 
 
-def _conv_case(name, n, size, c, f, k, strides=1, padding="same", repeat=15):
+def conv_case(n, size, c, f, k, strides=1, input_grad=True):
+    """(shenjing step, torch step): conv2d 'same' forward + backward, random upstream gradient."""
     import torch
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, size, size, c)).astype(np.float32)
-    w = (rng.standard_normal((k, k, c, f)) * 0.05).astype(np.float32)
+    w = (rng.standard_normal((k, k, c, f)) / np.sqrt(k * k * c)).astype(np.float32)
     b = np.zeros(f, np.float32)
-    gy = rng.standard_normal((n, -(-size // strides), -(-size // strides), f)).astype(np.float32)
-    xs, ws, bs = (sj.Tensor(a, requires_grad=True) for a in (x, w, b))
+    out = -(-size // strides)
+    gy = rng.standard_normal((n, out, out, f)).astype(np.float32)
+    params = [sj.Tensor(a, requires_grad=g) for a, g in ((x, input_grad), (w, True), (b, True))]
 
     def ours():
-        for t in (xs, ws, bs):
+        for t in params:
             t.grad = None
-        conv2d(xs, ws, bs, strides=strides, padding=padding).backward(gy)
+        conv2d(*params, strides=strides, padding="same").backward(gy)
 
-    xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=input_grad)
     wt = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)
     bt = torch.tensor(b, requires_grad=True)
     gyt = torch.tensor(gy.transpose(0, 3, 1, 2).copy())
-    pad = (k - 1) // 2 if padding == "same" else 0
+    # torch refuses padding='same' with stride > 1: pad asymmetrically as TensorFlow does
+    total = max((out - 1) * strides + k - size, 0)
+    before, after = total // 2, total - total // 2
 
     def theirs():
         for t in (xt, wt, bt):
             t.grad = None
-        torch.nn.functional.conv2d(xt, wt, bt, stride=strides, padding=pad).backward(gyt)
+        if before == after:
+            y = torch.nn.functional.conv2d(xt, wt, bt, stride=strides, padding=before)
+        else:
+            xp = torch.nn.functional.pad(xt, (before, after) * 2)
+            y = torch.nn.functional.conv2d(xp, wt, bt, stride=strides)
+        y.backward(gyt)
 
-    # alternate the two in rounds so load changes on a shared machine hit both alike
-    ours_ms, theirs_ms = [], []
-    for _ in range(3):
-        ours_ms.append(median_ms(ours, repeat=repeat // 3 + 1, warmup=1))
-        theirs_ms.append(median_ms(theirs, repeat=repeat // 3 + 1, warmup=1))
-    return name, float(np.median(ours_ms)), float(np.median(theirs_ms))
+    return ours, theirs
 
 
-def run():
-    """Rows (workload, shenjing_ms, torch_ms)."""
-    return [
-        _conv_case("conv2d 3x3 64->64 fwd+bwd, b32 32x32 'same' (W5)", 32, 32, 64, 64, 3),
-    ]
+def blocks_ms(ours, theirs, rounds=3, per_block=7):
+    """Medians (ms) over rounds * per_block steps of each, timed in alternating blocks."""
+    times = ([], [])
+    for _ in range(rounds):
+        for step, out in zip((ours, theirs), times):
+            time.sleep(0.2)  # let the other library's worker threads stop spinning
+            out.append(median_ms(step, repeat=per_block, warmup=2))
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
+CASES = [
+    ("conv2d 3x3 64->64 fwd+bwd, b32 32x32 'same' (W5)", (32, 32, 64, 64, 3)),
+]
+MORE_CASES = [
+    ("conv2d 3x3 32->64, b64 14x14 'same'", (64, 14, 32, 64, 3)),
+    ("conv2d 3x3 1->32, b64 28x28 'same', no input grad", (64, 28, 1, 32, 3, 1, False)),
+    ("conv2d 3x3 64->64 stride 2, b32 32x32 'same'", (32, 32, 64, 64, 3, 2)),
+    ("conv2d 1x1 64->64, b32 32x32", (32, 32, 64, 64, 1)),
+    ("conv2d 5x5 64->64, b32 32x32 'same'", (32, 32, 64, 64, 5)),
+]
+
+
+def run(all_cases=False):
+    """Rows (workload, shenjing_ms, torch_ms); W5 only unless all_cases."""
+    cases = CASES + (MORE_CASES if all_cases else [])
+    return [(name, *blocks_ms(*conv_case(*args))) for name, args in cases]
 
 
 if __name__ == "__main__":
-    print_table(run())
+    print_table(run(all_cases="--all" in sys.argv))

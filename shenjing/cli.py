@@ -1,8 +1,11 @@
-"""Command line: ``shenjing demo`` and ``shenjing calc``. A thin front end over the public API.
+"""Command line: ``shenjing demo``, ``shenjing calc`` and ``shenjing lab``. A thin front end
+over the public API.
 
 ``shenjing calc conv --input 100x100x3 --kernel 3 --strides 2 --padding same --filters 8``
 prints one layer's output shape (the formula per axis), the padding on each side and the
 parameter count; ``calc pool``, ``calc dense``, ``calc lstm``, ``calc gru`` and ``calc rnn`` too.
+``shenjing lab connectivity|batchnorm|vanishing|report [--out DIR] [--small]`` runs one of the
+experiments of shenjing.lab, printing its findings and writing its figures and numbers to DIR.
 """
 
 import argparse
@@ -83,6 +86,17 @@ def _add_calc(commands):
                              help="one bias row: 3 * (u + d + 1) * u parameters")
 
 
+def _add_lab(commands):
+    from .lab import NAMES
+
+    lab = commands.add_parser(
+        "lab", help="experiments: connectivity, batchnorm, vanishing, report (figures + JSON)")
+    lab.add_argument("name", choices=NAMES)
+    lab.add_argument("--out", default="lab", help="folder for the figures and numbers (./lab)")
+    lab.add_argument("--small", action="store_true", help="small settings: seconds, not minutes")
+    lab.add_argument("--seed", type=int, default=0)
+
+
 def _calc_layer(args):
     from . import layers
 
@@ -112,6 +126,7 @@ def main(argv=None) -> int:
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--seed", type=int, default=0)
     _add_calc(commands)
+    _add_lab(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_cnn_demo, run_lstm_demo
@@ -128,6 +143,10 @@ def main(argv=None) -> int:
             print(format_explanation(explain_layer(layer, (None, *args.input))))
         except ValueError as error:  # the layer's own message names what was wrong
             args.subparser.error(str(error))
+    elif args.command == "lab":
+        from .lab import run
+
+        run(args.name, out_dir=args.out, small=args.small, seed=args.seed)
     return 0
 
 

@@ -4,8 +4,9 @@ from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
+from .locally_connected import LocallyConnected2D
 from .merge import Add, Concatenate, Multiply
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 from .pooling import (
@@ -17,6 +18,7 @@ __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
     "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "Input", "InputLayer", "LSTM", "Layer", "Masking", "MaxPooling1D",
+    "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "Layer",
+    "LayerNormalization", "LocallyConnected2D", "Masking", "MaxPooling1D",
     "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN", "TimeDistributed", "ZeroPadding2D",
 ]

@@ -15,6 +15,8 @@ from .loss import (
     binary_crossentropy, categorical_crossentropy, huber, mean_absolute_error,
     mean_squared_error, sparse_categorical_crossentropy,
 )
+from .group_norm import group_norm, layer_norm
+from .local import local_conv2d
 from .matmul import dense, matmul
 from .norm import batch_norm
 from .pool import (
@@ -29,8 +31,9 @@ __all__ = [
     "abs", "add", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_crossentropy", "cast",
     "categorical_crossentropy", "clip", "concatenate", "conv1d", "conv2d", "dense", "div",
     "dropout", "elu", "exp", "gelu", "getitem", "global_avg_pool1d", "global_avg_pool2d",
-    "global_max_pool1d", "global_max_pool2d", "gru", "hard_sigmoid", "huber", "leaky_relu",
-    "log", "log_softmax", "lstm", "matmul", "max", "max_pool1d", "max_pool2d", "mean", "mean_absolute_error",
+    "global_max_pool1d", "global_max_pool2d", "group_norm", "gru", "hard_sigmoid", "huber",
+    "layer_norm", "leaky_relu", "local_conv2d", "log", "log_softmax", "lstm", "matmul", "max",
+    "max_pool1d", "max_pool2d", "mean", "mean_absolute_error",
     "mean_squared_error", "min", "mul", "neg", "pad", "pow", "relu", "relu6", "reshape", "selu",
     "sigmoid", "silu", "simple_rnn", "softmax", "softplus", "softsign", "sparse_categorical_crossentropy",
     "sqrt", "stack", "sub", "sum", "swish", "tanh", "transpose", "var", "where",

@@ -150,6 +150,20 @@ def test_pool_numeric_gradients(rng):
     check_numeric_grad(global_max_pool1d, x1)
 
 
+def test_pool_second_backward_accumulates(rng):
+    x = rng.standard_normal((2, 7, 6, 3))
+    pads = ((1, 1), (0, 1))  # 'same' for a 3x2 window at stride 1
+    for mode in ("max", "avg"):
+        xs, xt = sj.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        gy = rng.standard_normal((2, 7, 6, 3))
+        y = OURS_2D[mode](xs, (3, 2), 1, "same")
+        y_ref = torch_pool2d(mode, (3, 2), (1, 1), pads)(xt)
+        for _ in range(2):
+            y.backward(gy)
+            y_ref.backward(torch.tensor(gy), retain_graph=True)
+        np.testing.assert_allclose(xs.grad, xt.grad.numpy(), rtol=1e-7, atol=1e-9)
+
+
 def test_pool_no_grad_matches_torch(rng):
     x = rng.standard_normal((2, 6, 7, 3))
     with sj.no_grad():
