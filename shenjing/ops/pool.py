@@ -7,7 +7,6 @@ of real (non-padding) pixels in each window, as Keras does.
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Op
 from . import reduce as _reduce
@@ -23,8 +22,8 @@ class Pool(Op):
     def __init__(self, name, mode, window, strides, pads, out_size):
         self.name, self.mode, self.window, self.strides = name, mode, window, strides
         self.pads, self.out_size = pads, out_size
-        # non-overlapping windows: one strided view (N, OH, ph, OW, pw, C) covers them all
-        self.tiled = window == strides
+        # non-overlapping windows: each input pixel belongs to one window at most
+        self.tiled = all(k <= s for k, s in zip(window, strides))
 
     def forward(self, x):
         # x (N, H, W, C) -> y (N, OH, OW, C)   (1-D: x (N, W, C) -> y (N, OW, C))
@@ -33,17 +32,28 @@ class Pool(Op):
             x = x[:, None]
         self.x_shape = x.shape
         xp = self._padded(x)
+        keep = self.mode == "max" and any(getattr(self, "needs_grad", ()))
         # one elementwise pass per window offset: ~3x faster than a max over two strided axes
         views = self._windows(xp)
         y = next(views).copy()
-        combine = np.maximum if self.mode == "max" else np.add
-        for view in views:
-            combine(y, view, out=y)
+        if keep:
+            # winner: the offset (row-major) of each window's first maximum, for the backward
+            code = np.uint8 if len(self.offsets()) < 256 else np.int32
+            self.winner, better = np.zeros(y.shape, code), np.empty(y.shape, bool)
+            candidate = np.empty(y.shape, code)
+            for offset, view in enumerate(views, start=1):
+                np.greater(view, y, out=better)  # strictly: a tie keeps the earlier offset
+                # offsets only grow, so max(winner, better * offset) records the newest win
+                np.multiply(better, code(offset), out=candidate)
+                np.maximum(self.winner, candidate, out=self.winner)
+                np.maximum(y, view, out=y)
+        else:
+            combine = np.maximum if self.mode == "max" else np.add
+            for view in views:
+                combine(y, view, out=y)
         if self.mode == "avg":
             y *= self._inverse_counts(x.dtype)
-        if self.mode == "max" and any(getattr(self, "needs_grad", ())):
-            self.xp, self.y = xp, y  # the backward finds each window's maximum again
-        elif xp is not x:
+        if xp is not x:
             give_buffer(xp)
         return y[:, 0] if self.one_d else y
 
@@ -71,13 +81,6 @@ class Pool(Op):
         xp[:, top:top + H, left:left + W] = x
         return xp
 
-    def _blocks(self, xp):
-        """(N, OH, ph, OW, pw, C) view of the non-overlapping windows of xp."""
-        (OH, OW), (ph, pw) = self.out_size, self.window
-        sN, sH, sW, sC = xp.strides
-        shape = (xp.shape[0], OH, ph, OW, pw, xp.shape[3])
-        return as_strided(xp, shape, (sN, ph * sH, sH, pw * sW, sW, sC))
-
     def _windows(self, xp):
         """For each window offset (row-major), the (N, OH, OW, C) view of xp it reads."""
         (OH, OW), (sh, sw) = self.out_size, self.strides
@@ -100,33 +103,28 @@ class Pool(Op):
         (top, bottom), (left, right) = self.pads
         N, H, W, C = self.x_shape
         gxp = np.zeros((N, H + top + bottom, W + left + right, C), g.dtype)
-        if self.tiled:
-            self._blocks(gxp)[...] = g[:, :, None, :, None]
-        else:
-            for view in self._windows(gxp):
+        for view in self._windows(gxp):
+            if self.tiled:  # windows do not overlap: each pixel is written once
+                view[...] = g
+            else:
                 view += g
         return gxp
 
+    def offsets(self):
+        return [(a, b) for a in range(self.window[0]) for b in range(self.window[1])]
+
     def _route_to_max(self, gy):
         """gxp: gy goes to the first maximum (row-major) of each window, zeros elsewhere."""
-        xp, y = self.xp, self.y
-        gxp = np.zeros(xp.shape, gy.dtype)
-        if self.tiled:
-            hits = self._blocks(xp) == y[:, :, None, :, None]
-            # NOTE: every window has at least one hit; exactly one each (no tied maxima, the
-            # usual case) lets one product route gy; ties take the ordered pass below
-            if np.count_nonzero(hits) == y.size:
-                np.multiply(hits, gy[:, :, None, :, None], out=self._blocks(gxp))
-                return gxp
-        taken = None
-        for view, g_view in zip(self._windows(xp), self._windows(gxp)):
-            hit = view == y
-            if taken is None:
-                taken = hit
+        (top, bottom), (left, right) = self.pads
+        N, H, W, C = self.x_shape
+        gxp = np.zeros((N, H + top + bottom, W + left + right, C), gy.dtype)
+        won = np.empty(gy.shape, bool)
+        for offset, g_view in enumerate(self._windows(gxp)):
+            np.equal(self.winner, offset, out=won)
+            if self.tiled:  # windows do not overlap: each pixel is written once
+                np.multiply(gy, won, out=g_view)
             else:
-                hit &= ~taken
-                taken |= hit
-            g_view += gy * hit
+                g_view += gy * won
         return gxp
 
 
