@@ -4,15 +4,19 @@ Keras-shaped surface (``Sequential``, ``layers.Conv2D``, ``compile/fit``), PyTor
 (``Tensor`` autograd, ``ops`` with hand-written backward passes), NumPy only.
 """
 
-from . import (
+from . import memory
+
+memory.keep_on_import()  # large temporaries reuse freed memory (see shenjing/memory.py)
+
+from . import (  # noqa: E402
     callbacks, data, datasets, diagnostics, initializers, interop, layers, losses, metrics, ops,
     optimizers, regularizers, schedules, utils,
 )
-from .layers import Input
-from .models import Model, Sequential
-from .saving import load_model
-from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad
-from .variable import Variable
+from .layers import Input  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
+from .saving import load_model  # noqa: E402
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # noqa: E402
+from .variable import Variable  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -20,5 +24,5 @@ __all__ = [
     "Input", "Model", "Sequential", "Tensor", "Variable", "callbacks", "data", "datasets",
     "enable_grad", "initializers", "is_grad_enabled", "layers", "load_model", "losses",
     "metrics", "no_grad", "ops", "optimizers", "regularizers", "schedules", "utils",
-    "diagnostics", "interop",
+    "diagnostics", "interop", "memory",
 ]

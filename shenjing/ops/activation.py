@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..tensor import Op, Tensor, as_tensor
+from . import parallel
 from .elementwise import exp
 from .special import erfc  # NumPy has no erf
 
@@ -39,12 +40,15 @@ class ReLU(Op):
 
     def forward(self, x):
         # x (...) -> y (...)
-        self.y = np.maximum(x, 0)
+        self.y = parallel.ufunc(np.maximum, x, x.dtype.type(0), out=np.empty_like(x))
         return self.y
 
     def backward(self, gy):
         # gy (...) -> gx (...)
-        return gy * (self.y > 0)
+        def masked(g, y, out):
+            np.multiply(g, y > 0, out=out)
+
+        return parallel.ufunc(masked, gy, self.y, out=np.empty_like(gy))
 
 
 def relu(x):

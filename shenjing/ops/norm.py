@@ -14,23 +14,20 @@ import numbers
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..tensor import Op, Tensor
+from . import parallel
 
 _BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companions, in L3)
 _TILE_ELEMS = 1 << 14  # per-channel vectors are repeated to about this many elements
 _SUM_ELEMS = 1 << 11  # column sums first add rows of this many elements
-_PARALLEL_ELEMS = 1 << 21  # smaller inputs run on one thread: GIL handoffs would cost more
-_THREADS = max(1, min(2, os.cpu_count() or 1))
+_PARALLEL_ELEMS = 1 << 19  # smaller inputs run on one thread: GIL handoffs would cost more
 _POOL_BYTES = 1 << 28  # output memory kept for reuse, at most
 _POOL_PER_SHAPE = 4
 
 _local = threading.local()
-_executor = None
-_executor_lock = threading.Lock()
 _pool: dict = {}
 _pool_lock = threading.Lock()
 _pool_bytes = 0
@@ -85,7 +82,7 @@ class _Blocks:
         self.reps = reps = max(1, min(reps, M))
         rows = max(reps, _BLOCK_BYTES // (max(C, 1) * dtype.itemsize) // reps * reps)
         self.spans = [(lo, min(lo + rows, M)) for lo in range(0, M, rows)]
-        self.parallel = _THREADS > 1 and M * C >= _PARALLEL_ELEMS and len(self.spans) > 1
+        self.parallel = parallel.THREADS > 1 and M * C >= _PARALLEL_ELEMS and len(self.spans) > 1
         self.scratch_size = (min(rows, M) + reps) * C
 
     def split(self, a):
@@ -137,7 +134,7 @@ class _Blocks:
                     return
                 work(i, scratch)
 
-        futures = [_get_executor().submit(loop) for _ in range(_THREADS - 1)]
+        futures = [parallel.executor().submit(loop) for _ in range(parallel.THREADS - 1)]
         try:
             loop()
         finally:
@@ -145,18 +142,10 @@ class _Blocks:
                 future.result()
 
 
-def _get_executor():
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(_THREADS - 1, thread_name_prefix="shenjing-bn")
-        return _executor
-
-
 def _after_fork():
-    """A forked child has none of the parent's threads: start a fresh executor and locks."""
-    global _executor, _executor_lock, _pool_lock
-    _executor, _executor_lock, _pool_lock = None, threading.Lock(), threading.Lock()
+    """A forked child has none of the parent's locks' holders: fresh locks."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -9,6 +9,7 @@ of real (non-padding) pixels in each window, as Keras does.
 import numpy as np
 
 from ..tensor import Op
+from . import parallel
 from . import reduce as _reduce
 from .conv import give_buffer, int_tuple, take_buffer, window_geometry
 
@@ -33,24 +34,33 @@ class Pool(Op):
         self.x_shape = x.shape
         xp = self._padded(x)
         keep = self.mode == "max" and any(getattr(self, "needs_grad", ()))
-        # one elementwise pass per window offset: ~3x faster than a max over two strided axes
-        views = self._windows(xp)
-        y = next(views).copy()
+        y = np.empty((x.shape[0], *self.out_size, x.shape[3]), x.dtype)
         if keep:
             # winner: the offset (row-major) of each window's first maximum, for the backward
             code = np.uint8 if len(self.offsets()) < 256 else np.int32
-            self.winner, better = np.zeros(y.shape, code), np.empty(y.shape, bool)
-            candidate = np.empty(y.shape, code)
+            self.winner = np.zeros(y.shape, code)
+        # one elementwise pass per window offset: ~3x faster than a max over two strided axes;
+        # halves of the batch on two threads
+
+        def work(s):
+            views = self._windows(xp[s])
+            ys = y[s]
+            np.copyto(ys, next(views))
+            if not keep:
+                combine = np.maximum if self.mode == "max" else np.add
+                for view in views:
+                    combine(ys, view, out=ys)
+                return
+            winner, better = self.winner[s], np.empty(ys.shape, bool)
+            candidate = np.empty(ys.shape, winner.dtype)
             for offset, view in enumerate(views, start=1):
-                np.greater(view, y, out=better)  # strictly: a tie keeps the earlier offset
+                np.greater(view, ys, out=better)  # strictly: a tie keeps the earlier offset
                 # offsets only grow, so max(winner, better * offset) records the newest win
-                np.multiply(better, code(offset), out=candidate)
-                np.maximum(self.winner, candidate, out=self.winner)
-                np.maximum(y, view, out=y)
-        else:
-            combine = np.maximum if self.mode == "max" else np.add
-            for view in views:
-                combine(y, view, out=y)
+                np.multiply(better, winner.dtype.type(offset), out=candidate)
+                np.maximum(winner, candidate, out=winner)
+                np.maximum(ys, view, out=ys)
+
+        parallel.over_batch(work, x.shape[0], xp.size)
         if self.mode == "avg":
             y *= self._inverse_counts(x.dtype)
         if xp is not x:
@@ -98,16 +108,27 @@ class Pool(Op):
             counts.append(np.minimum(start + k, n) - np.maximum(start, 0))
         return (1.0 / np.outer(*counts)).astype(dtype)[:, :, None]
 
-    def _spread(self, g):
-        """gxp (padded input shape): every window adds g (N, OH, OW, C) to each of its pixels."""
+    def _gradient_buffer(self, dtype):
+        """The padded input's gradient: zeros, unless the windows write every pixel once."""
         (top, bottom), (left, right) = self.pads
         N, H, W, C = self.x_shape
-        gxp = np.zeros((N, H + top + bottom, W + left + right, C), g.dtype)
-        for view in self._windows(gxp):
-            if self.tiled:  # windows do not overlap: each pixel is written once
-                view[...] = g
-            else:
-                view += g
+        shape = (N, H + top + bottom, W + left + right, C)
+        exact = self.window == self.strides and all(
+            out * s == n for out, s, n in zip(self.out_size, self.strides, shape[1:3]))
+        return np.empty(shape, dtype) if exact else np.zeros(shape, dtype)
+
+    def _spread(self, g):
+        """gxp (padded input shape): every window adds g (N, OH, OW, C) to each of its pixels."""
+        gxp = self._gradient_buffer(g.dtype)
+
+        def work(s):
+            for view in self._windows(gxp[s]):
+                if self.tiled:  # windows do not overlap: each pixel is written once
+                    view[...] = g[s]
+                else:
+                    view += g[s]
+
+        parallel.over_batch(work, len(g), gxp.size)
         return gxp
 
     def offsets(self):
@@ -115,16 +136,19 @@ class Pool(Op):
 
     def _route_to_max(self, gy):
         """gxp: gy goes to the first maximum (row-major) of each window, zeros elsewhere."""
-        (top, bottom), (left, right) = self.pads
-        N, H, W, C = self.x_shape
-        gxp = np.zeros((N, H + top + bottom, W + left + right, C), gy.dtype)
-        won = np.empty(gy.shape, bool)
-        for offset, g_view in enumerate(self._windows(gxp)):
-            np.equal(self.winner, offset, out=won)
-            if self.tiled:  # windows do not overlap: each pixel is written once
-                np.multiply(gy, won, out=g_view)
-            else:
-                g_view += gy * won
+        gxp = self._gradient_buffer(gy.dtype)
+
+        def work(s):
+            g, winner = gy[s], self.winner[s]
+            won = np.empty(g.shape, bool)
+            for offset, g_view in enumerate(self._windows(gxp[s])):
+                np.equal(winner, offset, out=won)
+                if self.tiled:  # windows do not overlap: each pixel is written once
+                    np.multiply(g, won, out=g_view)
+                else:
+                    g_view += g * won
+
+        parallel.over_batch(work, len(gy), gxp.size)
         return gxp
 
 

@@ -1,0 +1,60 @@
+"""shenjing.ops.parallel: ops that split the batch over two threads give the one-thread answer
+(and PyTorch's). The split is forced on small inputs so that every machine runs it."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import shenjing as sj
+from shenjing.ops import parallel
+from shenjing.ops.conv import resolve_padding
+from tests.helpers import check_against_torch
+from tests.ops.test_pool import OURS_2D, torch_pool2d
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def split_always(monkeypatch):
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+
+
+def test_over_batch_covers_every_row_once_on_two_threads(split_always):
+    seen, threads = [], set()
+
+    def work(s):
+        seen.append((s.start, s.stop))
+        threads.add(threading.get_ident())
+
+    parallel.over_batch(work, 7, 10**9)
+    assert sorted(seen) == [(0, 3), (3, 7)] and len(threads) == 2
+
+
+def test_over_batch_raises_the_workers_error(split_always):
+    def work(s):
+        if s.start == 0:
+            raise ValueError("half one failed")
+
+    with pytest.raises(ValueError, match="half one failed"):
+        parallel.over_batch(work, 4, 10**9)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("window,strides,padding", [
+    ((2, 2), (2, 2), "valid"), ((3, 3), (2, 2), "same"), ((3, 2), (1, 1), "same"),
+    ((2, 2), (3, 3), "valid"), ((2, 3), (2, 3), "same"),
+])
+def test_split_pools_match_torch(split_always, rng, mode, window, strides, padding):
+    x = rng.standard_normal((5, 9, 11, 3))
+    x[0, :4, :4] = 0.0  # ties: the first maximum (row-major) takes the gradient, as in torch
+    pads = resolve_padding(padding, x.shape[1:3], window, strides, (1, 1))
+    check_against_torch(lambda t: OURS_2D[mode](t, window, strides, padding),
+                        torch_pool2d(mode, window, strides, pads), x)
+
+
+def test_split_relu_matches_torch(split_always, rng):
+    x = rng.standard_normal((5, 4, 3))
+    x[1] = 0.0
+    check_against_torch(sj.ops.relu, torch.relu, x)
