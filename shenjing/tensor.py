@@ -141,6 +141,10 @@ class Tensor:
             _accumulate_leaf(self, seed)
             return
 
+        with _own_threads():
+            self._walk_backward(seed)
+
+    def _walk_backward(self, seed) -> None:
         # grads of op outputs, keyed by (id(op), output index)
         pending = {(id(self._op), self._index): seed}
         for op in _topological_order(self._op):
@@ -328,7 +332,8 @@ class Op:
         )
         record = _grad_enabled and any(t.requires_grad for t in tensors)
         self.needs_grad = tuple(record and t.requires_grad for t in tensors)
-        outputs = self.forward(*(t.data for t in tensors))
+        with _own_threads():
+            outputs = self.forward(*(t.data for t in tensors))
         single = not isinstance(outputs, tuple)
         if single:
             outputs = (outputs,)
@@ -381,3 +386,4 @@ from .ops import elementwise as _ew  # noqa: E402
 from .ops import matmul as _mm  # noqa: E402
 from .ops import reduce as _rd  # noqa: E402
 from .ops import shape as _sh  # noqa: E402
+from .ops.parallel import own_threads as _own_threads  # noqa: E402

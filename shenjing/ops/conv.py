@@ -11,6 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Op
+from . import parallel
 
 # ----- padding and output sizes (shared with pooling and the layers) ---------------------------
 
@@ -128,7 +129,8 @@ def _pad_into(x, pads, shape):
     xp[:, top + H:] = 0
     xp[:, top:top + H, :left] = 0
     xp[:, top:top + H, left + W:] = 0
-    xp[:, top:top + H, left:left + W] = x
+    inner = xp[:, top:top + H, left:left + W]
+    parallel.over_batch(lambda s: np.copyto(inner[s], x[s]), len(x), x.size)
     return xp
 
 
@@ -139,12 +141,16 @@ def _im2col(xp, window, strides, dilation, out_size):
     sN, sH, sW, sC = xp.strides
     windows = as_strided(xp, (N, OH, OW, KH, KW, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))
     cols = take_buffer(windows.shape, xp.dtype)
-    if C > 1:
-        np.copyto(cols, windows)
-    else:  # one copy per kernel offset: 3x faster than NumPy's loop over 1-element windows
-        for a in range(KH):
+
+    def copy(s):
+        if C > 1:
+            np.copyto(cols[s], windows[s])
+            return
+        for a in range(KH):  # one copy per offset: 3x faster than a loop over 1-element windows
             for b in range(KW):
-                cols[:, :, :, a, b] = windows[:, :, :, a, b]
+                cols[s, :, :, a, b] = windows[s, :, :, a, b]
+
+    parallel.over_batch(copy, N, cols.size)
     return cols
 
 
@@ -158,8 +164,9 @@ _AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=float)
 # both tile axes at once: 2-D transforms of flattened tiles
 _BB, _GG, _AA = np.kron(_BT, _BT), np.kron(_G, _G), np.kron(_AT, _AT)
-WINOGRAD_MIN_CF = 512  # C * F below this: im2col is faster (few products to save)
+WINOGRAD_MIN_CF = 4096  # C * F below this: im2col measures faster (few products to save)
 _CHUNK_BYTES = 4 << 20  # Winograd temporaries per chunk of images: small enough for the cache
+_COLUMN_CHUNK_BYTES = 1 << 20  # im2col columns per chunk of images, when none are kept
 
 
 def _winograd_ok(kernel_shape, strides, dilation, out_size):
@@ -201,9 +208,7 @@ class Conv(Op):
         if self.winograd:
             y = self._winograd_forward(x, kernel, bias, keep)
         else:
-            y = self._im2col_forward(x, kernel, keep)
-            if bias is not None:
-                y += bias
+            y = self._im2col_forward(x, kernel, bias, keep)
         return y[:, 0] if self.one_d else y
 
     def backward(self, gy):
@@ -232,17 +237,32 @@ class Conv(Op):
         return grads
 
     # ----- im2col path: any kernel, stride, dilation ----------------------------------------
-    def _im2col_forward(self, x, kernel, keep):
+    def _im2col_forward(self, x, kernel, bias, keep):
         KH, KW, C, F = kernel.shape
         self.kernel = kernel
-        cols = self._columns(x)
-        y = cols.reshape(-1, KH * KW * C) @ kernel.reshape(-1, F)
         # the kernel gradient reuses the columns (x stays to rebuild them for a second backward)
         keep = keep and self.needs_grad[1]
-        self.cols, self.x = (cols, x) if keep else (None, None)
-        if not keep:
+        if keep:
+            cols = self._columns(x)
+            y = parallel.matmul(cols.reshape(-1, KH * KW * C), kernel.reshape(-1, F))
+            self.cols, self.x = cols, x
+            if bias is not None:
+                y += bias
+            return y.reshape(x.shape[0], *self.out_size, F)
+        # nothing to keep: a few images at a time, so that their columns stay in cache between
+        # the copy that builds them and the product that reads them
+        self.cols = self.x = None
+        N, (OH, OW) = x.shape[0], self.out_size
+        y = np.empty((N, OH, OW, F), x.dtype)
+        step = max(1, _COLUMN_CHUNK_BYTES // (OH * OW * KH * KW * C * x.dtype.itemsize))
+        for n0 in range(0, N, step):
+            cols = self._columns(x[n0:n0 + step])
+            out = y[n0:n0 + step].reshape(-1, F)
+            parallel.matmul(cols.reshape(-1, KH * KW * C), kernel.reshape(-1, F), out=out)
+            if bias is not None:
+                out += bias
             give_buffer(cols)
-        return y.reshape(x.shape[0], *self.out_size, F)
+        return y
 
     def _columns(self, x):
         """cols (N, OH, OW, KH, KW, C): the window of every output position (pooled buffer)."""
@@ -265,7 +285,7 @@ class Conv(Op):
         gx = gk = None
         if self.needs_grad[1]:
             cols = self.cols if self.cols is not None else self._columns(self.x)
-            gk = (cols.reshape(-1, KH * KW * C).T @ gy2).reshape(self.kernel_shape)
+            gk = parallel.matmul_tn(cols.reshape(-1, KH * KW * C), gy2).reshape(self.kernel_shape)
             give_buffer(cols)
             self.cols = None
         if self.needs_grad[0]:
@@ -296,14 +316,19 @@ class Conv(Op):
                 give_buffer(gcols)
                 return gx
         # col2im: every kernel offset adds its column block back at its strided positions
-        gcols = gy.reshape(-1, F) @ self.kernel.reshape(-1, F).T
+        gcols = parallel.matmul(gy.reshape(-1, F), self.kernel.reshape(-1, F).T)
         gcols = gcols.reshape(N, OH, OW, KH, KW, C)
-        gxp = np.zeros((N, H + top + bottom, W + left + right, C), gy.dtype)
-        for a in range(KH):
-            for b in range(KW):
-                rows = slice(a * dh, a * dh + sh * (OH - 1) + 1, sh)
-                cols = slice(b * dw, b * dw + sw * (OW - 1) + 1, sw)
-                gxp[:, rows, cols] += gcols[:, :, :, a, b]
+        gxp = np.empty((N, H + top + bottom, W + left + right, C), gy.dtype)
+
+        def scatter(s):
+            gxp[s] = 0
+            for a in range(KH):
+                for b in range(KW):
+                    rows = slice(a * dh, a * dh + sh * (OH - 1) + 1, sh)
+                    cols = slice(b * dw, b * dw + sw * (OW - 1) + 1, sw)
+                    gxp[s, rows, cols] += gcols[s, :, :, a, b]
+
+        parallel.over_batch(scatter, N, gxp.size)
         if gxp.shape == self.x_shape:
             return gxp
         return gxp[:, top:top + H, left:left + W].copy()

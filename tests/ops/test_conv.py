@@ -112,9 +112,9 @@ def test_conv2d_winograd_path_matches_torch(rng, monkeypatch):
 
 
 def test_conv2d_winograd_default_choice_and_larger_shape(rng):
-    x = rng.standard_normal((2, 13, 10, 16))
-    k = rng.standard_normal((3, 3, 16, 32))  # C * F = 512: Winograd by default
-    b = rng.standard_normal(32)
+    x = rng.standard_normal((2, 13, 10, 64))
+    k = rng.standard_normal((3, 3, 64, 64))  # C * F = 4096: Winograd by default
+    b = rng.standard_normal(64)
     assert conv2d(sj.Tensor(x, requires_grad=True), k, b, padding="same")._op.winograd
     small = conv2d(sj.Tensor(x[..., :3], requires_grad=True), k[:, :, :3, :4], padding="same")
     assert not small._op.winograd
