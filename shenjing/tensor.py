@@ -159,7 +159,8 @@ class Tensor:
                 if g is None:
                     shape, dtype = op.output_meta[i]
                     output_grads[i] = np.zeros(shape, dtype=dtype)
-            input_grads = op.backward(*output_grads)
+            with _blas_threads() if op.blas_threads else _NOTHING:
+                input_grads = op.backward(*output_grads)
             if op.n_inputs == 1 and not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for tensor, g in zip(op.inputs, input_grads):
@@ -325,6 +326,9 @@ class Op:
     """
 
     name: str | None = None  # used in error messages; defaults to the class name
+    # True: the BLAS keeps its own threads while this op runs (ops made of products it splits
+    # better than shenjing.ops.parallel does); otherwise it runs on one thread (see there)
+    blas_threads = False
 
     def __call__(self, *inputs):
         tensors = tuple(
@@ -332,7 +336,7 @@ class Op:
         )
         record = _grad_enabled and any(t.requires_grad for t in tensors)
         self.needs_grad = tuple(record and t.requires_grad for t in tensors)
-        with _own_threads():
+        with _own_threads(), (_blas_threads() if self.blas_threads else _NOTHING):
             outputs = self.forward(*(t.data for t in tensors))
         single = not isinstance(outputs, tuple)
         if single:
@@ -386,4 +390,7 @@ from .ops import elementwise as _ew  # noqa: E402
 from .ops import matmul as _mm  # noqa: E402
 from .ops import reduce as _rd  # noqa: E402
 from .ops import shape as _sh  # noqa: E402
+from .ops.parallel import blas_threads as _blas_threads  # noqa: E402
 from .ops.parallel import own_threads as _own_threads  # noqa: E402
+
+_NOTHING = contextlib.nullcontext()

@@ -206,7 +206,8 @@ class Conv(Op):
         keep = any(getattr(self, "needs_grad", ()))
         self.winograd = _winograd_ok(kernel.shape, self.strides, self.dilation, self.out_size)
         if self.winograd:
-            y = self._winograd_forward(x, kernel, bias, keep)
+            with parallel.blas_threads():  # batched products the BLAS splits best
+                y = self._winograd_forward(x, kernel, bias, keep)
         else:
             y = self._im2col_forward(x, kernel, bias, keep)
         return y[:, 0] if self.one_d else y
@@ -216,7 +217,8 @@ class Conv(Op):
         if self.one_d:
             gy = gy[:, None]
         if self.winograd:
-            gx, gk = self._winograd_backward(gy)
+            with parallel.blas_threads():
+                gx, gk = self._winograd_backward(gy)
         else:
             gx, gk = self._im2col_backward(gy)
         if self.one_d:
@@ -255,13 +257,18 @@ class Conv(Op):
         N, (OH, OW) = x.shape[0], self.out_size
         y = np.empty((N, OH, OW, F), x.dtype)
         step = max(1, _COLUMN_CHUNK_BYTES // (OH * OW * KH * KW * C * x.dtype.itemsize))
-        for n0 in range(0, N, step):
-            cols = self._columns(x[n0:n0 + step])
-            out = y[n0:n0 + step].reshape(-1, F)
-            parallel.matmul(cols.reshape(-1, KH * KW * C), kernel.reshape(-1, F), out=out)
-            if bias is not None:
-                out += bias
-            give_buffer(cols)
+
+        def chunks(s):  # each half of the batch on its own thread, chunk by chunk
+            for n0 in range(s.start, s.stop, step):
+                n1 = min(n0 + step, s.stop)
+                cols = self._columns(x[n0:n1])
+                out = y[n0:n1].reshape(-1, F)
+                np.matmul(cols.reshape(-1, KH * KW * C), kernel.reshape(-1, F), out=out)
+                if bias is not None:
+                    out += bias
+                give_buffer(cols)
+
+        parallel.over_batch(chunks, N, y.size + N * OH * OW * KH * KW * C)
         return y
 
     def _columns(self, x):

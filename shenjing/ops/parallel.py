@@ -69,39 +69,70 @@ def _openblas_controls():
 
 
 _blas = _openblas_controls()
-_depth = threading.local()
+_state = threading.local()  # depth of own_threads, and the BLAS setting it saved
 
 
 class own_threads:
     """Within: NumPy's OpenBLAS on one thread (restored on exit); nests, per thread."""
 
-    __slots__ = ("saved",)
+    __slots__ = ()
 
     def __enter__(self):
-        depth = getattr(_depth, "value", 0)
-        _depth.value = depth + 1
-        self.saved = None
-        if depth == 0 and _blas is not None and THREADS > 1:
-            self.saved = _blas[1]()
-            if self.saved != 1:
-                _blas[0](1)
+        depth = getattr(_state, "depth", 0)
+        _state.depth = depth + 1
+        if depth == 0:
+            _state.saved = None
+            if _blas is not None and THREADS > 1:
+                _state.saved = _blas[1]()
+                if _state.saved != 1:
+                    _blas[0](1)
 
     def __exit__(self, *exc):
-        _depth.value -= 1
-        if self.saved is not None and self.saved != 1:
-            _blas[0](self.saved)
+        _state.depth -= 1
+        if _state.depth == 0 and _state.saved not in (None, 1):
+            _blas[0](_state.saved)
+
+
+class blas_threads:
+    """Within own_threads: the BLAS's own threads back for a while, for ops made of products
+    that it splits better than we do (Winograd's batched products, recurrent steps)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        if getattr(_state, "depth", 0) and _state.saved not in (None, 1):
+            _blas[0](_state.saved)
+
+    def __exit__(self, *exc):
+        if getattr(_state, "depth", 0) and _state.saved not in (None, 1):
+            _blas[0](1)
+
+
+def _split_here(rows, elements):
+    """Whether to split work over two threads: a large one, and not already inside a split."""
+    return (THREADS > 1 and rows > 1 and elements >= MIN_ELEMENTS
+            and not getattr(_state, "splitting", False))
+
+
+def _marked(work, *args):
+    """work(*args) with this thread marked as inside a split (nested splits run serially)."""
+    _state.splitting = True
+    try:
+        return work(*args)
+    finally:
+        _state.splitting = False
 
 
 def over_batch(work, rows, elements):
     """work(s) for s = slice(0, rows), or for its two halves on two threads when elements (the
     size of the arrays work touches) is large; work must write disjoint parts of its outputs."""
-    if THREADS < 2 or rows < 2 or elements < MIN_ELEMENTS:
+    if not _split_here(rows, elements):
         work(slice(0, rows))
         return
     half = rows // 2
-    job = executor().submit(work, slice(0, half))
+    job = executor().submit(_marked, work, slice(0, half))
     try:
-        work(slice(half, rows))
+        _marked(work, slice(half, rows))
     finally:
         job.result()
 
@@ -135,10 +166,10 @@ def matmul(a, b, out=None):
 def matmul_tn(a, b):
     """a.T @ b for a (M, K), b (M, N): the shared M axis in two halves, partial products added."""
     rows = a.shape[0]
-    if THREADS < 2 or rows < 2 or rows * (a.shape[1] + b.shape[1]) * 8 < MIN_ELEMENTS:
+    if not _split_here(rows, rows * (a.shape[1] + b.shape[1]) * 8):
         return a.T @ b
     half = rows // 2
-    job = executor().submit(np.matmul, a[:half].T, b[:half])
+    job = executor().submit(_marked, np.matmul, a[:half].T, b[:half])
     rest = a[half:].T @ b[half:]
     rest += job.result()
     return rest

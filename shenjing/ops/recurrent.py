@@ -100,6 +100,8 @@ class _Recurrent(Op):
     that were given. Caches are feature-major, (T, F, N): each gate of a step is a contiguous
     (u, N) block of rows, so every per-step NumPy call runs on contiguous memory."""
 
+    blas_threads = True  # products from start to end: the BLAS's own threads measure faster
+
     def __init__(self, has_bias, states_given, mask, go_backwards, zero_output_for_mask,
                  activation, recurrent_activation="sigmoid", keep_state_grads=False):
         self.has_bias, self.states_given, self.mask = has_bias, states_given, mask

@@ -58,3 +58,53 @@ def test_split_relu_matches_torch(split_always, rng):
     x = rng.standard_normal((5, 4, 3))
     x[1] = 0.0
     check_against_torch(sj.ops.relu, torch.relu, x)
+
+
+def test_split_products_equal_numpys(split_always, rng):
+    a, b, c = rng.standard_normal((9, 4)), rng.standard_normal((4, 3)), rng.standard_normal((9, 3))
+    np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-12)
+    np.testing.assert_allclose(parallel.matmul_tn(a, c), a.T @ c, rtol=1e-12)
+
+
+@pytest.mark.skipif(parallel._blas is None, reason="NumPy's BLAS is not an OpenBLAS we can set")
+def test_blas_runs_on_one_thread_inside_ops_only(monkeypatch):
+    set_threads, get_threads = parallel._blas
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    before = get_threads()
+    set_threads(2)
+    try:
+        seen = {}
+
+        class Probe(sj.tensor.Op):
+            def forward(self, x):
+                seen["forward"] = get_threads()
+                return x * 2
+
+            def backward(self, gy):
+                seen["backward"] = get_threads()
+                return gy * 2
+
+        class BlasProbe(Probe):
+            blas_threads = True
+
+        Probe()(sj.Tensor(np.ones(3), requires_grad=True)).backward(np.ones(3))
+        assert seen == {"forward": 1, "backward": 1} and get_threads() == 2
+        BlasProbe()(sj.Tensor(np.ones(3), requires_grad=True)).backward(np.ones(3))
+        assert seen == {"forward": 2, "backward": 2} and get_threads() == 2
+    finally:
+        set_threads(before)
+
+
+@pytest.mark.parametrize("strides,padding", [((1, 1), "same"), ((2, 1), "valid"), ((2, 2), "same")])
+def test_split_chunked_inference_conv_matches_torch(split_always, monkeypatch, rng, strides,
+                                                    padding):
+    from shenjing.ops import conv as conv_module
+    from tests.ops.test_conv import torch_conv2d
+
+    monkeypatch.setattr(conv_module, "_COLUMN_CHUNK_BYTES", 1)  # one image per chunk
+    x, k, b = rng.standard_normal((7, 9, 8, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+    pads = resolve_padding(padding, (9, 8), (3, 2), strides, (1, 1))
+    with sj.no_grad():
+        ours = sj.ops.conv2d(x, k, b, strides=strides, padding=padding).numpy()
+    reference = torch_conv2d(strides, pads, (1, 1))(*(torch.tensor(a) for a in (x, k, b)))
+    np.testing.assert_allclose(ours, reference.detach().numpy(), rtol=1e-10, atol=1e-12)
