@@ -206,8 +206,7 @@ class Conv(Op):
         keep = any(getattr(self, "needs_grad", ()))
         self.winograd = _winograd_ok(kernel.shape, self.strides, self.dilation, self.out_size)
         if self.winograd:
-            with parallel.blas_threads():  # batched products the BLAS splits best
-                y = self._winograd_forward(x, kernel, bias, keep)
+            y = self._winograd_forward(x, kernel, bias, keep)
         else:
             y = self._im2col_forward(x, kernel, bias, keep)
         return y[:, 0] if self.one_d else y
@@ -217,8 +216,7 @@ class Conv(Op):
         if self.one_d:
             gy = gy[:, None]
         if self.winograd:
-            with parallel.blas_threads():
-                gx, gk = self._winograd_backward(gy)
+            gx, gk = self._winograd_backward(gy)
         else:
             gx, gk = self._im2col_backward(gy)
         if self.one_d:
@@ -352,13 +350,21 @@ class Conv(Op):
             n1 = min(n0 + step, N)
             yield n0, n1, n0 * TH * TW, n1 * TH * TW
 
+    def _over_chunks(self, body, channels, dtype):
+        """body(n0, n1, t0, t1) for every chunk; the chunks in two halves on two threads."""
+        chunks = list(self._chunks(channels, dtype))
+        N, H, W, C = self.x_shape
+        parallel.over_batch(lambda s: [body(*chunk) for chunk in chunks[s]], len(chunks),
+                            N * H * W * max(C, self.kernel_shape[3]))
+
     def _winograd_input(self, x, V):
         """V (36, T, C) <- BB @ (6x6 tiles of x, stride 4), the transformed input tiles."""
         C = x.shape[3]
         TH, TW = _tiles(self.out_size[0]), _tiles(self.out_size[1])
         (top, _), (left, _) = self.pads
         bb = _BB.astype(x.dtype)
-        for n0, n1, t0, t1 in self._chunks(C, x.dtype):
+
+        def body(n0, n1, t0, t1):
             # zero-padded so that TH x TW tiles fit: extra zero rows and columns at the end
             xp = _pad_into(x[n0:n1], ((top, 0), (left, 0)), (n1 - n0, 4 * TH + 2, 4 * TW + 2, C))
             sN, sH, sW, sC = xp.strides
@@ -366,6 +372,8 @@ class Conv(Op):
             np.copyto(tiles, as_strided(xp, tiles.shape, (sH, sW, sN, 4 * sH, 4 * sW, sC)))
             np.matmul(bb, tiles.reshape(36, -1), out=V[:, t0:t1].reshape(36, -1))
             give_buffer(xp, tiles)
+
+        self._over_chunks(body, C, x.dtype)
         return V
 
     def _winograd_forward(self, x, kernel, bias, keep):
@@ -376,7 +384,8 @@ class Conv(Op):
         self.U = (_GG.astype(dtype) @ kernel.reshape(9, C * F)).reshape(36, C, F)
         aa = _AA.astype(dtype)
         full = np.empty((N, TH, 4, TW, 4, F), dtype)
-        for n0, n1, t0, t1 in self._chunks(max(C, F), dtype):
+
+        def body(n0, n1, t0, t1):
             M = take_buffer((36, t1 - t0, F), dtype)
             np.matmul(V[:, t0:t1], self.U, out=M)
             Y = take_buffer((16, (t1 - t0) * F), dtype)
@@ -388,6 +397,8 @@ class Conv(Op):
             else:
                 np.add(tiles, bias, out=full[n0:n1])
             give_buffer(M, Y)
+
+        self._over_chunks(body, max(C, F), dtype)
         y = full.reshape(N, 4 * TH, 4 * TW, F)
         if (OH, OW) != (4 * TH, 4 * TW):
             y = y[:, :OH, :OW].copy()
@@ -408,7 +419,8 @@ class Conv(Op):
         # gM (36, T, F) = AA^T @ (4x4 tiles of gy): whole for the kernel gradient, else by chunk
         gM = take_buffer((36, N * TH * TW, F), dtype) if self.needs_grad[1] else None
         gx = np.empty(self.x_shape, dtype) if self.needs_grad[0] else None
-        for n0, n1, t0, t1 in self._chunks(max(C, F), dtype):
+
+        def body(n0, n1, t0, t1):
             n, g = n1 - n0, gy[n0:n1]
             if (OH, OW) != (4 * TH, 4 * TW):  # zero beyond the output's edge
                 g = np.zeros((n, 4 * TH, 4 * TW, F), dtype)
@@ -427,13 +439,15 @@ class Conv(Op):
                 give_buffer(gV, gtiles)
             if gM is None:
                 give_buffer(gMc)
+
+        self._over_chunks(body, max(C, F), dtype)
         gk = None
         if gM is not None:
             # a second backward through the graph rebuilds V, which the first gave back
             V = self.V if self.V is not None else self._winograd_input(
                 self.x, take_buffer((36, N * TH * TW, C), dtype)
             )
-            gU = np.matmul(V.transpose(0, 2, 1), gM)  # (36, C, F)
+            gU = parallel.matmul_tn(V, gM)  # (36, C, F)
             gk = (_GG.T.astype(dtype) @ gU.reshape(36, -1)).reshape(3, 3, C, F)
             give_buffer(V, gM)
             self.V = None

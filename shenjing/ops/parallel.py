@@ -164,12 +164,14 @@ def matmul(a, b, out=None):
 
 
 def matmul_tn(a, b):
-    """a.T @ b for a (M, K), b (M, N): the shared M axis in two halves, partial products added."""
-    rows = a.shape[0]
-    if not _split_here(rows, rows * (a.shape[1] + b.shape[1]) * 8):
-        return a.T @ b
+    """a^T @ b over the last two axes (a (..., M, K), b (..., M, N) -> (..., K, N)): the shared
+    M axis in two halves on two threads when large, the partial products added."""
+    rows = a.shape[-2]
+    if not _split_here(rows, a.size + b.size):
+        return np.matmul(a.swapaxes(-1, -2), b)
     half = rows // 2
-    job = executor().submit(_marked, np.matmul, a[:half].T, b[:half])
-    rest = a[half:].T @ b[half:]
+    job = executor().submit(_marked, np.matmul, a[..., :half, :].swapaxes(-1, -2),
+                            b[..., :half, :])
+    rest = np.matmul(a[..., half:, :].swapaxes(-1, -2), b[..., half:, :])
     rest += job.result()
     return rest
