@@ -10,6 +10,7 @@ iteratively, so graphs of any depth (a long RNN unroll) work. Gradients are plai
 from __future__ import annotations
 
 import contextlib
+import sys
 import weakref
 
 import numpy as np
@@ -163,7 +164,9 @@ class Tensor:
                 input_grads = op.backward(*output_grads)
             if op.n_inputs == 1 and not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            for tensor, g in zip(op.inputs, input_grads):
+            input_grads = list(input_grads)
+            for k, tensor in enumerate(op.inputs):
+                g, input_grads[k] = input_grads[k], None  # so that a leaf may keep g uncopied
                 if g is None or not tensor.requires_grad:
                     continue
                 if g.shape != tensor.shape:
@@ -283,10 +286,42 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _unshared(g, dtype, refs) -> bool:
+    """Whether nothing but the caller holds g (refs: its count there) and, for a whole-array
+    view of a fresh array, its base."""
+    if g.dtype != dtype or not (g.flags.writeable and g.flags.c_contiguous) or refs > _FREE_REFS:
+        return False
+    base = g.base
+    if base is None:
+        return True
+    return (type(base) is np.ndarray and base.base is None and base.size == g.size
+            and sys.getrefcount(base) <= _FREE_BASE_REFS)
+
+
+def _free_counts():
+    """sys.getrefcount of an array nobody else holds, as _accumulate_leaf and _unshared see it
+    (a caller's local, the parameter, the call's argument; for a base: the view, a local)."""
+    def leaf(g):
+        return sys.getrefcount(g)
+
+    g = np.empty(1)
+    view = np.empty(2).reshape(1, 2)
+    base = view.base
+    return leaf(g), sys.getrefcount(base)
+
+
+_FREE_REFS, _FREE_BASE_REFS = _free_counts()
+
+
 def _accumulate_leaf(tensor: Tensor, g: np.ndarray) -> None:
     if tensor.grad is None:
-        # own the memory: g may be a view of, or the same array as, another gradient
-        tensor.grad = np.array(g, dtype=tensor.dtype, copy=True)
+        # keep g when nothing else holds it (PyTorch does the same); otherwise own a copy: g
+        # may be a view of, or the same array as, another gradient, or an op's cache
+        refs = sys.getrefcount(g)  # counted before g is pushed as an argument below
+        if _unshared(g, tensor.dtype, refs):
+            tensor.grad = g
+        else:
+            tensor.grad = np.array(g, dtype=tensor.dtype, copy=True)
     else:
         tensor.grad += g
 

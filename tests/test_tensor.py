@@ -130,3 +130,51 @@ def test_comparisons_give_boolean_arrays():
     x = sj.Tensor(np.array([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(x > 1.5, [False, True, True])
     np.testing.assert_array_equal(x <= sj.Tensor(np.array([1.0, 1.0, 4.0])), [True, False, True])
+
+
+def test_leaf_gradients_never_alias_each_other_or_the_callers_array():
+    a = sj.Tensor(np.ones(3), requires_grad=True)
+    b = sj.Tensor(np.ones(3), requires_grad=True)
+    (a + b).backward(np.ones(3))  # add passes the same upstream array to both inputs
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad += 1.0
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    seed = np.full(3, 2.0)
+    c = sj.Tensor(np.ones(3), requires_grad=True)
+    (c + 0.0).backward(seed)
+    assert not np.shares_memory(c.grad, seed)
+    d = sj.Tensor(np.ones((2, 3)), requires_grad=True)
+    (d.reshape((3, 2)) * 1.0).backward(np.ones((3, 2)))
+    assert d.grad.shape == (2, 3) and d.grad.flags.owndata
+    (d.reshape((3, 2)) * 1.0).backward(np.ones((3, 2)))  # accumulates, in place
+    np.testing.assert_array_equal(d.grad, np.full((2, 3), 2.0))
+
+
+def test_a_fresh_gradient_is_kept_without_a_copy():
+    import weakref
+
+    made = []
+
+    class Double(sj.tensor.Op):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            g = (gy * 2).reshape(gy.shape)  # a whole-array view of a fresh array
+            made.append(weakref.ref(g))  # watched without holding it
+            return g
+
+    x = sj.Tensor(np.ones((2, 2)), requires_grad=True)
+    Double()(x).backward(np.ones((2, 2)))
+    assert x.grad is made[0]()  # kept: nothing else held it
+
+    class Leaky(Double):
+        def backward(self, gy):
+            self.cache = super().backward(gy)  # but an op that keeps it...
+            return self.cache
+
+    y = sj.Tensor(np.ones((2, 2)), requires_grad=True)
+    op = Leaky()
+    op(y).backward(np.ones((2, 2)))
+    assert not np.shares_memory(y.grad, op.cache)  # ...gets a copy
+    np.testing.assert_array_equal(y.grad, np.full((2, 2), 2.0))

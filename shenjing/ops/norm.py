@@ -6,13 +6,11 @@ uses the moving statistics. Both are differentiable with respect to x, gamma and
 Speed (benchmarks/bench_batchnorm.py): x is viewed as an (M, C) matrix, each of the four passes
 (statistics, output, gradient sums, input gradient) walks it in blocks of rows that stay in
 cache, per-channel vectors are tiled so that ufunc loops run over thousands of elements, not C;
-two threads share the blocks of large inputs (NumPy releases the GIL), and outputs come from a
-small pool of arrays that nobody else holds (fresh 16 MB arrays cost page faults).
+two threads share the blocks of large inputs (NumPy releases the GIL). Fresh outputs cost no
+page faults since shenjing.memory keeps freed memory in the process.
 """
 
 import numbers
-import os
-import sys
 import threading
 
 import numpy as np
@@ -24,39 +22,7 @@ _BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companio
 _TILE_ELEMS = 1 << 14  # per-channel vectors are repeated to about this many elements
 _SUM_ELEMS = 1 << 11  # column sums first add rows of this many elements
 _PARALLEL_ELEMS = 1 << 19  # smaller inputs run on one thread: GIL handoffs would cost more
-_POOL_BYTES = 1 << 28  # output memory kept for reuse, at most
-_POOL_PER_SHAPE = 4
-
 _local = threading.local()
-_pool: dict = {}
-_pool_lock = threading.Lock()
-_pool_bytes = 0
-
-
-def _refcount(arrays, i):
-    return sys.getrefcount(arrays[i])
-
-
-_FREE_REFS = _refcount([np.empty(0)], 0)  # the count of an array only the pool list holds
-
-
-def _output(shape, dtype):
-    """An uninitialized array for an op output, from the pool when one there is free.
-
-    NOTE: free means that nothing else references it (no tensor, view, saved value, pending
-    gradient): every view and buffer export holds a reference to its base array.
-    """
-    global _pool_bytes
-    with _pool_lock:
-        arrays = _pool.setdefault((shape, np.dtype(dtype).str), [])
-        for i in range(len(arrays)):
-            if _refcount(arrays, i) <= _FREE_REFS:
-                return arrays[i]
-        out = np.empty(shape, dtype)
-        if len(arrays) < _POOL_PER_SHAPE and _pool_bytes + out.nbytes <= _POOL_BYTES:
-            arrays.append(out)
-            _pool_bytes += out.nbytes
-        return out
 
 
 def _scratch(n, dtype):
@@ -142,16 +108,6 @@ class _Blocks:
                 future.result()
 
 
-def _after_fork():
-    """A forked child has none of the parent's locks' holders: fresh locks."""
-    global _pool_lock
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
-
-
 def _moments(Xs, blocks):
     """Biased per-channel mean and variance of the blocks Xs of an (M, C) matrix, in float64.
 
@@ -190,7 +146,7 @@ def _moments(Xs, blocks):
 
 def _affine(As, blocks, shape, scale, shift=None):
     """A * scale + shift per channel for the blocks As of A (shape), into a pooled array."""
-    out = _output(shape, blocks.dtype)
+    out = np.empty(shape, blocks.dtype)
     outs = blocks.split(out)
     scale = blocks.tile(scale)
     shift = None if shift is None else blocks.tile(shift)
@@ -227,7 +183,7 @@ def _grad_sums(Xs, GYs, mean, blocks, deviations):
 
 def _input_grad(Xs, GYs, blocks, shape, a, b, c):
     """gx = a * gy + b * x + c per channel, one cached pass per block, into a pooled array."""
-    out = _output(shape, blocks.dtype)
+    out = np.empty(shape, blocks.dtype)
     outs = blocks.split(out)
     a, b, c = blocks.tile(a), blocks.tile(b), blocks.tile(c)
 
