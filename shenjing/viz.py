@@ -308,6 +308,7 @@ def plot_history(history, path=None, title=None):
                 epochs = np.arange(1, len(logs[key]) + 1)
                 axis.plot(epochs, logs[key], marker="o", ms=3, label=label)
         axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only
         axis.set_title(name, fontsize=9)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

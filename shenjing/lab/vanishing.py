@@ -171,11 +171,15 @@ def _plot_mse(numbers):
     width = 0.8 / len(numbers["models"])
     for index, kind in enumerate(numbers["models"]):
         values = [numbers["results"][kind][steps]["mse"] for steps in lengths]
-        axis.bar(positions + (index - 1) * width, values, width, color=COLORS[kind], label=kind)
+        bars = axis.bar(positions + (index - 1) * width, values, width, color=COLORS[kind],
+                        label=kind)
+        axis.bar_label(bars, [f"{v:.4f}" for v in values], fontsize=7)
     baselines = [numbers["results"][numbers["models"][0]][s]["baseline_mse"] for s in lengths]
-    axis.scatter(positions, baselines, marker="_", s=2000, color="black",
-                 label="baseline (always 1)", zorder=3)
+    axis.hlines(baselines, positions - 0.45, positions + 0.45, color="black", lw=1.5,
+                label="baseline (always 1)")
+    axis.set_yscale("log")  # a solved task sits orders of magnitude below the baseline
+    axis.set_ylim(top=3.0)  # room for the legend above the baselines
     axis.set_xticks(positions, [f"T = {s}" for s in lengths])
     axis.set(ylabel="final test MSE", title="Adding problem after training")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, ncol=2, loc="upper left")
     return figure
