@@ -261,7 +261,6 @@ def test_channels_first_conv_and_fallback(rng):
     assert e.params_formula == "7 (counted, no formula for Scale)"
 
 
-@pytest.mark.skipif(not hasattr(L, "LocallyConnected2D"), reason="no LocallyConnected2D yet")
 def test_locally_connected_2d(rng):
     layer = L.LocallyConnected2D(3, (3, 2), strides=(2, 1))
     e = _check_against_layer(layer, (None, 7, 5, 2), rng=rng)
@@ -273,8 +272,6 @@ def test_locally_connected_2d(rng):
     assert e.params_formula == "4*3 * 2*2*3 * 2 = 288" and e.output_shape == (None, 2, 4, 3)
 
 
-@pytest.mark.skipif(not hasattr(L, "GroupNormalization") or not hasattr(L, "LayerNormalization"),
-                    reason="no GroupNormalization / LayerNormalization yet")
 def test_group_and_layer_normalization(rng):
     e = _check_against_layer(L.GroupNormalization(groups=2), (None, 4, 4, 6), rng=rng)
     assert e.params_formula == "2 * 6 = 12" and e.macs == 4 * 4 * 6
