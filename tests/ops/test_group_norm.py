@@ -4,16 +4,10 @@ import pytest
 import shenjing as sj
 from shenjing.ops.group_norm import group_norm, layer_norm
 from tests.helpers import check_against_torch, check_numeric_grad
+from tests.ops.test_norm import _split
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-
-def _split(params, has_gamma, has_beta):
-    params = list(params)
-    gamma = params.pop(0) if has_gamma else None
-    beta = params.pop(0) if has_beta else None
-    return gamma, beta
 
 
 def _group_case(rng):
