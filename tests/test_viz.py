@@ -40,7 +40,7 @@ def test_feature_maps_match_a_direct_convolution_and_the_layer_chain(rng):
     image = rng.standard_normal((9, 9, 2)).astype(np.float32)
     maps = viz.feature_maps(model, image)
     assert list(maps) == ["c1", "c2"]
-    c1, c2 = model.get_layer("c1"), model.get_layer("c2")
+    c1 = model.get_layer("c1")
     expected = _conv_same_numpy(image, c1.kernel.numpy(), c1.bias.numpy())
     np.testing.assert_allclose(maps["c1"], expected, rtol=1e-5, atol=1e-5)
     x = image[None]

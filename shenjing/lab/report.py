@@ -11,8 +11,6 @@ from __future__ import annotations
 import html
 import time
 
-import numpy as np
-
 from .. import layers, optimizers, utils, viz
 from ..datasets import sequences
 from ..demo import build_cnn, load_digits
