@@ -15,6 +15,21 @@ def _tuple(value, rank, what, layer):
     return values
 
 
+def set_weight_options(layer, data_format, activation, use_bias, kernel_initializer,
+                       bias_initializer, kernel_regularizer, bias_regularizer):
+    """The arguments every convolution-like layer shares, checked and resolved onto layer."""
+    layer.data_format = data_format or "channels_last"
+    if layer.data_format not in ("channels_last", "channels_first"):
+        raise layer._error(f"data_format must be 'channels_last' or 'channels_first', got "
+                           f"{data_format!r}.")
+    layer.activation = activations.get(activation)
+    layer.use_bias = use_bias
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+
+
 class _Conv(Layer):
     """Shared by Conv1D and Conv2D: kernel (*kernel_size, C, filters), bias (filters,)."""
 
@@ -37,16 +52,8 @@ class _Conv(Layer):
                 raise self._error(f"padding must be 'valid', 'same', an int or explicit pairs, "
                                   f"got {padding!r}.")
         self.padding = padding
-        self.data_format = data_format or "channels_last"
-        if self.data_format not in ("channels_last", "channels_first"):
-            raise self._error(f"data_format must be 'channels_last' or 'channels_first', got "
-                              f"{data_format!r}.")
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_weight_options(self, data_format, activation, use_bias, kernel_initializer,
+                           bias_initializer, kernel_regularizer, bias_regularizer)
 
     def _split(self, input_shape):
         """(batch, spatial sizes, channels) whatever the data format."""

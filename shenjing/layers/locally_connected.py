@@ -1,16 +1,13 @@
 """LocallyConnected2D: local receptive fields without shared weights (Keras 2 semantics)."""
 
 from .. import initializers, ops, regularizers
-from ..ops import activation as activations
 from .base import Layer, format_shape
+from .conv import _tuple, set_weight_options
 from .core import activation_name
 
 
 def _pair(value, what, layer):
-    values = (value,) * 2 if isinstance(value, int) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, int) and v > 0 for v in values):
-        raise layer._error(f"{what} must be a positive int or 2 of them, got {value!r}.")
-    return values
+    return _tuple(value, 2, what, layer)
 
 
 class LocallyConnected2D(Layer):
@@ -39,22 +36,14 @@ class LocallyConnected2D(Layer):
                 f"{padding!r}. Pad the input first (ZeroPadding2D) for a 'same'-sized output."
             )
         self.padding = "valid"
-        self.data_format = data_format or "channels_last"
-        if self.data_format not in ("channels_last", "channels_first"):
-            raise self._error(f"data_format must be 'channels_last' or 'channels_first', got "
-                              f"{data_format!r}.")
+        set_weight_options(self, data_format, activation, use_bias, kernel_initializer,
+                           bias_initializer, kernel_regularizer, bias_regularizer)
         if implementation != 1:
             raise self._error(
                 f"only implementation=1 is supported (kernel (positions, window, filters)); got "
                 f"{implementation!r}. Keras 2's modes 2 and 3 store other kernel layouts."
             )
         self.implementation = 1
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def _split(self, input_shape):
         """(rows, cols, channels) whatever the data format."""
