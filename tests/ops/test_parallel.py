@@ -95,16 +95,29 @@ def test_blas_runs_on_one_thread_inside_ops_only(monkeypatch):
         set_threads(before)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("strides,padding", [((1, 1), "same"), ((2, 1), "valid"), ((2, 2), "same")])
 def test_split_chunked_inference_conv_matches_torch(split_always, monkeypatch, rng, strides,
-                                                    padding):
+                                                    padding, channels):
     from shenjing.ops import conv as conv_module
     from tests.ops.test_conv import torch_conv2d
 
     monkeypatch.setattr(conv_module, "_COLUMN_CHUNK_BYTES", 1)  # one image per chunk
-    x, k, b = rng.standard_normal((7, 9, 8, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+    x, k = rng.standard_normal((7, 9, 8, channels)), rng.standard_normal((3, 2, channels, 4))
+    b = rng.standard_normal(4)
     pads = resolve_padding(padding, (9, 8), (3, 2), strides, (1, 1))
     with sj.no_grad():
         ours = sj.ops.conv2d(x, k, b, strides=strides, padding=padding).numpy()
     reference = torch_conv2d(strides, pads, (1, 1))(*(torch.tensor(a) for a in (x, k, b)))
     np.testing.assert_allclose(ours, reference.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_split_conv_training_matches_torch(split_always, rng, channels):
+    from tests.ops.test_conv import torch_conv2d
+
+    x, k = rng.standard_normal((5, 7, 6, channels)), rng.standard_normal((3, 3, channels, 4))
+    b = rng.standard_normal(4)
+    pads = resolve_padding("same", (7, 6), (3, 3), (1, 1), (1, 1))
+    check_against_torch(lambda *a: sj.ops.conv2d(*a, padding="same"),
+                        torch_conv2d((1, 1), pads, (1, 1)), x, k, b)
