@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import median_ms, print_table  # noqa: E402
+from common import blocks_ms, print_table  # noqa: E402
 
 
 def shenjing_cnn():
@@ -35,7 +35,7 @@ def torch_cnn(torch):
     )
 
 
-def run(repeat=20):
+def run():
     import torch
 
     import shenjing as sj
@@ -47,8 +47,6 @@ def run(repeat=20):
 
     model = shenjing_cnn()
     model.compile(optimizer=sj.optimizers.Adam(), loss=sj.losses.SparseCategoricalCrossentropy(from_logits=True))
-    ours_train = median_ms(lambda: model.train_on_batch(x, y), repeat)
-    ours_infer = median_ms(lambda: model.predict(x_big, batch_size=256, verbose=0), repeat)
 
     net = torch_cnn(torch)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
@@ -67,8 +65,9 @@ def run(repeat=20):
         with torch.no_grad():
             net(tx_big)
 
-    theirs_train = median_ms(torch_step, repeat)
-    theirs_infer = median_ms(torch_infer, repeat)
+    ours_train, theirs_train = blocks_ms(lambda: model.train_on_batch(x, y), torch_step)
+    ours_infer, theirs_infer = blocks_ms(
+        lambda: model.predict(x_big, batch_size=256, verbose=0), torch_infer)
     return [("W1 CNN train step, batch 64 (train_on_batch)", ours_train, theirs_train),
             ("W2 CNN inference, batch 256 (predict)", ours_infer, theirs_infer)]
 

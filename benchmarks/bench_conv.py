@@ -3,20 +3,18 @@
 W5: batch 32, 32x32x64 input, 64 filters 3x3 'same', float32. Run:
 python benchmarks/bench_conv.py [--all]   (--all adds strided, 1x1, 5x5 and first-layer cases)
 
-Each library is timed in blocks of consecutive steps, alternating blocks: interleaving single
-steps would let each library's idle-spinning BLAS/OpenMP threads slow the other one down.
+Each library is timed in alternating blocks of consecutive steps (common.blocks_ms).
 """
 
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for `common`
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for shenjing
 
-from common import median_ms, print_table
+from common import blocks_ms, print_table
 
 import shenjing as sj
 from shenjing.ops.conv import conv2d
@@ -58,16 +56,6 @@ def conv_case(n, size, c, f, k, strides=1, input_grad=True):
         y.backward(gyt)
 
     return ours, theirs
-
-
-def blocks_ms(ours, theirs, rounds=3, per_block=7):
-    """Medians (ms) over rounds * per_block steps of each, timed in alternating blocks."""
-    times = ([], [])
-    for _ in range(rounds):
-        for step, out in zip((ours, theirs), times):
-            time.sleep(0.2)  # let the other library's worker threads stop spinning
-            out.append(median_ms(step, repeat=per_block, warmup=2))
-    return float(np.median(times[0])), float(np.median(times[1]))
 
 
 CASES = [

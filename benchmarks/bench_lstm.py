@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import median_ms, print_table
+from common import blocks_ms, print_table
 
 N, T, D, U, K = 64, 50, 32, 128, 10
 
@@ -70,7 +70,7 @@ def torch_step(torch, rng):
     return step
 
 
-def run(repeat=20):
+def run():
     """Rows (workload, shenjing ms, torch ms). This torch build sends nn.LSTM to oneDNN's fused
     RNN kernel on CPUs it supports; the last two rows time torch with oneDNN off (ATen's loop of
     per-step products), which is what the project's reference figures measured."""
@@ -93,19 +93,22 @@ def run(repeat=20):
         with torch.no_grad():
             rnn(tx)
 
-    ours = [median_ms(shenjing_step(rng), repeat), median_ms(ours_infer, repeat)]
-    theirs = [median_ms(torch_step(torch, rng), repeat), median_ms(torch_infer, repeat)]
-    model_row = ("W3 via Sequential.train_on_batch", median_ms(shenjing_model_step(rng), repeat),
-                 theirs[0])
+    train = blocks_ms(shenjing_step(rng), torch_step(torch, rng))
+    infer = blocks_ms(ours_infer, torch_infer)
+    model_row = ("W3 via Sequential.train_on_batch",
+                 *blocks_ms(shenjing_model_step(rng), torch_step(torch, rng)))
     torch.backends.mkldnn.enabled = False
     try:
-        theirs += [median_ms(torch_step(torch, rng), repeat), median_ms(torch_infer, repeat)]
+        plain = [blocks_ms(shenjing_step(rng), torch_step(torch, rng)),
+                 blocks_ms(ours_infer, torch_infer)]
     finally:
         torch.backends.mkldnn.enabled = True
+    ours = [train[0], infer[0]] + [row[0] for row in plain]
+    theirs = [train[1], infer[1]] + [row[1] for row in plain]
     names = ["W3 LSTM train step, b64 T50 d32 u128 -> Dense 10, Adam",
              "W4 LSTM inference, b256 T50 d32 u128"]
     names += [f"{name} (torch without oneDNN)" for name in names]
-    return list(zip(names, ours + ours, theirs)) + [model_row]
+    return list(zip(names, ours, theirs)) + [model_row]
 
 
 if __name__ == "__main__":
