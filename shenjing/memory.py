@@ -8,7 +8,8 @@ of its time. ``keep_freed_memory()`` raises the thresholds with ``mallopt`` (M_M
 next step. The process keeps up to ~0.5 GiB it no longer uses instead of returning it.
 
 shenjing calls it once on import (Linux with glibc only); set ``SHENJING_KEEP_MEMORY=0`` in the
-environment before importing to leave malloc as it is.
+environment before importing to leave malloc as it is. ``release()`` hands what is kept back
+to the operating system now (glibc's malloc_trim), for example after training.
 """
 
 import ctypes
@@ -24,16 +25,35 @@ TOP_PAD = 64 << 20
 kept = False  # whether keep_freed_memory() has changed malloc's settings in this process
 
 
+def _libc():
+    """glibc's C library, or None on other systems and libcs."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    glibc = hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")  # not musl
+    return libc if glibc else None
+
+
+def release() -> bool:
+    """Give the freed memory malloc keeps back to the operating system; True if it could."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    libc.malloc_trim(0)
+    return True
+
+
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep freed blocks (see the module docstring); True if it did."""
     global kept
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs without mallopt
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     done = [mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD),
             mallopt(M_TOP_PAD, TOP_PAD)]
