@@ -41,6 +41,7 @@ def test_csv_logger_append_separator_and_missing_val_columns(tmp_path):
     assert path.read_text() == ""
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
 def test_terminate_on_nan_stops_within_the_first_epoch(capsys):
     x, y = regression_data()
     y[5] = np.inf  # the batch holding sample 5 has an infinite loss
