@@ -110,8 +110,8 @@ def bar_frames(make_bar, monkeypatch, verbose, steps, step_time, values):
     return re.sub(r"\x1b\[[0-9;]*m|\x08", "", terminal.getvalue()).split("\r")
 
 
-@pytest.mark.parametrize("verbose, steps, step_time", itertools.product(
-    [1, 2], [1, 7, 120], [0.01, 0.0004, 0.9, 2.5, 70.0]))
+@pytest.mark.parametrize("verbose, steps, step_time", list(itertools.product(
+    [1, 2], [1, 7, 120], [0.01, 0.0004, 0.9, 2.5, 70.0])))
 def test_progbar_text(monkeypatch, verbose, steps, step_time):
     monkeypatch.setattr(progbar.shutil, "get_terminal_size", lambda: types.SimpleNamespace(
         columns=500))
