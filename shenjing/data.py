@@ -99,6 +99,26 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out.reshape(*shape, num_classes)
 
 
+def class_weight_to_sample_weight(y, class_weight, dtype="float32"):
+    """One weight per sample from a {class id: weight} map, as Keras's fit(class_weight=...):
+    the class of a row is its argmax for one-hot y (..., K > 1), else round(y); classes the map
+    does not name weigh 1."""
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight: expected a dict {{class id: weight}}, got "
+                        f"{type(class_weight).__name__}.")
+    y = np.asarray(y)
+    if y.ndim > 1:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, axis=-1)
+    if y.ndim != 1:
+        raise ValueError(f"class_weight: expected targets (samples,), (samples, 1) or one-hot "
+                         f"(samples, classes), got shape {np.shape(y)}.")
+    classes = np.round(y).astype(np.int64)
+    weights = np.ones(len(classes), dtype=dtype)
+    for label, weight in class_weight.items():
+        weights[classes == int(label)] = weight
+    return weights
+
+
 # --- time series and ragged sequences ------------------------------------------------------
 
 

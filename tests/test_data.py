@@ -172,3 +172,30 @@ def test_to_categorical_inputs():
 def test_to_categorical_errors(y, num_classes, error, match):
     with pytest.raises(error, match=match):
         to_categorical(y, num_classes)
+
+
+@pytest.mark.parametrize("y", [
+    np.array([0, 1, 0, 2, 3]),  # sparse labels; class 3 is not in the map: weight 1
+    np.array([[0], [1], [2], [2]]),  # (samples, 1)
+    np.array([[0.0, 1.0, 0.0], [0.2, 0.1, 0.7], [1.0, 0.0, 0.0]]),  # one-hot / probabilities
+    np.array([0.4, 0.6, 1.2, 1.9]),  # rounded, as Keras does for binary targets
+])
+def test_class_weight_to_sample_weight_matches_keras(y):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras_utils = pytest.importorskip("keras.src.trainers.data_adapters.data_adapter_utils")
+    from shenjing.data import class_weight_to_sample_weight
+
+    class_weight = {0: 0.5, 1: 2.0, 2: 3.0}
+    expected = keras_utils.class_weight_to_sample_weights(y, class_weight)
+    np.testing.assert_array_equal(class_weight_to_sample_weight(y, class_weight), expected)
+
+
+def test_class_weight_to_sample_weight_errors():
+    from shenjing.data import class_weight_to_sample_weight
+
+    with pytest.raises(TypeError, match="expected a dict"):
+        class_weight_to_sample_weight(np.zeros(3), [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"got shape \(2, 3, 4\)"):
+        class_weight_to_sample_weight(np.zeros((2, 3, 4, 5)), {0: 1.0})

@@ -15,7 +15,7 @@ from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..callbacks.base import CallbackList, History
-from ..data import split_validation
+from ..data import class_weight_to_sample_weight, split_validation
 from ..progbar import is_dynamic
 from ..tensor import no_grad
 
@@ -173,14 +173,24 @@ class TrainingMixin:
 
     # ----- loops -------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, sample_weight=None,
-            initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0):
         """Train for ``epochs`` passes over (x, y); returns a History of per-epoch logs.
 
-        To resume a loaded checkpoint, pass ``initial_epoch=model.completed_epochs``.
+        class_weight ({class id: weight}) weighs each training sample by its class, as Keras
+        does (one output only; not together with sample_weight). To resume a loaded
+        checkpoint, pass ``initial_epoch=model.completed_epochs``.
         """
         self._require_compiled("fit")
         xs, ys = _as_list(x), _as_list(y)
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("fit: pass class_weight or sample_weight, not both (Keras "
+                                 "refuses both too); fold the class weights into sample_weight.")
+            if len(ys) != 1:
+                raise ValueError(f"fit: class_weight works for a model with one output; this "
+                                 f"one has {len(ys)} targets. Use sample_weight.")
+            sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
         if validation_split and validation_data is None:

@@ -161,3 +161,36 @@ def test_evaluate_and_predict_report_progress_when_verbose(capsys):
     model.evaluate(x, y, verbose=0)
     model.predict(x, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def test_class_weight_trains_as_the_same_sample_weights(rng):
+    x = rng.standard_normal((40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    weights = {0: 0.25, 1: 4.0}  # class 2 keeps weight 1
+
+    def trained(**weighting):
+        sj.utils.set_seed(7)
+        model = sj.Sequential([layers.Input((5,)), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, **weighting)
+        return model.get_weights()
+
+    by_class = trained(class_weight=weights)
+    by_sample = trained(sample_weight=np.array([weights.get(int(c), 1.0) for c in y], np.float32))
+    unweighted = trained()
+    for a, b, c in zip(by_class, by_sample, unweighted):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
+def test_class_weight_errors(rng):
+    model = sj.Sequential([layers.Input((2,)), layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match="class_weight or sample_weight, not both"):
+        model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(4), verbose=0)
+    a = sj.Input((2,))
+    two = sj.Model(a, [layers.Dense(1)(a), layers.Dense(1)(a)])
+    two.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="one output; this one has 2 targets"):
+        two.fit(x, [y[:, :1], y[:, 1:]], class_weight={0: 1.0}, verbose=0)
