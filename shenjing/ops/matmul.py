@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..tensor import Op, unbroadcast
+from . import parallel
 
 
 class MatMul(Op):
@@ -43,18 +44,19 @@ class Dense(Op):
                 f"expects {kernel.shape[0]} (kernel shape {kernel.shape})."
             )
         self.saved = x, kernel
-        y = x @ kernel
+        # large products in two halves on two threads (shenjing.ops.parallel)
+        y = parallel.matmul(x.reshape(-1, x.shape[-1]), kernel).reshape(*x.shape[:-1], -1)
         if bias is not None:
             y += bias
         return y
 
     def backward(self, gy):
         x, kernel = self.saved
-        gx = gy @ kernel.T if self.needs_grad[0] else None
+        x2, gy2 = x.reshape(-1, x.shape[-1]), gy.reshape(-1, gy.shape[-1])
+        gx = parallel.matmul(gy2, kernel.T).reshape(x.shape) if self.needs_grad[0] else None
         gk = None
         if self.needs_grad[1]:
-            x2, gy2 = x.reshape(-1, x.shape[-1]), gy.reshape(-1, gy.shape[-1])
-            gk = x2.T @ gy2
+            gk = parallel.matmul(x2.T, gy2)
         grads = (gx, gk)
         if len(self.needs_grad) == 3:
             grads += (gy.reshape(-1, gy.shape[-1]).sum(axis=0) if self.needs_grad[2] else None,)

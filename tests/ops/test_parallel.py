@@ -121,3 +121,8 @@ def test_split_conv_training_matches_torch(split_always, rng, channels):
     pads = resolve_padding("same", (7, 6), (3, 3), (1, 1), (1, 1))
     check_against_torch(lambda *a: sj.ops.conv2d(*a, padding="same"),
                         torch_conv2d((1, 1), pads, (1, 1)), x, k, b)
+
+
+def test_split_dense_matches_torch(split_always, rng):
+    x, k, b = rng.standard_normal((6, 2, 5)), rng.standard_normal((5, 3)), rng.standard_normal(3)
+    check_against_torch(sj.ops.dense, lambda x, k, b: x @ k + b, x, k, b)
