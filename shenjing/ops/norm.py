@@ -21,7 +21,6 @@ from . import parallel
 _BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companions, in L3)
 _TILE_ELEMS = 1 << 14  # per-channel vectors are repeated to about this many elements
 _SUM_ELEMS = 1 << 11  # column sums first add rows of this many elements
-_PARALLEL_ELEMS = 1 << 19  # smaller inputs run on one thread: GIL handoffs would cost more
 _local = threading.local()
 
 
@@ -48,7 +47,7 @@ class _Blocks:
         self.reps = reps = max(1, min(reps, M))
         rows = max(reps, _BLOCK_BYTES // (max(C, 1) * dtype.itemsize) // reps * reps)
         self.spans = [(lo, min(lo + rows, M)) for lo in range(0, M, rows)]
-        self.parallel = parallel.THREADS > 1 and M * C >= _PARALLEL_ELEMS and len(self.spans) > 1
+        self.parallel = parallel.worth_splitting(len(self.spans), M * C)
         self.scratch_size = (min(rows, M) + reps) * C
 
     def split(self, a):
@@ -145,7 +144,7 @@ def _moments(Xs, blocks):
 
 
 def _affine(As, blocks, shape, scale, shift=None):
-    """A * scale + shift per channel for the blocks As of A (shape), into a pooled array."""
+    """A * scale + shift per channel for the blocks As of A (shape), into a new array."""
     out = np.empty(shape, blocks.dtype)
     outs = blocks.split(out)
     scale = blocks.tile(scale)
@@ -182,7 +181,7 @@ def _grad_sums(Xs, GYs, mean, blocks, deviations):
 
 
 def _input_grad(Xs, GYs, blocks, shape, a, b, c):
-    """gx = a * gy + b * x + c per channel, one cached pass per block, into a pooled array."""
+    """gx = a * gy + b * x + c per channel, one cached pass per block, into a new array."""
     out = np.empty(shape, blocks.dtype)
     outs = blocks.split(out)
     a, b, c = blocks.tile(a), blocks.tile(b), blocks.tile(c)

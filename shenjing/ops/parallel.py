@@ -95,7 +95,7 @@ class own_threads:
 
 class blas_threads:
     """Within own_threads: the BLAS's own threads back for a while, for ops made of products
-    that it splits better than we do (Winograd's batched products, recurrent steps)."""
+    that it splits better than we do (the recurrent ops' per-step products)."""
 
     __slots__ = ()
 
@@ -108,7 +108,7 @@ class blas_threads:
             _blas[0](1)
 
 
-def _split_here(rows, elements):
+def worth_splitting(rows, elements):
     """Whether to split work over two threads: a large one, and not already inside a split."""
     return (THREADS > 1 and rows > 1 and elements >= MIN_ELEMENTS
             and not getattr(_state, "splitting", False))
@@ -126,7 +126,7 @@ def _marked(work, *args):
 def over_batch(work, rows, elements):
     """work(s) for s = slice(0, rows), or for its two halves on two threads when elements (the
     size of the arrays work touches) is large; work must write disjoint parts of its outputs."""
-    if not _split_here(rows, elements):
+    if not worth_splitting(rows, elements):
         work(slice(0, rows))
         return
     half = rows // 2
@@ -158,6 +158,8 @@ def matmul(a, b, out=None):
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     rows = a.shape[0]
+    # a product does many flops per element it touches, so its size counts 8x against
+    # MIN_ELEMENTS: smaller products than passes are worth splitting
     over_batch(lambda s: np.matmul(a[s], b, out=out[s]), rows,
                rows * (a.shape[1] + b.shape[1]) * 8)
     return out
@@ -167,7 +169,7 @@ def matmul_tn(a, b):
     """a^T @ b over the last two axes (a (..., M, K), b (..., M, N) -> (..., K, N)): the shared
     M axis in two halves on two threads when large, the partial products added."""
     rows = a.shape[-2]
-    if not _split_here(rows, a.size + b.size):
+    if not worth_splitting(rows, a.size + b.size):
         return np.matmul(a.swapaxes(-1, -2), b)
     half = rows // 2
     job = executor().submit(_marked, np.matmul, a[..., :half, :].swapaxes(-1, -2),

@@ -63,7 +63,7 @@ def test_against_torch_random_configs(rng, rank):
 @pytest.mark.parametrize("shape", [(32, 16, 16, 64), (7, 37, 41, 24), (3, 5000, 3), (300, 2100)])
 def test_against_torch_large_inputs(rng, monkeypatch, shape):
     # several blocks shared by two threads, and a last block that the tile does not divide
-    monkeypatch.setattr(norm, "_PARALLEL_ELEMS", 0)
+    monkeypatch.setattr(norm.parallel, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(norm.parallel, "THREADS", 2)
     x = rng.standard_normal(shape) * 2 + 1
     gamma, beta = rng.standard_normal(shape[-1]), rng.standard_normal(shape[-1])
@@ -76,7 +76,7 @@ def test_against_torch_tiny_blocks(rng, monkeypatch):
     monkeypatch.setattr(norm, "_BLOCK_BYTES", 256)
     monkeypatch.setattr(norm, "_TILE_ELEMS", 12)
     monkeypatch.setattr(norm, "_SUM_ELEMS", 6)
-    monkeypatch.setattr(norm, "_PARALLEL_ELEMS", 0)
+    monkeypatch.setattr(norm.parallel, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(norm.parallel, "THREADS", 2)
     blocks = norm._Blocks(5 * 23, 3, np.dtype(np.float64))
     assert len(blocks.spans) > 8 and blocks.parallel and (5 * 23) % blocks.reps != 0
@@ -276,7 +276,7 @@ def test_type_errors():
 def test_threaded_path_works_in_a_forked_child(rng, monkeypatch):
     import multiprocessing
 
-    monkeypatch.setattr(norm, "_PARALLEL_ELEMS", 0)
+    monkeypatch.setattr(norm.parallel, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(norm.parallel, "THREADS", 2)
     x = rng.standard_normal((32, 16, 16, 64)).astype(np.float32)
     expected = batch_norm(x, training=True).numpy().copy()  # starts the worker thread here
