@@ -51,8 +51,9 @@ def build(kind, steps, units, seed=0):
     return model, cell
 
 
-def _measure(model, cell, x, y):
-    norms = hidden_state_gradient_norms(model, x, y)
+def _measure(model, cell, x, y, norms=None):
+    """Gradient norms (given, or measured now) and, for an LSTM, its forget gates on (x, y)."""
+    norms = hidden_state_gradient_norms(model, x, y) if norms is None else norms
     numbers = {"norms": norms, "ratio": float(norms[0] / norms[-1]),
                "first_step": float(norms[0]), "spread": float(norms.max() / norms.min())}
     if isinstance(cell, layers.LSTM):
@@ -76,7 +77,7 @@ def train_one(kind, steps, settings, seed=0):
         norms = hidden_state_gradient_norms(model, *probe)
         result["ratio_by_epoch"].append(float(norms[0] / norms[-1]))
     result["seconds"] = time.perf_counter() - start
-    result["trained"] = _measure(model, cell, *probe)
+    result["trained"] = _measure(model, cell, *probe, norms=norms)  # the last epoch's norms
     result["mse"] = float(result["mse_by_epoch"][-1])
     result["baseline_mse"] = sequences.adding_problem_baseline_mse(y_test)
     return result
