@@ -80,15 +80,10 @@ def layer_outputs(model, x, layer_names, training=False):
 def conv_layer_names(model):
     """Names of the model's convolution-like layers (Conv1D, Conv2D, LocallyConnected2D)."""
     from .layers.conv import _Conv
+    from .layers.locally_connected import LocallyConnected2D
 
-    kinds = (_Conv,)
-    try:
-        from .layers.locally_connected import LocallyConnected2D
-
-        kinds += (LocallyConnected2D,)
-    except ImportError:  # pragma: no cover - the layer ships with the package
-        pass
-    return [layer.name for layer in model.layers if isinstance(layer, kinds)]
+    return [layer.name for layer in model.layers
+            if isinstance(layer, (_Conv, LocallyConnected2D))]
 
 
 def feature_maps(model, image, layer_names=None):

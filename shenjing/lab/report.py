@@ -15,7 +15,7 @@ from .. import layers, optimizers, utils, viz
 from ..datasets import sequences
 from ..demo import build_cnn, load_digits
 from ..models import Sequential
-from . import plotting, prepare, say, write_json
+from . import plotting, prepare, save, say, write_json
 
 SETTINGS = {False: dict(n_train=4000, epochs=5, lstm_train=2000, lstm_epochs=10),
             True: dict(n_train=800, epochs=2, lstm_train=400, lstm_epochs=3)}
@@ -98,8 +98,7 @@ def run(out_dir, small=False, seed=0, verbose=True, model=None, image=None, lstm
     if plotting(verbose):
         figures = _figures(model, image, lstm_model, gates)
         for name, figure, _ in figures:
-            figure.savefig(out / name, format="png", dpi=100)
-            files.append(str(out / name))
+            save(figure, out / name, files)
     page = _html(figures, texts, numbers, model, lstm_model)
     (out / "report.html").write_text(page, encoding="utf-8")
     files.append(str(out / "report.html"))
