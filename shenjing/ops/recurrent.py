@@ -117,17 +117,30 @@ class _Recurrent(Op):
         states = [rest.pop(0) if given else None for given in self.states_given]
         return x, kernel, recurrent, bias, states
 
-    def _project(self, x, kernel, bias_row, columns, scale):
-        """x W + b of every step in one batched product -> (T, G, N), in processing order."""
+    def _inputs(self, x, has_bias, columns, state_rows=0):
+        """The steps' inputs, feature-major: (d [+ 1] [+ state_rows], T [+ 1], N).
+
+        Rows: x_t's features, a row of ones when there is a bias (it folds the bias into the
+        products and their gradients), then state_rows rows left for the caller's state h_{t-1}
+        (one more column then, for the last state), so that column t is a step's whole input.
+        """
         N, T, d = x.shape
-        X = _empty((d + (bias_row is not None), T, N), x.dtype)  # features, time, batch
+        F = d + has_bias
+        B = _empty((F + state_rows, T + (state_rows > 0), N), x.dtype)
+        X = B[:F, :T]
         X[:d] = (x[:, ::-1] if self.go_backwards else x).transpose(2, 1, 0)
-        if bias_row is not None:  # a row of ones folds the bias into the product (and gradient)
+        if has_bias:
             X[d] = 1
-            kernel = np.vstack([kernel, bias_row])
         self.X, self.d, self.columns = X, d, columns
         self._masks(T, x.dtype)
-        out = _empty((T, len(columns), N), x.dtype)
+        return B
+
+    def _project(self, x, kernel, bias_row, columns, scale):
+        """x W + b of every step in one batched product -> (T, G, N), in processing order."""
+        X = self._inputs(x, bias_row is not None, columns)
+        if bias_row is not None:
+            kernel = np.vstack([kernel, bias_row])
+        out = _empty((X.shape[1], len(columns), X.shape[2]), x.dtype)
         return np.matmul((kernel[:, columns] * scale).T, X.transpose(1, 0, 2), out=out)
 
     def _masks(self, T, dtype):
@@ -182,15 +195,31 @@ class _Recurrent(Op):
     def _input_grads(self, dZ, kernel):
         """gx (N, T, d), the kernel and bias-row gradients from the step gradients dZ (T, G, N),
         and dZ flattened to (G, T * N) for the recurrent kernel's gradient."""
-        (T, _, N), columns, flat = dZ.shape, self.columns, _flat(dZ)
-        gx = gw = gb = None
-        if self.needs_grad[0]:
-            gx = (kernel[:, columns] @ flat).reshape(self.d, T, N).transpose(2, 1, 0)
-            gx = gx[:, ::-1] if self.go_backwards else gx
-        if self.needs_grad[1] or (self.has_bias and self.needs_grad[3]):
-            gw1 = (self.X.reshape(-1, T * N) @ flat.T)[:, np.argsort(columns)]
-            gw, gb = gw1[: self.d], (gw1[self.d] if self.has_bias else None)
+        (T, _, N), flat = dZ.shape, _flat(dZ)
+        gx, gw, gb, _ = self._weight_grads(flat, kernel, T, N)
         return gx, gw, gb, flat
+
+    def _weight_grads(self, flat, kernel, T, N, stacked=None):
+        """(gx, gkernel, gbias_row, grecurrent) from the step gradients flat (G, T * N), in
+        Keras column order. stacked: (F + u, T, N), each step's input X with the state before
+        the step below it (see _inputs); the recurrent kernel's gradient then comes from the
+        same product as the kernel's (grecurrent is None without it)."""
+        gx = gw = gb = gu = None
+        if self.needs_grad[0]:
+            gx = (kernel[:, self.columns] @ flat).reshape(self.d, T, N).transpose(2, 1, 0)
+            gx = gx[:, ::-1] if self.go_backwards else gx
+        need_w = self.needs_grad[1] or (self.has_bias and self.needs_grad[3])
+        need_u = stacked is not None and self.needs_grad[2]
+        F = self.X.shape[0]
+        rows = stacked if need_w and need_u else self.X if need_w else stacked[F:] if need_u \
+            else None
+        if rows is not None:
+            g = (rows.reshape(-1, T * N) @ flat.T)[:, np.argsort(self.columns)]
+            if need_w:
+                gw, gb = g[: self.d], (g[self.d] if self.has_bias else None)
+            if need_u:
+                gu = g[F - len(stacked):]  # the last u rows
+        return gx, gw, gb, gu
 
     def _needs_product(self, t):
         """Whether step t's recurrent product in backward is needed (t = 0 feeds only h0)."""
@@ -289,16 +318,22 @@ class LSTM(_Recurrent):
         columns = np.concatenate([np.arange(k * u, (k + 1) * u) for k in (3, 0, 1, 2)])
         scale = np.repeat(np.array([_PRESCALE.get(sig, 1)] * 3 + [_PRESCALE.get(act, 1)],
                                    dtype), u)
-        G = self._project(x, kernel, bias, columns, scale)  # pre-activations, then gates
-        H, C = self._states(states, u, T, dtype)
-        N, UsT = H.shape[2], np.ascontiguousarray((recurrent[:, columns] * scale).T)
+        # column t of B is step t's whole input [x_t; 1; h_{t-1}]: one product per step gives
+        # z = x_t W + b + h_{t-1} U, and one product after the loop all three weight gradients
+        B = self._inputs(x, bias is not None, columns, state_rows=u)
+        F = self.X.shape[0]
+        H = B[F:].transpose(1, 0, 2)  # (T + 1, u, N) view: H[t] = h_{t-1}
+        (C,) = self._states(states[1:], u, T, dtype)
+        H[0] = 0 if states[0] is None else states[0].T
+        weights = [kernel] + ([bias[None]] if bias is not None else []) + [recurrent]
+        WT = np.ascontiguousarray((np.vstack(weights)[:, columns] * scale).T)  # (4u, F + u)
+        N = B.shape[2]
+        G = _empty((T, 4 * u, N), dtype)  # pre-activations, then gates
         TC = _empty((T, u, N), dtype)  # act(c_t)
-        rec, ig = np.empty((4 * u, N), dtype), np.empty((u, N), dtype)
+        ig = np.empty((u, N), dtype)
         fused = sig == "sigmoid" and act == "tanh"
         for t in range(T):
-            g = G[t]
-            np.matmul(UsT, H[t], out=rec)
-            g += rec
+            g = np.matmul(WT, B[:, t], out=G[t])
             if fused:  # one tanh for the whole block, then sigmoid = (1 + tanh) / 2
                 np.tanh(g, out=g)
                 s = g[: 3 * u]
@@ -315,14 +350,14 @@ class LSTM(_Recurrent):
             if self.masked[t]:
                 np.copyto(H[t + 1], H[t], where=self.drop[t])
                 np.copyto(C[t + 1], C[t], where=self.drop[t])
-        self.saved = G, H, C, TC, kernel, recurrent
+        self.saved = G, B, C, TC, kernel, recurrent
         return self._outputs(H, C)
 
     def backward(self, gy, gh, gc):
         # gy (N, T, u), gh, gc (N, u) -> gx (N, T, d), gkernel (d, 4u), grecurrent (u, 4u),
         #   gbias (4u,), gh0, gc0 (N, u)
-        G, H, C, TC, kernel, recurrent = self._restore()
-        (T, _, N), u, columns = G.shape, H.shape[1], self.columns
+        G, B, C, TC, kernel, recurrent = self._restore()
+        (T, _, N), u, columns = G.shape, C.shape[1], self.columns
         sig, act = self.recurrent_activation, self.activation
         U = np.ascontiguousarray(recurrent[:, columns])
         gys, (dh, dc) = self._output_grads(gy, gh, gc)
@@ -356,9 +391,7 @@ class LSTM(_Recurrent):
             if self.masked[t]:
                 dh += carry_h
                 dc += carry_c
-        gx, gw, gb, flat = self._input_grads(dZ, kernel)
-        Hf = _flat(H[:-1]) if self.needs_grad[2] else None
-        gu = None if Hf is None else (Hf @ flat.T)[:, np.argsort(columns)]
+        gx, gw, gb, gu = self._weight_grads(_flat(dZ), kernel, T, N, stacked=B[:, :T])
         return self._grads(gx, gw, gu, gb, [dh, dc])
 
 
