@@ -41,7 +41,9 @@ def test_numbers_are_those_of_the_trained_models(result):
     saved = json.loads((out / "report.json").read_text())
     assert saved["cnn_accuracy"] == pytest.approx(numbers["cnn_accuracy"])
     shapes = {name: tuple(m["shape"]) for name, m in numbers["feature_maps"].items()}
-    assert shapes == {"conv2d": (28, 28, 8), "conv2d_1": (14, 14, 16)}
+    # names carry a process-wide counter (Keras's rule), so other tests may have used "conv2d"
+    assert list(shapes.values()) == [(28, 28, 8), (14, 14, 16)]
+    assert all(name.startswith("conv2d") for name in shapes)
 
 
 def test_report_takes_your_models(tmp_path, rng):
