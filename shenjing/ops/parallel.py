@@ -137,6 +137,18 @@ def over_batch(work, rows, elements):
         job.result()
 
 
+def halves(work, rows):
+    """[work(slice(0, rows // 2)), work(slice(rows // 2, rows))], the two on two threads (the
+    caller decides with worth_splitting that it is worth it)."""
+    half = rows // 2
+    job = executor().submit(_marked, work, slice(0, half))
+    try:
+        second = _marked(work, slice(half, rows))
+    finally:
+        first = job.result()
+    return [first, second]
+
+
 def ufunc(f, *args, out):
     """f(*args, out=out), out and the array arguments of its shape split along axis 0 into
     halves on two threads when large; other arguments (scalars, broadcast rows) pass whole."""

@@ -341,6 +341,68 @@ def test_state_grads_match_torch_retain_grad(rng, kind, settings):
     np.testing.assert_allclose(outputs[0]._op.state_grads, expected, rtol=1e-10, atol=1e-13)
 
 
+# ----- a large batch runs as two half-batch recurrences on two threads --------------------------
+@pytest.fixture
+def always_split(monkeypatch):
+    """Every recurrent op on 2+ rows splits its batch, whatever its size (see _Recurrent)."""
+    monkeypatch.setattr(rnn._Recurrent, "MIN_SPLIT_BLOCK", 0)
+    monkeypatch.setattr(rnn.parallel, "worth_splitting", lambda rows, elements: rows > 1)
+
+
+SPLIT_CASES = [
+    ("simple_rnn", {}), ("lstm", {}), ("gru", {}), ("gru", {"reset_after": False}),
+    ("lstm", {"go_backwards": True, "masked": True}), ("gru", {"masked": True}),
+    ("simple_rnn", {"masked": True, "zero_output_for_mask": True}),
+]
+
+
+@pytest.mark.parametrize("kind, settings", SPLIT_CASES)
+def test_split_batch_matches_torch(rng, always_split, kind, settings):
+    settings = dict(settings)
+    N, T, d, u = 7, 9, 3, 4  # an odd batch: halves of 3 and 4 rows
+    mask = _padded_mask(rng, N, T) if settings.pop("masked", False) else None
+    x = rng.standard_normal((N, T, d))
+    k, rk, b = _weights(rng, kind, d, u, settings.get("reset_after", True))
+    states = [rng.standard_normal((N, u)) for _ in range(2 if kind == "lstm" else 1)]
+    ours = _op(kind, mask=mask, **settings)
+    y = ours(sj.Tensor(x, requires_grad=True), k, rk, b, *states)[0]
+    assert len(y._op.parts) == 2
+    if mask is not None:
+        assert [len(part.mask) for part in y._op.parts] == [3, 4]
+    ref = lambda x, k, rk, b, *s: _reference(kind, x, k, rk, b, s, mask=mask, **settings)
+    check_against_torch(ours, ref, x, k, rk, b, *states, **TIGHT)
+
+
+def test_split_state_grads_match_unsplit(rng, monkeypatch):
+    N, T, d, u = 6, 5, 2, 3
+    x = rng.standard_normal((N, T, d))
+    k, rk, b = _weights(rng, "lstm", d, u)
+    grads = []
+    monkeypatch.setattr(rnn._Recurrent, "MIN_SPLIT_BLOCK", 0)
+    for split in (False, True):
+        monkeypatch.setattr(rnn.parallel, "worth_splitting", lambda rows, elements: split)
+        tx = sj.Tensor(x, requires_grad=True)
+        ys, h, c = rnn.lstm(tx, k, rk, b, keep_state_grads=True)
+        ((ys * ys).sum() + (h * c).sum()).backward()
+        assert (ys._op.parts is not None) == split
+        grads.append((ys._op.state_grads, tx.grad))
+    for mine, whole in zip(*grads):
+        np.testing.assert_allclose(mine, whole, rtol=1e-12, atol=1e-15)
+
+
+def test_large_batch_is_split_on_two_cores(rng):
+    """A batch of 128 sequences of 50 steps into 128 units splits by itself on two cores."""
+    x = rng.standard_normal((128, 50, 32), dtype=np.float32)
+    k, rk, b = (w.astype(np.float32) for w in _weights(rng, "lstm", 32, 128, scale=0.1))
+    tx = sj.Tensor(x, requires_grad=True)
+    ys, h, _ = rnn.lstm(tx, k, rk, b)
+    assert ys._op.split == (rnn.parallel.THREADS > 1)
+    h.sum().backward()
+    whole = _reference("lstm", torch.tensor(x, dtype=torch.float64, requires_grad=True),
+                       *(torch.tensor(w, dtype=torch.float64) for w in (k, rk, b)))
+    np.testing.assert_allclose(h.numpy(), whole[1].detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
 def _error_inputs():
     x = np.zeros((2, 3, 4))
     return x, np.zeros((4, 20)), np.zeros((5, 20))
