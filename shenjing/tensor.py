@@ -321,7 +321,7 @@ def _accumulate_leaf(tensor: Tensor, g: np.ndarray) -> None:
         if _unshared(g, tensor.dtype, refs):
             tensor.grad = g
         else:
-            tensor.grad = np.array(g, dtype=tensor.dtype, copy=True)
+            tensor.grad = np.array(g, dtype=tensor.dtype, copy=True, order="C")
     else:
         tensor.grad += g
 

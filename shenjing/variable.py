@@ -14,6 +14,8 @@ class Variable(Tensor):
 
     def __init__(self, value, name: str, trainable: bool = True, dtype=None):
         super().__init__(value, dtype=dtype, requires_grad=trainable)
+        if not self.data.flags.c_contiguous:  # e.g. an orthogonal init's q.T: updates in place
+            self.data = self.data.copy(order="C")  # on mixed layouts run ~20x slower
         self.name, self.trainable = name, trainable
 
     def assign(self, value) -> None:

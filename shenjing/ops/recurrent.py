@@ -267,7 +267,8 @@ class _Recurrent(Op):
         rows = stacked if need_w and need_u else self.X if need_w else stacked[F:] if need_u \
             else None
         if rows is not None:
-            g = (rows.reshape(-1, T * N) @ flat.T)[:, np.argsort(self.columns)]
+            g = rows.reshape(-1, T * N) @ flat.T
+            g = np.take(g, np.argsort(self.columns), axis=1)  # C order, unlike g[:, order]
             if need_w:
                 gw, gb = g[: self.d], (g[self.d] if self.has_bias else None)
             if need_u:

@@ -68,6 +68,18 @@ def test_lstm_forget_bias_starts_at_one():
 
 
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+def test_weights_and_gradients_are_c_contiguous(kind, rng):
+    """The orthogonal recurrent kernel of a wide layer comes from a transpose; stored and
+    updated as such, Adam's in-place passes over it ran ~20x slower (mixed memory orders)."""
+    model = sj.Sequential([layers.Input((5, 3)), getattr(layers, kind)(8), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.train_on_batch(rng.standard_normal((4, 5, 3)).astype("float32"), np.zeros((4, 2)))
+    for w in model.trainable_weights:
+        assert w.data.flags.c_contiguous, w.name
+        assert w.grad.flags.c_contiguous, w.name
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 def test_masked_batch_equals_each_sequence_alone(kind, rng):
     lengths = [7, 3, 5, 1]
     x = np.zeros((4, 7, 3), np.float32)
