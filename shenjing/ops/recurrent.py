@@ -216,12 +216,11 @@ class _Recurrent(Op):
             self.state_grads = np.empty((T, N, u), dtype)
         return caches
 
-    def _outputs(self, *caches):
-        """(outputs (N, T, u), then each cache's last state (N, u), copied so that only the
-        outputs keep a cache alive)."""
-        H = caches[0]
+    def _outputs(self, H, *states):
+        """(outputs (N, T, u), the last h (N, u), then the other last states (u, N) as (N, u)),
+        the states copied so that only the outputs keep a cache alive."""
         y = H[1:] if self.out_mask is None else H[1:] * self.out_mask
-        return (y.transpose(2, 0, 1),) + tuple(c[-1].T.copy() for c in caches)
+        return (y.transpose(2, 0, 1), H[-1].T.copy()) + tuple(s.T.copy() for s in states)
 
     def _restore(self):
         if self.saved is None:
@@ -377,17 +376,21 @@ class LSTM(_Recurrent):
         B = self._inputs(x, bias is not None, columns, state_rows=u)
         F = self.X.shape[0]
         H = B[F:].transpose(1, 0, 2)  # (T + 1, u, N) view: H[t] = h_{t-1}
-        (C,) = self._states(states[1:], u, T, dtype)
         H[0] = 0 if states[0] is None else states[0].T
         weights = [kernel] + ([bias[None]] if bias is not None else []) + [recurrent]
         WT = np.ascontiguousarray((np.vstack(weights)[:, columns] * scale).T)  # (4u, F + u)
         N = B.shape[2]
-        G = _empty((T, 4 * u, N), dtype)  # pre-activations, then gates
-        TC = _empty((T, u, N), dtype)  # act(c_t)
+        # the backward needs every step's gates, c_t and act(c_t); inference only the latest
+        every = any(self.needs_grad)
+        steps = T if every else 1
+        (C,) = self._states(states[1:], u, T if every else 1, dtype)  # inference: 2 rows, in turn
+        G = _empty((steps, 4 * u, N), dtype)  # pre-activations, then gates
+        TC = _empty((steps, u, N), dtype)  # act(c_t)
         ig = np.empty((u, N), dtype)
         fused = sig == "sigmoid" and act == "tanh"
         for t in range(T):
-            g = np.matmul(WT, B[:, t], out=G[t])
+            k, c0, c1 = (t, t, t + 1) if every else (0, t & 1, (t + 1) & 1)
+            g = np.matmul(WT, B[:, t], out=G[k])
             if fused:  # one tanh for the whole block, then sigmoid = (1 + tanh) / 2
                 np.tanh(g, out=g)
                 s = g[: 3 * u]
@@ -397,15 +400,15 @@ class LSTM(_Recurrent):
                 _activate(sig, g[: 3 * u])
                 _activate(act, g[3 * u:])
             o, i, f, c = g[:u], g[u : 2 * u], g[2 * u : 3 * u], g[3 * u:]
-            np.multiply(f, C[t], out=C[t + 1])
+            np.multiply(f, C[c0], out=C[c1])
             np.multiply(i, c, out=ig)
-            C[t + 1] += ig
-            np.multiply(o, _activate(act, C[t + 1], TC[t], prescaled=False), out=H[t + 1])
+            C[c1] += ig
+            np.multiply(o, _activate(act, C[c1], TC[k], prescaled=False), out=H[t + 1])
             if self.masked[t]:
                 np.copyto(H[t + 1], H[t], where=self.drop[t])
-                np.copyto(C[t + 1], C[t], where=self.drop[t])
-        self.saved = G, B, C, TC, kernel, recurrent
-        return self._outputs(H, C)
+                np.copyto(C[c1], C[c0], where=self.drop[t])
+        self.saved = (G, B, C, TC, kernel, recurrent) if every else None
+        return self._outputs(H, C[T if every else T & 1])
 
     def _backward(self, gy, gh, gc):
         # gy (N, T, u), gh, gc (N, u) -> gx (N, T, d), gkernel (d, 4u), grecurrent (u, 4u),

@@ -341,6 +341,23 @@ def test_state_grads_match_torch_retain_grad(rng, kind, settings):
     np.testing.assert_allclose(outputs[0]._op.state_grads, expected, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("T", [1, 4, 7])
+@pytest.mark.parametrize("settings", [{}, {"masked": True, "go_backwards": True},
+                                      {"activation": "relu", "recurrent_activation": "hard_sigmoid"}])
+def test_lstm_inference_keeps_only_the_latest_step_and_gives_the_same_outputs(rng, T, settings):
+    settings = dict(settings)
+    N, d, u = 5, 3, 4
+    mask = _padded_mask(rng, N, T) if settings.pop("masked", False) else None
+    x = rng.standard_normal((N, T, d))
+    k, rk, b = _weights(rng, "lstm", d, u)
+    h0, c0 = rng.standard_normal((2, N, u))
+    recorded = rnn.lstm(sj.Tensor(x, requires_grad=True), k, rk, b, h0, c0, mask=mask, **settings)
+    with sj.no_grad():
+        inferred = rnn.lstm(x, k, rk, b, h0, c0, mask=mask, **settings)
+    for mine, full in zip(inferred, recorded):
+        np.testing.assert_array_equal(mine.numpy(), full.numpy())
+
+
 # ----- a large batch runs as two half-batch recurrences on two threads --------------------------
 @pytest.fixture
 def always_split(monkeypatch):
