@@ -157,7 +157,7 @@ class Tensor:
                 if out is not None and out._retain_grad and output_grads[i] is not None:
                     out.grad = output_grads[i].copy()
             for i, g in enumerate(output_grads):
-                if g is None:
+                if g is None and not op.takes_missing_grads:
                     shape, dtype = op.output_meta[i]
                     output_grads[i] = np.zeros(shape, dtype=dtype)
             with _blas_threads() if op.blas_threads else _NOTHING:
@@ -364,6 +364,8 @@ class Op:
     # True: the BLAS keeps its own threads while this op runs (ops made of products it splits
     # better than shenjing.ops.parallel does); otherwise it runs on one thread (see there)
     blas_threads = False
+    # True: backward gets None for an output no gradient reached (else zeros of its shape)
+    takes_missing_grads = False
 
     def __call__(self, *inputs):
         tensors = tuple(

@@ -89,11 +89,15 @@ def _give_back(raw):
         spares.append(raw)
 
 
-def _flat(A):
-    """(T, F, N) -> (F, T * N): the steps side by side, for one product over all of them."""
+def _flat(A, order=None):
+    """(T, F, N) -> (F, T * N): the steps side by side, for one product over all of them; with
+    order, row order[p] of the result is row p of A's steps (gate order back to Keras's)."""
     T, F, N = A.shape
     out = _empty((F, T, N), A.dtype)
-    np.copyto(out, A.transpose(1, 0, 2))
+    if order is None or (order == np.arange(F)).all():
+        np.copyto(out, A.transpose(1, 0, 2))
+    else:
+        out[order] = A.transpose(1, 0, 2)  # as fast as the plain copy
     return out.reshape(F, T * N)
 
 
@@ -101,6 +105,8 @@ class _Recurrent(Op):
     """Shared plumbing. Inputs: x, kernel, recurrent_kernel, then the bias and the initial states
     that were given. Caches are feature-major, (T, F, N): each gate of a step is a contiguous
     (u, N) block of rows, so every per-step NumPy call runs on contiguous memory."""
+
+    takes_missing_grads = True  # an unused output's gradient comes as None (see _output_grads)
 
     def __init__(self, has_bias, states_given, mask, go_backwards, zero_output_for_mask,
                  activation, recurrent_activation="sigmoid", keep_state_grads=False):
@@ -150,8 +156,9 @@ class _Recurrent(Op):
     def backward(self, *grads):
         if self.parts is None:
             return self._backward(*grads)
-        results = parallel.halves(
-            lambda s: self.parts[s.start > 0]._backward(*(g[s] for g in grads)), len(grads[0]))
+        rows = next(len(g) for g in grads if g is not None)
+        results = parallel.halves(lambda s: self.parts[s.start > 0]._backward(
+            *(None if g is None else g[s] for g in grads)), rows)
         combined = []
         for pieces, batch in zip(zip(*results), self._batch_args(results[0])):
             if pieces[0] is None:
@@ -209,6 +216,7 @@ class _Recurrent(Op):
     def _states(self, states, u, T, dtype):
         """A (T + 1, u, N) cache per state; row 0 is the initial state (zeros if none given)."""
         N, caches = self.X.shape[2], []
+        self.state_shape = (u, N)
         for s in states:
             caches.append(_empty((T + 1, u, N), dtype))
             caches[-1][0] = 0 if s is None else s.T
@@ -231,15 +239,18 @@ class _Recurrent(Op):
         return self.saved
 
     def _output_grads(self, gy, *g_last):
-        """gy (N, T, u) -> (T, u, N) (None when zero); last-state grads (N, u) -> (u, N)."""
+        """gy (N, T, u) -> (T, u, N) (None when zero or None); last-state grads (N, u) -> (u, N)
+        (zeros for None: an output the loss does not use)."""
         gys = None
-        if gy.any():
+        if gy is not None and gy.any():
             gys = _empty(gy.shape[1:] + gy.shape[:1], gy.dtype)
             if self.out_mask is None:
                 np.copyto(gys, gy.transpose(1, 2, 0))
             else:
                 np.multiply(gy.transpose(1, 2, 0), self.out_mask, out=gys)
-        g_last = [g.T.copy() for g in g_last]  # worked on in place: never the caller's array
+        # worked on in place: never the caller's array
+        g_last = [np.zeros(self.state_shape, self.X.dtype) if g is None else g.T.copy()
+                  for g in g_last]
         if gys is not None:
             g_last[0] += gys[-1]
         return gys, g_last
@@ -247,18 +258,18 @@ class _Recurrent(Op):
     def _input_grads(self, dZ, kernel):
         """gx (N, T, d), the kernel and bias-row gradients from the step gradients dZ (T, G, N),
         and dZ flattened to (G, T * N) for the recurrent kernel's gradient."""
-        (T, _, N), flat = dZ.shape, _flat(dZ)
+        (T, _, N), flat = dZ.shape, _flat(dZ, self.columns)
         gx, gw, gb, _ = self._weight_grads(flat, kernel, T, N)
         return gx, gw, gb, flat
 
     def _weight_grads(self, flat, kernel, T, N, stacked=None):
-        """(gx, gkernel, gbias_row, grecurrent) from the step gradients flat (G, T * N), in
-        Keras column order. stacked: (F + u, T, N), each step's input X with the state before
+        """(gx, gkernel, gbias_row, grecurrent) from the step gradients flat (G, T * N), its rows
+        in Keras's gate order (see _flat). stacked: (F + u, T, N), each step's input X with the state before
         the step below it (see _inputs); the recurrent kernel's gradient then comes from the
         same product as the kernel's (grecurrent is None without it)."""
         gx = gw = gb = gu = None
         if self.needs_grad[0]:
-            gx = (kernel[:, self.columns] @ flat).reshape(self.d, T, N).transpose(2, 1, 0)
+            gx = (kernel @ flat).reshape(self.d, T, N).transpose(2, 1, 0)
             gx = gx[:, ::-1] if self.go_backwards else gx
         need_w = self.needs_grad[1] or (self.has_bias and self.needs_grad[3])
         need_u = stacked is not None and self.needs_grad[2]
@@ -267,7 +278,6 @@ class _Recurrent(Op):
             else None
         if rows is not None:
             g = rows.reshape(-1, T * N) @ flat.T
-            g = np.take(g, np.argsort(self.columns), axis=1)  # C order, unlike g[:, order]
             if need_w:
                 gw, gb = g[: self.d], (g[self.d] if self.has_bias else None)
             if need_u:
@@ -416,7 +426,7 @@ class LSTM(_Recurrent):
         G, B, C, TC, kernel, recurrent = self._restore()
         (T, _, N), u, columns = G.shape, C.shape[1], self.columns
         sig, act = self.recurrent_activation, self.activation
-        U = np.ascontiguousarray(recurrent[:, columns])
+        U = np.take(recurrent, columns, axis=1)  # C order, unlike recurrent[:, columns]
         gys, (dh, dc) = self._output_grads(gy, gh, gc)
         dZ = _empty(G.shape, G.dtype)
         D, tmp = np.empty((4 * u, N), G.dtype), np.empty((u, N), G.dtype)
@@ -448,7 +458,8 @@ class LSTM(_Recurrent):
             if self.masked[t]:
                 dh += carry_h
                 dc += carry_c
-        gx, gw, gb, gu = self._weight_grads(_flat(dZ), kernel, T, N, stacked=B[:, :T])
+        gx, gw, gb, gu = self._weight_grads(_flat(dZ, columns), kernel, T, N,
+                                            stacked=B[:, :T])
         return self._grads(gx, gw, gu, gb, [dh, dc])
 
 
