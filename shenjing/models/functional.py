@@ -8,6 +8,8 @@ builds as soon as the input shape is known, so a shape that cannot work fails wh
 from __future__ import annotations
 
 from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape
+from ..tensor import is_grad_enabled
+from . import fusion
 from .training import TrainingMixin
 
 
@@ -38,6 +40,7 @@ class Model(TrainingMixin, Layer):
             if not isinstance(t.node.layer, InputLayer):
                 raise ValueError(f"Model '{self.name}': each input must be made by Input(...).")
         self._nodes = self._ordered_nodes()
+        self._chains = None  # fusable conv blocks, found when first needed
         layers = []
         for node in self._nodes:
             if node.layer not in layers:
@@ -149,6 +152,9 @@ class Model(TrainingMixin, Layer):
         if len(inputs) != len(self.inputs):
             raise ValueError(f"Model '{self.name}': expected {len(self.inputs)} inputs, got "
                              f"{len(inputs)}.")
+        # inference without autograd: conv blocks run fused (bit-identical; see fusion)
+        chains = self._conv_chains() if not training and not is_grad_enabled() else {}
+        fused = set()  # ids of the nodes a fused chain has computed
         values = {}
         for symbolic, value in zip(self.inputs, inputs):
             expected = symbolic.shape
@@ -161,7 +167,13 @@ class Model(TrainingMixin, Layer):
                 )
             values[id(symbolic)] = value
         for node in self._nodes:
-            if isinstance(node.layer, InputLayer):
+            if isinstance(node.layer, InputLayer) or id(node) in fused:
+                continue
+            chain = chains.get(id(node))
+            out = None if chain is None else fusion.run_chain(chain, values[id(node.inputs)])
+            if out is not None:
+                values[id(chain[-1].outputs[0])] = out
+                fused.update(id(n) for n in chain)
                 continue
             args = node.inputs
             if isinstance(args, (list, tuple)):
@@ -173,6 +185,11 @@ class Model(TrainingMixin, Layer):
                 values[id(symbolic)] = value
         outputs = [values[id(t)] for t in self.outputs]
         return outputs[0] if self._single_output else outputs
+
+    def _conv_chains(self):
+        if getattr(self, "_chains", None) is None:
+            self._chains = fusion.conv_chains(self._nodes, self.outputs)
+        return self._chains
 
     def __call__(self, inputs, *args, training=False, **kwargs):
         if not self.built and not isinstance(inputs, SymbolicTensor):

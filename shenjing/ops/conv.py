@@ -174,9 +174,11 @@ _BB, _GG, _AA = np.kron(_BT, _BT), np.kron(_G, _G), np.kron(_AT, _AT)
 WINOGRAD_MIN_CF = 4096  # C * F below this: im2col measures faster (few products to save)
 _CHUNK_BYTES = 4 << 20  # Winograd temporaries per chunk of images: small enough for the cache
 _COLUMN_CHUNK_BYTES = 1 << 20  # im2col columns per chunk of images, when none are kept
+_FUSED_CHUNK_BYTES = 2 << 20  # columns or outputs per chunk, for ops.conv_block (measured)
 
 
-def _winograd_ok(kernel_shape, strides, dilation, out_size):
+def winograd_applies(kernel_shape, strides, dilation, out_size):
+    """Whether conv2d takes the Winograd path for these settings (else im2col)."""
     KH, KW, C, F = kernel_shape
     return ((KH, KW) == (3, 3) and strides == (1, 1) and dilation == (1, 1)
             and min(out_size) >= 4 and C * F >= WINOGRAD_MIN_CF)
@@ -211,7 +213,7 @@ class Conv(Op):
         x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
         self.x_shape, self.kernel_shape = x.shape, kernel.shape
         keep = any(getattr(self, "needs_grad", ()))
-        self.winograd = _winograd_ok(kernel.shape, self.strides, self.dilation, self.out_size)
+        self.winograd = winograd_applies(kernel.shape, self.strides, self.dilation, self.out_size)
         if self.winograd:
             y = self._winograd_forward(x, kernel, bias, keep)
         else:
@@ -245,7 +247,7 @@ class Conv(Op):
 
     # ----- im2col path: any kernel, stride, dilation ----------------------------------------
     def _im2col_forward(self, x, kernel, bias, keep):
-        KH, KW, C, F = kernel.shape
+        F = kernel.shape[3]
         self.kernel = kernel
         # the kernel gradient reuses the columns (x stays to rebuild them for a second backward)
         keep = keep and self.needs_grad[1]
@@ -256,24 +258,42 @@ class Conv(Op):
             if bias is not None:
                 y += bias
             return y.reshape(x.shape[0], *self.out_size, F)
-        # nothing to keep: a few images at a time, so that their columns stay in cache between
-        # the copy that builds them and the product that reads them
         self.cols = self.x = None
+        return self.infer(x, kernel, bias)
+
+    def infer(self, x, kernel, bias, finish=None, out=None, fused=False):
+        """y = conv(x) without autograd, a few images at a time, so that their columns stay in
+        cache between the copy that builds them and the product that reads them; halves of the
+        batch on two threads. finish(y_chunk, out_chunk): given, it takes each chunk's output
+        while that is in cache and writes the same images' rows of out (see ops.conv_block);
+        an out shaped like y is worked on in place (y_chunk is then out_chunk)."""
+        KH, KW, C, F = self.kernel_shape = kernel.shape
+        self.x_shape = x.shape
         N, (OH, OW) = x.shape[0], self.out_size
-        y = np.empty((N, OH, OW, F), x.dtype)
-        step = max(1, _COLUMN_CHUNK_BYTES // (OH * OW * KH * KW * C * x.dtype.itemsize))
+        y = np.empty((N, OH, OW, F), x.dtype) if out is None else out
+        in_place = y.shape == (N, OH, OW, F)  # finish works on y's own rows, else on a scratch
+        # fused: the chunk's output stays in cache too (the product's rows give the same values
+        # in chunks of any size above one row: a single row would take the BLAS's gemv)
+        per_image = OH * OW * (max(KH * KW * C, F) if fused else KH * KW * C)
+        chunk = _FUSED_CHUNK_BYTES if fused else _COLUMN_CHUNK_BYTES
+        step = max(1, chunk // (per_image * x.dtype.itemsize))
 
         def chunks(s):  # each half of the batch on its own thread, chunk by chunk
             for n0 in range(s.start, s.stop, step):
                 n1 = min(n0 + step, s.stop)
                 columns, buffer = self._columns(x[n0:n1])
-                out = y[n0:n1].reshape(-1, F)
-                np.matmul(columns, kernel.reshape(-1, F), out=out)
+                yc = y[n0:n1] if in_place else take_buffer((n1 - n0, OH, OW, F), x.dtype)
+                yc2 = yc.reshape(-1, F)
+                np.matmul(columns, kernel.reshape(-1, F), out=yc2)
                 if bias is not None:
-                    out += bias
+                    yc2 += bias
                 give_buffer(buffer)
+                if finish is not None:
+                    finish(yc, y[n0:n1])
+                if not in_place:
+                    give_buffer(yc)
 
-        parallel.over_batch(chunks, N, y.size + N * OH * OW * KH * KW * C)
+        parallel.over_batch(chunks, N, N * OH * OW * (F + KH * KW * C))
         return y
 
     def _columns(self, x):

@@ -199,6 +199,23 @@ def _input_grad(Xs, GYs, blocks, shape, a, b, c):
     return out
 
 
+def _scale_shift(mean, var, gamma, beta, epsilon, C):
+    """(1 / std, gamma, scale, shift) in float64: y = x * scale + shift per channel."""
+    inv_std = 1.0 / np.sqrt(var + epsilon)
+    gamma64 = np.ones(C) if gamma is None else gamma.astype(np.float64)
+    scale = gamma64 * inv_std
+    shift = -mean * scale if beta is None else beta - mean * scale
+    return inv_std, gamma64, scale, shift
+
+
+def inference_affine(moving_mean, moving_variance, gamma, beta, epsilon, dtype):
+    """(scale, shift) in dtype, inference batch norm being y = x * scale + shift per channel:
+    the very numbers batch_norm(training=False) multiplies and adds (ops.conv_block uses them)."""
+    mean, var = moving_mean.astype(np.float64), moving_variance.astype(np.float64)
+    _, _, scale, shift = _scale_shift(mean, var, gamma, beta, epsilon, len(mean))
+    return scale.astype(dtype), shift.astype(dtype)
+
+
 class BatchNorm(Op):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta per channel, statistics over other axes.
 
@@ -232,10 +249,7 @@ class BatchNorm(Op):
         else:
             mean = self.moving_mean.astype(np.float64)
             var = self.moving_variance.astype(np.float64)
-        inv_std = 1.0 / np.sqrt(var + self.epsilon)
-        gamma64 = np.ones(C) if gamma is None else gamma.astype(np.float64)
-        scale = gamma64 * inv_std
-        shift = -mean * scale if beta is None else beta - mean * scale
+        inv_std, gamma64, scale, shift = _scale_shift(mean, var, gamma, beta, self.epsilon, C)
         self.saved = Xs, X.shape, blocks, mean, inv_std, gamma64, x_last.shape, params
         y = _affine(Xs, blocks, X.shape, scale, shift)
         y = y.reshape(x_last.shape)

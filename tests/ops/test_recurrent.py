@@ -397,7 +397,8 @@ def test_split_state_grads_match_unsplit(rng, monkeypatch):
     grads = []
     monkeypatch.setattr(rnn._Recurrent, "MIN_SPLIT_BLOCK", 0)
     for split in (False, True):
-        monkeypatch.setattr(rnn.parallel, "worth_splitting", lambda rows, elements: split)
+        monkeypatch.setattr(rnn.parallel, "worth_splitting",
+                            lambda rows, elements, split=split: split)
         tx = sj.Tensor(x, requires_grad=True)
         ys, h, c = rnn.lstm(tx, k, rk, b, keep_state_grads=True)
         ((ys * ys).sum() + (h * c).sum()).backward()

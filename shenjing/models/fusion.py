@@ -1,0 +1,105 @@
+"""Inference plans: conv blocks of a model graph run as one fused op in predict and evaluate.
+
+A chain Conv2D -> [BatchNormalization] -> [ReLU] -> [MaxPooling2D], in which each layer's
+output feeds only the next layer, runs through ops.conv_block: a chunk of images at a time,
+every map of the chain staying in cache. The results are bit-identical to calling the layers one
+by one (the same float operations in the same order). Only in inference without autograd
+(Model.call with training=False under no_grad): training and gradients need every map.
+"""
+
+from __future__ import annotations
+
+from ..layers.base import SymbolicTensor
+from ..layers.conv import Conv2D
+from ..layers.core import Activation
+from ..layers.normalization import BatchNormalization
+from ..layers.pooling import MaxPooling2D
+from ..ops import activation as activations
+from ..ops.conv import window_geometry, winograd_applies
+from ..ops.conv_block import conv2d_block
+from ..ops.norm import inference_affine
+from ..tensor import Tensor
+
+
+ORDER = ("batch_norm", "relu", "max_pool")  # after the conv: each at most once, in this order
+
+
+def _kind(layer):
+    """The step of a chain that layer would be, or None."""
+    if type(layer) is BatchNormalization and layer.axis in (-1, 3):
+        return "batch_norm"
+    if type(layer) is Activation and layer.activation is activations.relu:
+        return "relu"
+    if (type(layer) is MaxPooling2D and layer.padding == "valid"
+            and layer.data_format == "channels_last"):
+        return "max_pool"
+    return None
+
+
+def _starts(layer) -> bool:
+    return (type(layer) is Conv2D and layer.data_format == "channels_last"
+            and layer.activation in (None, activations.linear, activations.relu))
+
+
+def conv_chains(nodes, outputs) -> dict[int, list]:
+    """{id(conv node): [conv node, node, ...]} for the fusable chains among a model's nodes;
+    outputs: the model's output SymbolicTensors (a model output is never fused away)."""
+    uses: dict[int, int] = {}
+    consumer = {}
+    for node in nodes:
+        for parent in node.parents:
+            uses[id(parent)] = uses.get(id(parent), 0) + 1
+            consumer[id(parent)] = node
+    for t in outputs:
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    chains = {}
+    for node in nodes:
+        if not _starts(node.layer) or node.kwargs or not isinstance(node.inputs, SymbolicTensor):
+            continue
+        chain, last = [node], -1
+        while True:
+            out = chain[-1].outputs[0]
+            following = consumer.get(id(out))
+            if following is None or uses[id(out)] != 1 or following.kwargs:
+                break
+            kind = _kind(following.layer)
+            if kind is None or ORDER.index(kind) <= last:
+                break
+            chain.append(following)
+            last = ORDER.index(kind)
+        if len(chain) > 1:
+            chains[id(node)] = chain
+    return chains
+
+
+def run_chain(chain, x):
+    """The last node's output (a Tensor) for input x, or None where this input cannot be fused
+    bit-identically (a mask, another dtype, or a conv that takes the Winograd path)."""
+    conv = chain[0].layer
+    if not isinstance(x, Tensor) or getattr(x, "_keras_mask", None) is not None:
+        return None
+    layers = [node.layer for node in chain]
+    if x.dtype != conv.dtype or any(layer.dtype != conv.dtype for layer in layers):
+        return None
+    kernel = conv.kernel.data
+    if x.ndim != 4:
+        return None
+    _, out_size = window_geometry("conv2d", x.shape[1:3], kernel.shape[:2], conv.strides,
+                                  conv.padding, conv.dilation_rate)
+    if winograd_applies(kernel.shape, conv.strides, conv.dilation_rate, out_size):
+        return None
+    steps = [("relu",)] if conv.activation is activations.relu else []
+    for layer in layers[1:]:
+        if type(layer) is BatchNormalization:
+            gamma = None if layer.gamma is None else layer.gamma.data
+            beta = None if layer.beta is None else layer.beta.data
+            steps.append(("affine", *inference_affine(
+                layer.moving_mean.data, layer.moving_variance.data, gamma, beta,
+                layer.epsilon, x.dtype)))
+        elif type(layer) is MaxPooling2D:
+            steps.append(("max_pool", layer.pool_size, layer.strides))
+        else:
+            steps.append(("relu",))
+    bias = None if conv.bias is None else conv.bias.data
+    return Tensor(conv2d_block(x.data, kernel, bias, conv.strides, conv.padding,
+                               conv.dilation_rate, steps))

@@ -1,0 +1,127 @@
+"""Fused conv blocks in predict/evaluate: which chains fuse, and bit-identical results."""
+
+import numpy as np
+import pytest
+
+import shenjing as sj
+from shenjing import layers as L
+from shenjing.models import fusion
+
+
+def _demo_cnn():
+    return sj.Sequential([
+        L.Input((28, 28, 1)), L.Conv2D(8, 3, padding="same"), L.BatchNormalization(),
+        L.Activation("relu"), L.MaxPooling2D(), L.Conv2D(16, 3, padding="same"),
+        L.BatchNormalization(), L.Activation("relu"), L.MaxPooling2D(), L.Flatten(),
+        L.Dense(10),
+    ])
+
+
+def _unfused(model, x):
+    """The layers one by one: with autograd on, Model.call never fuses."""
+    return model(x, training=False).numpy()
+
+
+def _chains(model):
+    return [[node.layer.name for node in chain]
+            for chain in fusion.conv_chains(model._nodes, model.outputs).values()]
+
+
+def _trained_a_little(model, rng):
+    """Moving statistics and weights away from their initial values."""
+    outputs = model.output_shape if isinstance(model.output_shape, list) else [
+        model.output_shape]
+    model.compile(optimizer="adam", loss=["mse"] * len(outputs))
+    targets = [rng.standard_normal((16, *shape[1:])).astype("float32") for shape in outputs]
+    model.fit(rng.standard_normal((16, *model.input_shape[1:])).astype("float32"),
+              targets if len(targets) > 1 else targets[0], epochs=2, batch_size=8, verbose=0)
+    return model
+
+
+def test_demo_cnn_fuses_both_blocks_and_predicts_bit_identically(rng):
+    model = _trained_a_little(_demo_cnn(), rng)
+    names = [layer.name for layer in model.layers]
+    assert _chains(model) == [names[0:4], names[4:8]]
+    x = rng.standard_normal((70, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, batch_size=32, verbose=0), _unfused(model, x))
+    with sj.no_grad():  # the fused path is the one predict took
+        assert isinstance(fusion.run_chain(
+            fusion.conv_chains(model._nodes, model.outputs)[id(model._nodes[1])],
+            sj.Tensor(x)), sj.Tensor)
+
+
+def test_evaluate_gives_the_unfused_loss(rng):
+    model = _trained_a_little(_demo_cnn(), rng)
+    x = rng.standard_normal((20, 28, 28, 1)).astype("float32")
+    y = rng.standard_normal((20, 10)).astype("float32")
+    expected = float(np.mean((_unfused(model, x) - y) ** 2))
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-6)
+
+
+def test_chains_stop_where_a_map_is_used_twice_or_is_an_output(rng):
+    inputs = sj.Input((12, 12, 3))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inputs)
+    a_bn = L.BatchNormalization(name="a_bn")(a)
+    a_relu = L.Activation("relu", name="a_relu")(a_bn)  # the chain's end may feed two layers
+    b = L.Conv2D(4, 3, padding="same", name="b")(a_relu)  # b feeds b_bn and the add
+    b_bn = L.BatchNormalization(name="b_bn")(b)
+    summed = L.Add(name="add")([b_bn, b, a_relu])
+    c = L.Conv2D(4, 1, name="c")(summed)  # c is an output: nothing fuses after it
+    c_relu = L.Activation("relu", name="c_relu")(c)
+    d = L.Conv2D(4, 3, name="d")(summed)
+    d_pool = L.MaxPooling2D(name="d_pool")(d)
+    model = sj.Model(inputs, [c_relu, c, d_pool])
+    assert sorted(_chains(model)) == [["a", "a_bn", "a_relu"], ["d", "d_pool"]]
+    model = _trained_a_little(model, rng)
+    x = rng.standard_normal((5, 12, 12, 3)).astype("float32")
+    for fused, unfused in zip(model.predict(x, verbose=0), model(x, training=False)):
+        np.testing.assert_array_equal(fused, unfused.numpy())
+
+
+@pytest.mark.parametrize("stack, expected", [
+    # a conv with its own ReLU, then the pool
+    ([L.Conv2D(4, 3, activation="relu", name="k"), L.MaxPooling2D(name="p")], [["k", "p"]]),
+    # ReLU before batch norm: the chain ends at the ReLU (batch norm comes first in a chain)
+    ([L.Conv2D(4, 3, name="k"), L.Activation("relu", name="r"), L.BatchNormalization(name="n")],
+     [["k", "r"]]),
+    # other activations, 'same' pools, channels-first batch norm and other convs do not fuse
+    ([L.Conv2D(4, 3, activation="tanh", name="k"), L.MaxPooling2D(name="p")], []),
+    ([L.Conv2D(4, 3, name="k"), L.Activation("sigmoid", name="s")], []),
+    ([L.Conv2D(4, 3, name="k"), L.MaxPooling2D(padding="same", name="p")], []),
+    ([L.Conv2D(4, 3, name="k"), L.BatchNormalization(axis=1, name="n")], []),
+    ([L.Conv1D(4, 3, name="k"), L.MaxPooling1D(name="p")], []),
+])
+def test_which_layer_sequences_fuse(rng, stack, expected):
+    rank = 1 if isinstance(stack[0], L.Conv1D) else 2
+    model = sj.Sequential([L.Input((10, 3) if rank == 1 else (10, 10, 3)), *stack])
+    assert _chains(model) == expected
+    model = _trained_a_little(model, rng)
+    x = rng.standard_normal((6, *model.input_shape[1:])).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), _unfused(model, x))
+
+
+def test_a_winograd_conv_runs_unfused(rng):
+    """64 -> 64 channels, 3x3: the layer takes the Winograd path, which the fused block (an
+    im2col product) would not reproduce bit for bit, so the chain runs layer by layer."""
+    model = sj.Sequential([L.Input((8, 8, 64)), L.Conv2D(64, 3, padding="same"),
+                           L.BatchNormalization(), L.Activation("relu")])
+    assert len(_chains(model)) == 1
+    x = sj.Tensor(rng.standard_normal((2, 8, 8, 64)).astype("float32"))
+    chain = next(iter(fusion.conv_chains(model._nodes, model.outputs).values()))
+    assert fusion.run_chain(chain, x) is None
+    np.testing.assert_array_equal(model.predict(x.numpy(), verbose=0), _unfused(model, x))
+
+
+def test_training_and_gradients_never_fuse(rng, monkeypatch):
+    model = _demo_cnn()
+    calls = []
+    monkeypatch.setattr(fusion, "run_chain", lambda *a: calls.append(a))
+    x = rng.standard_normal((4, 28, 28, 1)).astype("float32")
+    model(x, training=False)  # autograd on: layer by layer
+    with sj.no_grad():
+        model(x, training=True)  # training: batch statistics
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_on_batch(x, np.zeros((4, 10), "float32"))
+    assert calls == []
+    model.predict(x, verbose=0)
+    assert len(calls) == 2
