@@ -24,8 +24,8 @@ def window_views(xp, window, strides, out_size):
 
 def max_into(xp, window, strides, out):
     """out (N, OH, OW, C) <- the max over each window of xp: one pass per window offset; 2x2
-    windows tiling xp exactly take the max of row pairs first (long contiguous runs: ~2x
-    faster), then of column pairs."""
+    windows tiling xp exactly take the max of row pairs first (long contiguous runs), then of
+    column pairs (128x28x28x32: 1.49 vs 1.77 ms)."""
     N, OH, OW, C = out.shape
     if window == strides == (2, 2) and xp.shape[1:3] == (2 * OH, 2 * OW) \
             and xp.flags.c_contiguous:
