@@ -11,10 +11,12 @@ lets promote a float32 array.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
 from . import schedules
+from .ops import parallel
 from .schedules import _number
 from .tensor import Tensor
 
@@ -59,7 +61,7 @@ class Optimizer:
         self._slot_names: tuple[str, ...] = ()  # set by subclasses
         self._slot_init: dict[str, float] = {}  # slot -> initial value (default 0)
         self._slots: dict[int, tuple[Tensor, dict[str, np.ndarray]]] = {}  # id(var) -> var, slots
-        self._scratch: dict[np.dtype, np.ndarray] = {}  # one flat work buffer per dtype
+        self._scratch: dict = {}  # (dtype, thread) -> one flat work buffer
         self._wd_exclude_ids: set[int] = set()
         self._wd_exclude_names: tuple[str, ...] = ()
 
@@ -117,8 +119,21 @@ class Optimizer:
                 if self._use_weight_decay(v):
                     np.multiply(v.data, keep, out=v.data)
         for v, g in zip(variables, grads):
-            self._update(v.data, g, self._slots_of(v), lr)
+            self._update_rows(v.data, g, self._slots_of(v), lr)
         self.iterations += 1
+
+    # True: _update works element by element, so the rows of a large variable may be updated
+    # in two halves on two threads (a subclass with a non-elementwise update leaves it False)
+    elementwise = False
+
+    def _update_rows(self, var, g, slots, lr) -> None:
+        elements = var.size * (2 + len(slots))  # var, g, slots: what the passes walk
+        if not (self.elementwise and var.ndim and parallel.worth_splitting(len(var), elements)):
+            self._update(var, g, slots, lr)
+            return
+        parallel.over_batch(
+            lambda s: self._update(var[s], g[s], {k: a[s] for k, a in slots.items()}, lr),
+            len(var), elements)
 
     def apply_gradients(self, grads_and_vars) -> None:
         """Keras spelling: ``apply_gradients(zip(grads, variables))``."""
@@ -177,10 +192,12 @@ class Optimizer:
         return entry[1]
 
     def _buffer(self, like: np.ndarray) -> np.ndarray:
-        """A work array shaped like ``like``, a view of one reusable flat buffer per dtype."""
-        buf = self._scratch.get(like.dtype)
+        """A work array shaped like ``like``, a view of one reusable flat buffer per dtype and
+        thread (see _update_rows)."""
+        key = (like.dtype, threading.get_ident())
+        buf = self._scratch.get(key)
         if buf is None or buf.size < like.size:
-            buf = self._scratch[like.dtype] = np.empty(like.size, like.dtype)
+            buf = self._scratch[key] = np.empty(like.size, like.dtype)
         return buf[: like.size].reshape(like.shape)
 
     # ----- state and config --------------------------------------------------------------
@@ -254,6 +271,8 @@ class SGD(Optimizer):
     (nesterov: var += momentum * m - lr * g); plain var -= lr * g when momentum is 0.
     """
 
+    elementwise = True
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.momentum = self._arg("momentum", momentum, low=0, high=1)
@@ -287,6 +306,8 @@ class Adam(Optimizer):
     amsgrad: v in the last step is replaced by its running maximum (slot ``velocity_hat``).
     torch.optim.Adam adds its eps after dividing sqrt(v) by sqrt(1 - beta_2^t): same for eps=0.
     """
+
+    elementwise = True
 
     def __init__(
         self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
@@ -341,6 +362,8 @@ class RMSprop(Optimizer):
     centered: the denominator is sqrt(v - a^2 + epsilon), a = rho * a + (1 - rho) g.
     """
 
+    elementwise = True
+
     def __init__(
         self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
         **kwargs,
@@ -394,6 +417,8 @@ class Adagrad(Optimizer):
 
     Args: initial_accumulator_value (acc's starting value).
     """
+
+    elementwise = True
 
     def __init__(
         self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs

@@ -405,3 +405,34 @@ def test_usage_errors(rng):
     opt.apply(twins, [np.ones(2), np.ones(2)])
     with pytest.raises(ValueError, match=r"need distinct names, got 'same' unnamed or twice"):
         opt.get_state()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    lambda: optimizers.Adam(amsgrad=True), lambda: optimizers.AdamW(),
+    lambda: optimizers.RMSprop(momentum=0.5, centered=True), lambda: optimizers.Adagrad(),
+])
+def test_large_variables_updated_in_two_halves_equal_the_whole_update(make, monkeypatch):
+    """A large variable's rows go to two threads (updates are elementwise): bit-identical."""
+    from shenjing.ops import parallel
+
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((1024, 300)).astype(np.float32)
+    grads = [rng.standard_normal(start.shape).astype(np.float32) for _ in range(3)]
+    real_split, real_over_batch, halves = parallel.worth_splitting, parallel.over_batch, []
+
+    def counted(work, rows, elements):
+        halves.append(rows)
+        return real_over_batch(work, rows, elements)
+
+    monkeypatch.setattr(parallel, "over_batch", counted)
+    results = []
+    for split in (True, False):
+        monkeypatch.setattr(parallel, "worth_splitting", lambda rows, elements, split=split:
+                            split and real_split(rows, elements))
+        variable, opt = Variable(start.copy(), name="w"), make()
+        for g in grads:
+            opt.apply([variable], [g])
+        results.append(variable.numpy())
+    np.testing.assert_array_equal(results[0], results[1])
+    assert len(halves) == (3 if parallel.THREADS > 1 else 0)  # only the first run split

@@ -40,7 +40,7 @@ class Model(TrainingMixin, Layer):
             if not isinstance(t.node.layer, InputLayer):
                 raise ValueError(f"Model '{self.name}': each input must be made by Input(...).")
         self._nodes = self._ordered_nodes()
-        self._chains = None  # fusable conv blocks, found when first needed
+        self._fusion_plans = None  # layers that run together, found when first needed
         layers = []
         for node in self._nodes:
             if node.layer not in layers:
@@ -152,9 +152,12 @@ class Model(TrainingMixin, Layer):
         if len(inputs) != len(self.inputs):
             raise ValueError(f"Model '{self.name}': expected {len(self.inputs)} inputs, got "
                              f"{len(inputs)}.")
-        # inference without autograd: conv blocks run fused (bit-identical; see fusion)
-        chains = self._conv_chains() if not training and not is_grad_enabled() else {}
-        fused = set()  # ids of the nodes a fused chain has computed
+        # inference without autograd: conv blocks run fused; always: a max pool before the ReLU
+        # that feeds it (the results of the layers one by one; see fusion)
+        chains, swaps = self._plans()
+        if training or is_grad_enabled():
+            chains = {}
+        fused = set()  # ids of the nodes computed with an earlier one
         values = {}
         for symbolic, value in zip(self.inputs, inputs):
             expected = symbolic.shape
@@ -175,6 +178,12 @@ class Model(TrainingMixin, Layer):
                 values[id(chain[-1].outputs[0])] = out
                 fused.update(id(n) for n in chain)
                 continue
+            pool = swaps.get(id(node))
+            if pool is not None:
+                pooled = pool.layer(values[id(node.inputs)], training=training)
+                values[id(pool.outputs[0])] = node.layer(pooled, training=training)
+                fused.add(id(pool))
+                continue
             args = node.inputs
             if isinstance(args, (list, tuple)):
                 args = [values[id(t)] for t in args]
@@ -186,10 +195,12 @@ class Model(TrainingMixin, Layer):
         outputs = [values[id(t)] for t in self.outputs]
         return outputs[0] if self._single_output else outputs
 
-    def _conv_chains(self):
-        if getattr(self, "_chains", None) is None:
-            self._chains = fusion.conv_chains(self._nodes, self.outputs)
-        return self._chains
+    def _plans(self):
+        """(conv chains, ReLU-pool swaps) of this graph (see fusion), found once."""
+        if getattr(self, "_fusion_plans", None) is None:
+            self._fusion_plans = (fusion.conv_chains(self._nodes, self.outputs),
+                                  fusion.relu_pool_swaps(self._nodes, self.outputs))
+        return self._fusion_plans
 
     def __call__(self, inputs, *args, training=False, **kwargs):
         if not self.built and not isinstance(inputs, SymbolicTensor):

@@ -1,10 +1,14 @@
-"""Inference plans: conv blocks of a model graph run as one fused op in predict and evaluate.
+"""Plans for a model graph: layers that run together, with the results of running them apart.
 
-A chain Conv2D -> [BatchNormalization] -> [ReLU] -> [MaxPooling2D], in which each layer's
-output feeds only the next layer, runs through ops.conv_block: a chunk of images at a time,
-every map of the chain staying in cache. The results are bit-identical to calling the layers one
-by one (the same float operations in the same order). Only in inference without autograd
-(Model.call with training=False under no_grad): training and gradients need every map.
+Conv blocks: a chain Conv2D -> [BatchNormalization] -> [ReLU] -> [MaxPooling2D], in which each
+layer's output feeds only the next layer, runs through ops.conv_block: a chunk of images at a
+time, every map of the chain staying in cache. The results are bit-identical to calling the
+layers one by one (the same float operations in the same order). Only in inference without
+autograd (Model.call with training=False under no_grad): training and gradients need every map.
+
+ReLU then max pool: the pool runs first and the ReLU on its (4x smaller) output, in training
+too. max and ReLU commute, so the values are the same; so are the gradients: where a window's
+max is positive, both route it to the same first maximum; elsewhere both give zero.
 """
 
 from __future__ import annotations
@@ -13,15 +17,42 @@ from ..layers.base import SymbolicTensor
 from ..layers.conv import Conv2D
 from ..layers.core import Activation
 from ..layers.normalization import BatchNormalization
-from ..layers.pooling import MaxPooling2D
+from ..layers.pooling import MaxPooling1D, MaxPooling2D
 from ..ops import activation as activations
 from ..ops.conv import window_geometry, winograd_applies
 from ..ops.conv_block import conv2d_block
 from ..ops.norm import inference_affine
 from ..tensor import Tensor
 
-
 ORDER = ("batch_norm", "relu", "max_pool")  # after the conv: each at most once, in this order
+
+
+def _unused_elsewhere(nodes, outputs):
+    """(uses, consumer): how many times each symbolic tensor is read (a model output counts),
+    and the node that reads it (the last one, if several)."""
+    uses: dict[int, int] = {}
+    consumer = {}
+    for node in nodes:
+        for parent in node.parents:
+            uses[id(parent)] = uses.get(id(parent), 0) + 1
+            consumer[id(parent)] = node
+    for t in outputs:
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    return uses, consumer
+
+
+def relu_pool_swaps(nodes, outputs) -> dict:
+    """{id(ReLU node): max-pool node} where a ReLU's output feeds a max pool and nothing else."""
+    uses, consumer = _unused_elsewhere(nodes, outputs)
+    swaps = {}
+    for node in nodes:
+        out = node.outputs[0]
+        following = consumer.get(id(out))
+        if (_kind(node.layer) == "relu" and not node.kwargs and following is not None
+                and uses[id(out)] == 1 and not following.kwargs
+                and type(following.layer) in (MaxPooling1D, MaxPooling2D)):
+            swaps[id(node)] = following
+    return swaps
 
 
 def _kind(layer):
@@ -44,14 +75,7 @@ def _starts(layer) -> bool:
 def conv_chains(nodes, outputs) -> dict[int, list]:
     """{id(conv node): [conv node, node, ...]} for the fusable chains among a model's nodes;
     outputs: the model's output SymbolicTensors (a model output is never fused away)."""
-    uses: dict[int, int] = {}
-    consumer = {}
-    for node in nodes:
-        for parent in node.parents:
-            uses[id(parent)] = uses.get(id(parent), 0) + 1
-            consumer[id(parent)] = node
-    for t in outputs:
-        uses[id(t)] = uses.get(id(t), 0) + 1
+    uses, consumer = _unused_elsewhere(nodes, outputs)
     chains = {}
     for node in nodes:
         if not _starts(node.layer) or node.kwargs or not isinstance(node.inputs, SymbolicTensor):

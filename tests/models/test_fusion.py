@@ -125,3 +125,48 @@ def test_training_and_gradients_never_fuse(rng, monkeypatch):
     assert calls == []
     model.predict(x, verbose=0)
     assert len(calls) == 2
+
+
+def test_demo_cnn_pools_before_each_relu():
+    model = _demo_cnn()
+    swaps = fusion.relu_pool_swaps(model._nodes, model.outputs)
+    assert [(n.layer.name, swaps[id(n)].layer.name) for n in model._nodes if id(n) in swaps] == [
+        (model.layers[2].name, model.layers[3].name), (model.layers[6].name, model.layers[7].name)]
+
+
+def test_pool_before_relu_trains_exactly_as_the_layers_apart(rng, monkeypatch):
+    """Same losses and the same weights after two epochs, bit for bit."""
+    x = rng.standard_normal((48, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, 48)
+    runs = []
+    for swap in (True, False):
+        if not swap:
+            monkeypatch.setattr(fusion, "relu_pool_swaps", lambda nodes, outputs: {})
+        sj.utils.set_seed(3)
+        model = _demo_cnn()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)
+        runs.append((history.history["loss"], model.get_weights()))
+    assert runs[0][0] == runs[1][0]
+    for swapped, apart in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(swapped, apart)
+
+
+@pytest.mark.parametrize("pool", [L.MaxPooling2D(), L.MaxPooling2D(3, strides=2, padding="same")])
+def test_pool_before_relu_gives_the_same_input_gradient_with_ties(rng, monkeypatch, pool):
+    """Windows of equal values, zeros and all-negative windows: the gradient of the input
+    is the same as with the ReLU first (the first maximum, zero where nothing is positive)."""
+    x = rng.integers(-2, 3, (4, 8, 8, 3)).astype("float32")  # many ties, many zeros
+    grads = []
+    for swap in (True, False):
+        if not swap:
+            monkeypatch.setattr(fusion, "relu_pool_swaps", lambda nodes, outputs: {})
+        model = sj.Sequential([L.Input((8, 8, 3)), L.Activation("relu"), pool])
+        assert len(fusion.relu_pool_swaps(model._nodes, model.outputs)) == swap
+        tx = sj.Tensor(x, requires_grad=True)
+        out = model(tx, training=True)
+        (out * sj.Tensor(np.arange(out.size, dtype="float32").reshape(out.shape))).sum() \
+            .backward()
+        grads.append((out.numpy(), tx.grad))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
