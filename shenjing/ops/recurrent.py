@@ -264,9 +264,9 @@ class _Recurrent(Op):
 
     def _weight_grads(self, flat, kernel, T, N, stacked=None):
         """(gx, gkernel, gbias_row, grecurrent) from the step gradients flat (G, T * N), its rows
-        in Keras's gate order (see _flat). stacked: (F + u, T, N), each step's input X with the state before
-        the step below it (see _inputs); the recurrent kernel's gradient then comes from the
-        same product as the kernel's (grecurrent is None without it)."""
+        in Keras's gate order (see _flat). stacked: (F + u, T, N), each step's input X with the
+        state before the step below it (see _inputs); the recurrent kernel's gradient then comes
+        from the same product as the kernel's (grecurrent is None without it)."""
         gx = gw = gb = gu = None
         if self.needs_grad[0]:
             gx = (kernel @ flat).reshape(self.d, T, N).transpose(2, 1, 0)
