@@ -161,6 +161,13 @@ def _im2col(xp, window, strides, dilation, out_size):
     return cols.reshape(-1, KH * KW * C), cols
 
 
+def _add_per_channel(y, v):
+    """y (N, ..., F) += v (F,), with v repeated over an image's positions: a (F,) vector
+    broadcast over short rows runs ~2x slower (116 vs 57 us on 20x28x28x32)."""
+    rows = y.reshape(len(y), -1)
+    parallel.ufunc(np.add, rows, np.tile(v, rows.shape[1] // len(v)), out=rows)
+
+
 # ----- Winograd F(4x4, 3x3): y_tile = AT [(G g GT) * (BT d B)] A over 6x6 input tiles -----------
 
 _BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -255,9 +262,10 @@ class Conv(Op):
             self.cols = self._columns(x)
             self.x = x
             y = parallel.matmul(self.cols[0], kernel.reshape(-1, F))
+            y = y.reshape(x.shape[0], *self.out_size, F)
             if bias is not None:
-                y += bias
-            return y.reshape(x.shape[0], *self.out_size, F)
+                _add_per_channel(y, bias)
+            return y
         self.cols = self.x = None
         return self.infer(x, kernel, bias)
 
@@ -278,15 +286,16 @@ class Conv(Op):
         chunk = _FUSED_CHUNK_BYTES if fused else _COLUMN_CHUNK_BYTES
         step = max(1, chunk // (per_image * x.dtype.itemsize))
 
+        image_bias = None if bias is None else np.tile(bias, OH * OW)  # see _add_per_channel
+
         def chunks(s):  # each half of the batch on its own thread, chunk by chunk
             for n0 in range(s.start, s.stop, step):
                 n1 = min(n0 + step, s.stop)
                 columns, buffer = self._columns(x[n0:n1])
                 yc = y[n0:n1] if in_place else take_buffer((n1 - n0, OH, OW, F), x.dtype)
-                yc2 = yc.reshape(-1, F)
-                np.matmul(columns, kernel.reshape(-1, F), out=yc2)
+                np.matmul(columns, kernel.reshape(-1, F), out=yc.reshape(-1, F))
                 if bias is not None:
-                    yc2 += bias
+                    np.add(yc.reshape(len(yc), -1), image_bias, out=yc.reshape(len(yc), -1))
                 give_buffer(buffer)
                 if finish is not None:
                     finish(yc, y[n0:n1])
