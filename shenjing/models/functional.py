@@ -179,7 +179,7 @@ class Model(TrainingMixin, Layer):
                 fused.update(id(n) for n in chain)
                 continue
             pool = swaps.get(id(node))
-            if pool is not None:
+            if pool is not None and fusion.swappable(node, pool):
                 pooled = pool.layer(values[id(node.inputs)], training=training)
                 values[id(pool.outputs[0])] = node.layer(pooled, training=training)
                 fused.add(id(pool))

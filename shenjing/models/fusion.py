@@ -48,11 +48,18 @@ def relu_pool_swaps(nodes, outputs) -> dict:
     for node in nodes:
         out = node.outputs[0]
         following = consumer.get(id(out))
-        if (_kind(node.layer) == "relu" and not node.kwargs and following is not None
-                and uses[id(out)] == 1 and not following.kwargs
-                and type(following.layer) in (MaxPooling1D, MaxPooling2D)):
+        if (isinstance(node.inputs, SymbolicTensor) and not node.kwargs
+                and following is not None and uses[id(out)] == 1 and not following.kwargs
+                and swappable(node, following)):
             swaps[id(node)] = following
     return swaps
+
+
+def swappable(relu_node, pool_node) -> bool:
+    """Whether these layers are (still: a plan outlives changes to a layer) a ReLU and a max
+    pool."""
+    return (_kind(relu_node.layer) == "relu"
+            and type(pool_node.layer) in (MaxPooling1D, MaxPooling2D))
 
 
 def _kind(layer):
@@ -103,6 +110,8 @@ def run_chain(chain, x):
     if not isinstance(x, Tensor) or getattr(x, "_keras_mask", None) is not None:
         return None
     layers = [node.layer for node in chain]
+    if not _starts(conv) or any(_kind(layer) is None for layer in layers[1:]):
+        return None  # a layer changed since the plan was made
     if x.dtype != conv.dtype or any(layer.dtype != conv.dtype for layer in layers):
         return None
     kernel = conv.kernel.data

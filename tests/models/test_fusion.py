@@ -170,3 +170,19 @@ def test_pool_before_relu_gives_the_same_input_gradient_with_ties(rng, monkeypat
         grads.append((out.numpy(), tx.grad))
     np.testing.assert_array_equal(grads[0][0], grads[1][0])
     np.testing.assert_array_equal(grads[0][1], grads[1][1])
+
+
+def test_a_layer_changed_after_planning_runs_as_it_now_is(rng):
+    """Plans are made once; a layer changed afterwards (here the ReLU becomes a tanh) must not
+    be run as it was."""
+    model = _trained_a_little(_demo_cnn(), rng)
+    x = rng.standard_normal((6, 28, 28, 1)).astype("float32")
+    model.predict(x, verbose=0)  # plans made
+    from shenjing.ops import activation as activations
+
+    model.layers[2].activation = activations.tanh
+    np.testing.assert_array_equal(model.predict(x, verbose=0), _unfused(model, x))
+    by_hand = sj.Tensor(x)
+    for layer in model.layers:  # training mode, one layer after the other
+        by_hand = layer(by_hand, training=True)
+    np.testing.assert_array_equal(model(x, training=True).numpy(), by_hand.numpy())
