@@ -126,7 +126,7 @@ class _Recurrent(Op):
     MIN_SPLIT_BLOCK = 1 << 16  # gates * batch
 
     def __call__(self, *inputs):
-        (N, T), gates = inputs[0].shape[:2], inputs[2].shape[-1]
+        (N, T), gates = np.shape(inputs[0])[:2], np.shape(inputs[2])[-1]
         self.split = (gates * N >= self.MIN_SPLIT_BLOCK
                       and parallel.worth_splitting(N, N * T * gates))
         self.blas_threads = not self.split

@@ -520,3 +520,13 @@ def test_saturated_gates_match_torch_without_warnings(rng, kind):
     check_against_torch(_op(kind, activation=activation), ref, x, k, rk, b, **TIGHT)
     ours = _op(kind, activation=activation)(*(a.astype(np.float32) for a in (x * 100, k, rk, b)))
     assert all(np.isfinite(o.numpy()).all() and o.dtype == np.float32 for o in ours)
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
+def test_nested_lists_are_accepted_as_inputs(rng, kind):
+    x = rng.standard_normal((2, 3, 4))
+    k, rk, b = _weights(rng, kind, 4, 5)
+    from_lists = _op(kind)(x.tolist(), k.tolist(), rk.tolist(), b.tolist())
+    from_arrays = _op(kind)(x, k, rk, b)
+    for a, c in zip(from_lists, from_arrays):
+        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-6)
