@@ -70,6 +70,17 @@ class _Blocks:
             part = np.add.reduce(block.reshape(n // r, r * self.C), axis=0)
             np.add.reduce(part.reshape(r, self.C), axis=0, out=out)
 
+    def colsum_products(self, a, b, out):
+        """Column sums of a * b for (n, C) blocks a, b into out (C,), without the product's
+        temporary: einsum's fused multiply-add loop, ~3x faster than a multiply then a sum."""
+        n, r = a.shape[0], self.sum_rows
+        if n % r:
+            np.einsum("ij,ij->j", a, b, out=out)
+        else:
+            rows = (n // r, r * self.C)
+            part = np.einsum("ij,ij->j", a.reshape(rows), b.reshape(rows))
+            np.add.reduce(part.reshape(r, self.C), axis=0, out=out)
+
     def tile(self, v):
         tile = np.empty((self.reps, self.C), self.dtype)
         tile[...] = v
@@ -127,9 +138,9 @@ def _moments(Xs, blocks):
         means[i] *= dt.type(1.0 / x.shape[0])
         np.copyto(tile.reshape(-1, C), means[i])
         np.subtract(xt, tile[: xt.shape[-1]], out=d)
-        blocks.colsum(d.reshape(x.shape), sums[i])  # ~0: corrects the rounding of the mean
-        np.multiply(d, d, out=d)
-        blocks.colsum(d.reshape(x.shape), squares[i])
+        d = d.reshape(x.shape)
+        blocks.colsum(d, sums[i])  # ~0: corrects the rounding of the mean
+        blocks.colsum_products(d, d, squares[i])
 
     blocks.run(work)
     sums64 = sums.astype(np.float64)
@@ -173,8 +184,7 @@ def _grad_sums(Xs, GYs, mean, blocks, deviations):
         if deviations:
             d = buf[: gy.size].reshape(gyt.shape)
             np.subtract(Xs[i][1], mean[: d.shape[-1]], out=d)
-            np.multiply(d, gyt, out=d)
-            blocks.colsum(d.reshape(gy.shape), dots[i])
+            blocks.colsum_products(d.reshape(gy.shape), gy, dots[i])
 
     blocks.run(work)
     return sums.sum(axis=0, dtype=np.float64), dots.sum(axis=0, dtype=np.float64)
