@@ -134,30 +134,47 @@ def _pad_into(x, pads, shape):
     return xp
 
 
-def _im2col(xp, window, strides, dilation, out_size):
+def _im2col(xp, window, strides, dilation, out_size, pairs=False):
     """(A, buffer): A (N*OH*OW, KH*KW*C) holds the window of every output position of a padded
     xp (N, Hp, Wp, C) as a row, (kh, kw, c) order; buffer is the pooled array under it.
 
     One input channel: the columns are built transposed, (KH*KW, N, OH, OW), one contiguous
     copy per kernel offset, and A is their transpose (a view the products take as it is): 1.8x
     faster than writing 1-element pieces of (N, OH, OW, KH, KW, 1) rows.
+
+    pairs: out_size is that of a 2x2 pool of the output, and the rows come in four blocks, the
+    outputs (2i + di, 2j + dj) for (di, dj) = (0, 0), (0, 1), (1, 0), (1, 1), each block in
+    (N, OH, OW) order: the pool is then the max of four contiguous blocks (see ops.conv_block).
     """
     (KH, KW), (sh, sw), (dh, dw), (OH, OW) = window, strides, dilation, out_size
     N, C = xp.shape[0], xp.shape[3]
     sN, sH, sW, sC = xp.strides
-    windows = as_strided(xp, (N, OH, OW, KH, KW, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))
+    shape = (N, OH, OW, KH, KW, C)
+    if pairs:
+        step = (sN, 2 * sH * sh, 2 * sW * sw, sH * dh, sW * dw, sC)
+        blocks = [as_strided(xp[:, di * sh:, dj * sw:], shape, step)
+                  for di in (0, 1) for dj in (0, 1)]
+    else:
+        blocks = [as_strided(xp, shape, (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))]
+    B = len(blocks)
     if C == 1:
-        cols = take_buffer((KH * KW, N, OH, OW), xp.dtype)
+        cols = take_buffer((KH * KW, B, N, OH, OW), xp.dtype)
 
         def copy(s):
-            for a in range(KH):
-                for b in range(KW):
-                    cols[a * KW + b, s] = windows[s, :, :, a, b, 0]
+            for p, windows in enumerate(blocks):
+                for a in range(KH):
+                    for b in range(KW):
+                        cols[a * KW + b, p, s] = windows[s, :, :, a, b, 0]
 
         parallel.over_batch(copy, N, cols.size)
         return cols.reshape(KH * KW, -1).T, cols
-    cols = take_buffer(windows.shape, xp.dtype)
-    parallel.over_batch(lambda s: np.copyto(cols[s], windows[s]), N, cols.size)
+    cols = take_buffer((B, *shape), xp.dtype)
+
+    def copy(s):
+        for p, windows in enumerate(blocks):
+            np.copyto(cols[p, s], windows[s])
+
+    parallel.over_batch(copy, N, cols.size)
     return cols.reshape(-1, KH * KW * C), cols
 
 
@@ -269,33 +286,37 @@ class Conv(Op):
         self.cols = self.x = None
         return self.infer(x, kernel, bias)
 
-    def infer(self, x, kernel, bias, finish=None, out=None, fused=False):
+    def infer(self, x, kernel, bias, finish=None, out=None, fused=False, pairs=False):
         """y = conv(x) without autograd, a few images at a time, so that their columns stay in
         cache between the copy that builds them and the product that reads them; halves of the
         batch on two threads. finish(y_chunk, out_chunk): given, it takes each chunk's output
         while that is in cache and writes the same images' rows of out (see ops.conv_block);
-        an out shaped like y is worked on in place (y_chunk is then out_chunk)."""
+        an out shaped like y is worked on in place (y_chunk is then out_chunk). pairs: only the
+        outputs a 2x2 pool reads, y_chunk (4, n, OH // 2, OW // 2, F) (see _im2col)."""
         KH, KW, C, F = self.kernel_shape = kernel.shape
         self.x_shape = x.shape
         N, (OH, OW) = x.shape[0], self.out_size
         y = np.empty((N, OH, OW, F), x.dtype) if out is None else out
-        in_place = y.shape == (N, OH, OW, F)  # finish works on y's own rows, else on a scratch
+        in_place = y.shape == (N, OH, OW, F) and not pairs  # else finish reads a scratch
+        blocks, rows = ((4,), (OH // 2, OW // 2)) if pairs else ((), (OH, OW))
         # fused: the chunk's output stays in cache too (the product's rows give the same values
         # in chunks of any size above one row: a single row would take the BLAS's gemv)
         per_image = OH * OW * (max(KH * KW * C, F) if fused else KH * KW * C)
         chunk = _FUSED_CHUNK_BYTES if fused else _COLUMN_CHUNK_BYTES
         step = max(1, chunk // (per_image * x.dtype.itemsize))
 
-        image_bias = None if bias is None else np.tile(bias, OH * OW)  # see _add_per_channel
+        # see _add_per_channel
+        image_bias = None if bias is None else np.tile(bias, rows[0] * rows[1])
 
         def chunks(s):  # each half of the batch on its own thread, chunk by chunk
             for n0 in range(s.start, s.stop, step):
                 n1 = min(n0 + step, s.stop)
-                columns, buffer = self._columns(x[n0:n1])
-                yc = y[n0:n1] if in_place else take_buffer((n1 - n0, OH, OW, F), x.dtype)
+                columns, buffer = self._columns(x[n0:n1], pairs)
+                yc = y[n0:n1] if in_place else take_buffer((*blocks, n1 - n0, *rows, F), x.dtype)
                 np.matmul(columns, kernel.reshape(-1, F), out=yc.reshape(-1, F))
                 if bias is not None:
-                    np.add(yc.reshape(len(yc), -1), image_bias, out=yc.reshape(len(yc), -1))
+                    flat = yc.reshape(-1, image_bias.size)
+                    np.add(flat, image_bias, out=flat)
                 give_buffer(buffer)
                 if finish is not None:
                     finish(yc, y[n0:n1])
@@ -305,18 +326,21 @@ class Conv(Op):
         parallel.over_batch(chunks, N, N * OH * OW * (F + KH * KW * C))
         return y
 
-    def _columns(self, x):
+    def _columns(self, x, pairs=False):
         """(A, buffer) as _im2col gives for x; a 1x1 kernel at stride 1 without padding reads x
         itself (buffer None)."""
         (top, bottom), (left, right) = self.pads
         N, H, W, C = x.shape
         padded = top + bottom + left + right > 0
-        if self.kernel_shape[:2] == (1, 1) and self.strides == (1, 1) and not padded:
+        if self.kernel_shape[:2] == (1, 1) and self.strides == (1, 1) and not padded \
+                and not pairs:
             return x.reshape(-1, C), None
         xp = x
         if padded:
             xp = _pad_into(x, self.pads, (N, H + top + bottom, W + left + right, C))
-        columns = _im2col(xp, self.kernel_shape[:2], self.strides, self.dilation, self.out_size)
+        out_size = tuple(n // 2 for n in self.out_size) if pairs else self.out_size
+        columns = _im2col(xp, self.kernel_shape[:2], self.strides, self.dilation, out_size,
+                          pairs)
         if xp is not x:
             give_buffer(xp)
         return columns

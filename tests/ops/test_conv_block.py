@@ -52,6 +52,12 @@ CASES = [  # (N, H, W, C, F, kernel, conv settings, steps)
     (2, 10, 10, 3, 4, 3, {"padding": "same", "dilation_rate": 2}, [("affine",)]),
     (3, 8, 8, 6, 7, 1, {}, [("max_pool", (2, 3), (1, 2))]),
     (2, 7, 7, 2, 3, 3, {"padding": "same"}, []),
+    # one input channel and a 2x2 pool: the conv's outputs come in four blocks (conv._im2col)
+    (3, 11, 9, 1, 4, 3, {"padding": "valid"}, [("relu",), ("max_pool", (2, 2), (2, 2))]),
+    (2, 15, 13, 1, 5, 3, {"padding": "same", "strides": 2, "dilation_rate": 1},
+     [("affine",), ("max_pool", (2, 2), (2, 2))]),
+    (2, 12, 12, 1, 3, 3, {"padding": "same", "dilation_rate": 2},
+     [("relu",), ("affine",), ("relu",), ("max_pool", (2, 2), (2, 2))]),
 ]
 
 
