@@ -11,6 +11,7 @@ import numpy as np
 from ..tensor import Op, Tensor, as_tensor
 from . import parallel
 from .elementwise import exp
+from .shape import check_axis
 from .special import erfc  # NumPy has no erf
 
 
@@ -354,16 +355,8 @@ def _check_number(op, label, value, low=None):
 
 
 def _check_axis(op, x, axis):
-    """axis as a non-negative int for x, or a ValueError naming op, axis and shape."""
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{op}: axis must be an int, got {axis!r}.")
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
-    if not -len(shape) <= axis < len(shape):
-        raise ValueError(
-            f"{op}: axis {axis} is out of range for an input of rank {len(shape)} "
-            f"(shape {shape})."
-        )
-    return int(axis) % len(shape)
+    """axis as a non-negative int for x, or an error naming op, axis and shape."""
+    return check_axis(op, axis, np.shape(x.data if isinstance(x, Tensor) else x))
 
 
 _ACTIVATIONS = {

@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from ..tensor import Op
+from .shape import check_axis
 
 _BLOCK_BYTES = 1 << 20  # rows are processed in blocks of about this many bytes of x
 
@@ -192,15 +193,6 @@ def _check_common(name, x, epsilon):
     return shape
 
 
-def _check_axis(name, axis, shape):
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name}: axis must be an int, got {axis!r}.")
-    if not -len(shape) <= axis < len(shape):
-        raise ValueError(
-            f"{name}: axis {axis} is out of range for an input of rank {len(shape)} "
-            f"(shape {shape})."
-        )
-    return int(axis) % len(shape)
 
 
 def _check_param(name, label, value, expected, what):
@@ -235,7 +227,7 @@ def group_norm(x, gamma=None, beta=None, groups: int = 32, axis: int = -1,
         raise ValueError(
             f"{name}: expected an input of rank >= 2 (batch, ..., channels), got shape {shape}."
         )
-    axis = _check_axis(name, axis, shape)
+    axis = check_axis(name, axis, shape)
     if axis == 0:
         raise ValueError(
             f"{name}: axis 0 is the batch axis of input shape {shape}; the channel axis must "
@@ -273,7 +265,7 @@ def layer_norm(x, gamma=None, beta=None, axis=-1, epsilon: float = 1e-3,
     axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
     if not axes:
         raise ValueError(f"{name}: axis must name at least one axis, got {axis!r}.")
-    axes = [_check_axis(name, a, shape) for a in axes]
+    axes = [check_axis(name, a, shape) for a in axes]
     if len(set(axes)) != len(axes):
         raise ValueError(f"{name}: axis {axis!r} names an axis twice (input rank {len(shape)}).")
     axes = sorted(axes)

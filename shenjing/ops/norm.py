@@ -17,6 +17,7 @@ import numpy as np
 
 from ..tensor import Op, Tensor
 from . import parallel
+from .shape import check_axis
 
 _BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companions, in L3)
 _TILE_ELEMS = 1 << 14  # per-channel vectors are repeated to about this many elements
@@ -326,14 +327,8 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
         raise ValueError(
             f"batch_norm: expected an input of rank >= 2 (batch, ..., channels), got shape {shape}."
         )
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"batch_norm: axis must be an int, got {axis!r}.")
-    if not -len(shape) <= axis < len(shape):
-        raise ValueError(
-            f"batch_norm: axis {axis} is out of range for an input of rank {len(shape)} "
-            f"(shape {shape})."
-        )
-    axis, C = int(axis) % len(shape), shape[axis]
+    axis = check_axis("batch_norm", axis, shape)
+    C = shape[axis]
     for label, value in (("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean),
                          ("moving_variance", moving_variance)):
         if value is not None and np.shape(value) != (C,):

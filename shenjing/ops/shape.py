@@ -5,6 +5,19 @@ import numpy as np
 from ..tensor import Op, as_tensor
 
 
+def check_axis(name, axis, shape):
+    """axis as a non-negative int for an input of shape, or an error naming name, axis and
+    shape (a TypeError for a non-int, a ValueError when out of range)."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}.")
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(
+            f"{name}: axis {axis} is out of range for an input of rank {len(shape)} "
+            f"(shape {shape})."
+        )
+    return int(axis) % len(shape)
+
+
 class Reshape(Op):
     """y = x viewed with a new shape (one axis may be -1)."""
 
