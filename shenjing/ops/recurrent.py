@@ -273,15 +273,15 @@ class _Recurrent(Op):
             gx = gx[:, ::-1] if self.go_backwards else gx
         need_w = self.needs_grad[1] or (self.has_bias and self.needs_grad[3])
         need_u = stacked is not None and self.needs_grad[2]
-        F = self.X.shape[0]
-        rows = stacked if need_w and need_u else self.X if need_w else stacked[F:] if need_u \
-            else None
-        if rows is not None:
-            g = rows.reshape(-1, T * N) @ flat.T
-            if need_w:
-                gw, gb = g[: self.d], (g[self.d] if self.has_bias else None)
-            if need_u:
-                gu = g[F - len(stacked):]  # the last u rows
+        if not (need_w or need_u):
+            return gx, gw, gb, gu
+        F = self.X.shape[0]  # stacked's rows: X's F rows, then the u state rows
+        rows = self.X if not need_u else stacked if need_w else stacked[F:]
+        g = rows.reshape(-1, T * N) @ flat.T
+        if need_w:
+            gw, gb = g[: self.d], (g[self.d] if self.has_bias else None)
+        if need_u:
+            gu = g[-(len(stacked) - F):]  # the state rows, the last of g
         return gx, gw, gb, gu
 
     def _needs_product(self, t):
