@@ -27,30 +27,26 @@ from ..tensor import Tensor
 ORDER = ("batch_norm", "relu", "max_pool")  # after the conv: each at most once, in this order
 
 
-def _unused_elsewhere(nodes, outputs):
-    """(uses, consumer): how many times each symbolic tensor is read (a model output counts),
-    and the node that reads it (the last one, if several)."""
-    uses: dict[int, int] = {}
-    consumer = {}
+def _sole_readers(nodes, outputs) -> dict:
+    """{id(symbolic tensor): the node that reads it} for tensors read by exactly one node, that
+    node called without extra arguments, and not model outputs (those must stay computed)."""
+    uses: dict[int, int] = {id(t): 1 for t in outputs}
+    reader = {}
     for node in nodes:
         for parent in node.parents:
             uses[id(parent)] = uses.get(id(parent), 0) + 1
-            consumer[id(parent)] = node
-    for t in outputs:
-        uses[id(t)] = uses.get(id(t), 0) + 1
-    return uses, consumer
+            reader[id(parent)] = node
+    return {key: node for key, node in reader.items() if uses[key] == 1 and not node.kwargs}
 
 
 def relu_pool_swaps(nodes, outputs) -> dict:
     """{id(ReLU node): max-pool node} where a ReLU's output feeds a max pool and nothing else."""
-    uses, consumer = _unused_elsewhere(nodes, outputs)
+    readers = _sole_readers(nodes, outputs)
     swaps = {}
     for node in nodes:
-        out = node.outputs[0]
-        following = consumer.get(id(out))
+        following = readers.get(id(node.outputs[0]))
         if (isinstance(node.inputs, SymbolicTensor) and not node.kwargs
-                and following is not None and uses[id(out)] == 1 and not following.kwargs
-                and swappable(node, following)):
+                and following is not None and swappable(node, following)):
             swaps[id(node)] = following
     return swaps
 
@@ -82,16 +78,15 @@ def _starts(layer) -> bool:
 def conv_chains(nodes, outputs) -> dict[int, list]:
     """{id(conv node): [conv node, node, ...]} for the fusable chains among a model's nodes;
     outputs: the model's output SymbolicTensors (a model output is never fused away)."""
-    uses, consumer = _unused_elsewhere(nodes, outputs)
+    readers = _sole_readers(nodes, outputs)
     chains = {}
     for node in nodes:
         if not _starts(node.layer) or node.kwargs or not isinstance(node.inputs, SymbolicTensor):
             continue
         chain, last = [node], -1
         while True:
-            out = chain[-1].outputs[0]
-            following = consumer.get(id(out))
-            if following is None or uses[id(out)] != 1 or following.kwargs:
+            following = readers.get(id(chain[-1].outputs[0]))
+            if following is None:
                 break
             kind = _kind(following.layer)
             if kind is None or ORDER.index(kind) <= last:
@@ -123,13 +118,14 @@ def run_chain(chain, x):
         return None
     steps = [("relu",)] if conv.activation is activations.relu else []
     for layer in layers[1:]:
-        if type(layer) is BatchNormalization:
+        kind = _kind(layer)
+        if kind == "batch_norm":
             gamma = None if layer.gamma is None else layer.gamma.data
             beta = None if layer.beta is None else layer.beta.data
             steps.append(("affine", *inference_affine(
                 layer.moving_mean.data, layer.moving_variance.data, gamma, beta,
                 layer.epsilon, x.dtype)))
-        elif type(layer) is MaxPooling2D:
+        elif kind == "max_pool":
             steps.append(("max_pool", layer.pool_size, layer.strides))
         else:
             steps.append(("relu",))
