@@ -129,12 +129,7 @@ def over_batch(work, rows, elements):
     if not worth_splitting(rows, elements):
         work(slice(0, rows))
         return
-    half = rows // 2
-    job = executor().submit(_marked, work, slice(0, half))
-    try:
-        _marked(work, slice(half, rows))
-    finally:
-        job.result()
+    halves(work, rows)
 
 
 def halves(work, rows):
