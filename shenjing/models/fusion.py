@@ -2,9 +2,10 @@
 
 Conv blocks: a chain Conv2D -> [BatchNormalization] -> [ReLU] -> [MaxPooling2D], in which each
 layer's output feeds only the next layer, runs through ops.conv_block: a chunk of images at a
-time, every map of the chain staying in cache. The results are bit-identical to calling the
-layers one by one (the same float operations in the same order). Only in inference without
-autograd (Model.call with training=False under no_grad): training and gradients need every map.
+time, with the batch norm folded into the conv's kernel and bias. The results equal calling the
+layers one by one to float rounding (bit for bit when no batch norm follows the conv directly).
+Only in inference without autograd (Model.call with training=False under no_grad): training and
+gradients need every map.
 
 ReLU then max pool: the pool runs first and the ReLU on its (4x smaller) output, in training
 too. max and ReLU commute, so the values are the same; so are the gradients: where a window's
@@ -99,8 +100,8 @@ def conv_chains(nodes, outputs) -> dict[int, list]:
 
 
 def run_chain(chain, x):
-    """The last node's output (a Tensor) for input x, or None where this input cannot be fused
-    bit-identically (a mask, another dtype, or a conv that takes the Winograd path)."""
+    """The last node's output (a Tensor) for input x, or None where this input is not fused (a
+    mask, another dtype, or a conv that takes the Winograd path, faster alone)."""
     conv = chain[0].layer
     if not isinstance(x, Tensor) or getattr(x, "_keras_mask", None) is not None:
         return None

@@ -197,8 +197,11 @@ _AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
 _BB, _GG, _AA = np.kron(_BT, _BT), np.kron(_G, _G), np.kron(_AT, _AT)
 WINOGRAD_MIN_CF = 4096  # C * F below this: im2col measures faster (few products to save)
 _CHUNK_BYTES = 4 << 20  # Winograd temporaries per chunk of images: small enough for the cache
-_COLUMN_CHUNK_BYTES = 1 << 20  # im2col columns per chunk of images, when none are kept
-_FUSED_CHUNK_BYTES = 2 << 20  # columns or outputs per chunk, for ops.conv_block (measured)
+# im2col columns per chunk of images, when none are kept. Measured (reference CNN, batch 256,
+# two threads): 4 MB beats 1-2 MB (more, smaller NumPy calls contend for the GIL between the
+# two threads: the first block took 8.7 ms in 2 MB chunks of columns or outputs, 5.7 in 4 MB
+# of columns) and 8 MB (the second block's columns fall out of the cache)
+_COLUMN_CHUNK_BYTES = 4 << 20
 
 
 def winograd_applies(kernel_shape, strides, dilation, out_size):
@@ -286,7 +289,7 @@ class Conv(Op):
         self.cols = self.x = None
         return self.infer(x, kernel, bias)
 
-    def infer(self, x, kernel, bias, finish=None, out=None, fused=False, pairs=False):
+    def infer(self, x, kernel, bias, finish=None, out=None, pairs=False):
         """y = conv(x) without autograd, a few images at a time, so that their columns stay in
         cache between the copy that builds them and the product that reads them; halves of the
         batch on two threads. finish(y_chunk, out_chunk): given, it takes each chunk's output
@@ -299,11 +302,9 @@ class Conv(Op):
         y = np.empty((N, OH, OW, F), x.dtype) if out is None else out
         in_place = y.shape == (N, OH, OW, F) and not pairs  # else finish reads a scratch
         blocks, rows = ((4,), (OH // 2, OW // 2)) if pairs else ((), (OH, OW))
-        # fused: the chunk's output stays in cache too (the product's rows give the same values
-        # in chunks of any size above one row: a single row would take the BLAS's gemv)
-        per_image = OH * OW * (max(KH * KW * C, F) if fused else KH * KW * C)
-        chunk = _FUSED_CHUNK_BYTES if fused else _COLUMN_CHUNK_BYTES
-        step = max(1, chunk // (per_image * x.dtype.itemsize))
+        # the product's rows give the same values in chunks of any size above one row (a single
+        # row would take the BLAS's gemv)
+        step = max(1, _COLUMN_CHUNK_BYTES // (OH * OW * KH * KW * C * x.dtype.itemsize))
 
         # see _add_per_channel
         image_bias = None if bias is None else np.tile(bias, rows[0] * rows[1])

@@ -1,12 +1,15 @@
 """Inference of a conv block, conv2d -> [ReLU] -> [batch-norm affine] -> [ReLU] -> [max pool],
 a chunk of images at a time: each chunk's conv output is normalized, rectified and pooled while
-it is still in cache, instead of one pass over the whole maps in memory per layer.
+it is fresh, instead of one pass over the whole maps in memory per layer.
 
-Every step is the float operation the layer-by-layer ops perform, in their order (the conv's
-chunked product and bias, batch_norm's x * scale + shift with its scale and shift, the maximum
-with 0), so the results are bit-identical to them; a ReLU right before the pool runs after it,
-on a quarter of the values (exact: max and ReLU commute). No autograd: predict and evaluate use
-it through shenjing.models.fusion.
+A batch-norm affine right after the conv is folded into it: conv(x, k) * s + t is
+conv(x, k * s) + (b * s + t), one product and no pass over the maps (as torch.jit.freeze and
+ONNX Runtime fold conv-BN at inference); the results then equal the layers' to float rounding
+(float32: ~1e-6 relative). Every other step is the float operation the layer-by-layer ops
+perform, in their order, so without such a fold the results are bit-identical to them. Before
+a max pool, the bias and ReLU run after it, on a quarter of the values: exact, since rounding is
+monotone (max(fl(y_i + b)) = fl(max(y_i) + b)) and max and ReLU commute. No autograd: predict
+and evaluate use it through shenjing.models.fusion.
 """
 
 import numpy as np
@@ -46,11 +49,19 @@ def conv2d_block(x, kernel, bias=None, strides=1, padding="valid", dilation_rate
     _check_steps(steps, kernel.shape[-1])
     dtype = np.result_type(x, kernel, *(() if bias is None else (bias,)))
     x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+    if bias is not None:
+        bias = np.asarray(bias, dtype)
+    if steps and steps[0][0] == "affine":  # folded into the conv (module docstring)
+        _, scale, shift = steps.pop(0)
+        scale, shift = np.asarray(scale, dtype), np.asarray(shift, dtype)
+        kernel = kernel * scale
+        bias = shift.copy() if bias is None else bias * scale + shift
     N, F = x.shape[0], kernel.shape[-1]
     pool = steps.pop() if steps and steps[-1][0] == "max_pool" else None
     relu_after_pool = pool is not None and steps and steps[-1][0] == "relu"
     if relu_after_pool:
         steps.pop()
+    bias_after_pool = pool is not None and not steps and bias is not None
     if pool is None:
         out_shape = (N, *out_size, F)
     else:
@@ -71,9 +82,10 @@ def conv2d_block(x, kernel, bias=None, strides=1, padding="valid", dilation_rate
     affine = [tuple(np.tile(np.asarray(v, dtype), image // F) for v in s[1:3])
               if s[0] == "affine" else None for s in steps]
     zeros = np.zeros(image, dtype)
+    pooled_bias = np.tile(bias, out_shape[1] * out_shape[2]) if bias_after_pool else None
 
     def finish(y, out):
-        """y (n, OH, OW, F): this chunk's conv output, in cache -> out, its rows of the result
+        """y (n, OH, OW, F): this chunk's conv output, fresh -> out, its rows of the result
         (pairs: y (4, n, OH // 2, OW // 2, F))."""
         rows = y.reshape(-1, image)
         for params in affine:
@@ -88,11 +100,13 @@ def conv2d_block(x, kernel, bias=None, strides=1, padding="valid", dilation_rate
             np.maximum(out, y[3], out=out)
         elif pool is not None:
             max_into(y, pool_size, pool_strides, out)
+        pooled = out.reshape(len(out), -1)
+        if bias_after_pool:
+            np.add(pooled, pooled_bias, out=pooled)
         if relu_after_pool:
-            pooled = out.reshape(len(out), -1)
             np.maximum(pooled, zeros[: pooled.shape[1]], out=pooled)
 
     op = Conv("conv2d_block", strides, pads, dilation, out_size)
     with parallel.own_threads():  # as in every op: the products split by us, the BLAS on one
-        return op.infer(x, kernel, bias, finish, np.empty(out_shape, dtype), fused=True,
-                        pairs=pairs)
+        return op.infer(x, kernel, None if bias_after_pool else bias, finish,
+                        np.empty(out_shape, dtype), pairs=pairs)

@@ -1,4 +1,5 @@
-"""Fused conv blocks in predict/evaluate: which chains fuse, and bit-identical results."""
+"""Fused conv blocks in predict/evaluate: which chains fuse, and their results: bit-identical to
+the layers apart, or to float rounding where a batch norm is folded into its conv."""
 
 import numpy as np
 import pytest
@@ -22,6 +23,11 @@ def _unfused(model, x):
     return model(x, training=False).numpy()
 
 
+def _assert_float32_rounding(fused, unfused):
+    """A batch norm folded into its conv: the same values to float32 rounding."""
+    np.testing.assert_allclose(fused, unfused, rtol=1e-4, atol=1e-5)
+
+
 def _chains(model):
     return [[node.layer.name for node in chain]
             for chain in fusion.conv_chains(model._nodes, model.outputs).values()]
@@ -38,12 +44,14 @@ def _trained_a_little(model, rng):
     return model
 
 
-def test_demo_cnn_fuses_both_blocks_and_predicts_bit_identically(rng):
+def test_demo_cnn_fuses_both_blocks_and_predicts_as_the_layers_apart(rng):
     model = _trained_a_little(_demo_cnn(), rng)
     names = [layer.name for layer in model.layers]
     assert _chains(model) == [names[0:4], names[4:8]]
     x = rng.standard_normal((70, 28, 28, 1)).astype("float32")
-    np.testing.assert_array_equal(model.predict(x, batch_size=32, verbose=0), _unfused(model, x))
+    fused, unfused = model.predict(x, batch_size=32, verbose=0), _unfused(model, x)
+    _assert_float32_rounding(fused, unfused)
+    assert not np.array_equal(fused, unfused)  # the batch norms were folded
     with sj.no_grad():  # the fused path is the one predict took
         assert isinstance(fusion.run_chain(
             fusion.conv_chains(model._nodes, model.outputs)[id(model._nodes[1])],
@@ -75,7 +83,7 @@ def test_chains_stop_where_a_map_is_used_twice_or_is_an_output(rng):
     model = _trained_a_little(model, rng)
     x = rng.standard_normal((5, 12, 12, 3)).astype("float32")
     for fused, unfused in zip(model.predict(x, verbose=0), model(x, training=False)):
-        np.testing.assert_array_equal(fused, unfused.numpy())
+        _assert_float32_rounding(fused, unfused.numpy())  # a_bn is folded into a
 
 
 @pytest.mark.parametrize("stack, expected", [
@@ -101,8 +109,8 @@ def test_which_layer_sequences_fuse(rng, stack, expected):
 
 
 def test_a_winograd_conv_runs_unfused(rng):
-    """64 -> 64 channels, 3x3: the layer takes the Winograd path, which the fused block (an
-    im2col product) would not reproduce bit for bit, so the chain runs layer by layer."""
+    """64 -> 64 channels, 3x3: the layer takes the Winograd path (faster than the fused block's
+    im2col product), so the chain runs layer by layer."""
     model = sj.Sequential([L.Input((8, 8, 64)), L.Conv2D(64, 3, padding="same"),
                            L.BatchNormalization(), L.Activation("relu")])
     assert len(_chains(model)) == 1
@@ -181,7 +189,7 @@ def test_a_layer_changed_after_planning_runs_as_it_now_is(rng):
     from shenjing.ops import activation as activations
 
     model.layers[2].activation = activations.tanh
-    np.testing.assert_array_equal(model.predict(x, verbose=0), _unfused(model, x))
+    _assert_float32_rounding(model.predict(x, verbose=0), _unfused(model, x))
     by_hand = sj.Tensor(x)
     for layer in model.layers:  # training mode, one layer after the other
         by_hand = layer(by_hand, training=True)

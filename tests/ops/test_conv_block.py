@@ -1,11 +1,12 @@
-"""ops.conv2d_block: bit-identical to the ops it fuses, and right against torch."""
+"""ops.conv2d_block: the ops it fuses (bit-identical, or to float rounding where a batch norm is
+folded into the conv), and right against torch."""
 
 import numpy as np
 import pytest
 
 import shenjing as sj
 from shenjing import ops
-from shenjing.ops import parallel
+from shenjing.ops import conv, parallel
 from shenjing.ops.conv_block import conv2d_block
 from shenjing.ops.norm import inference_affine
 
@@ -61,31 +62,48 @@ CASES = [  # (N, H, W, C, F, kernel, conv settings, steps)
 ]
 
 
+def _check_fused(x, kernel, bias, conv_args, steps, norm):
+    """conv2d_block against the layers one by one: bit-identical, unless a batch norm comes
+    right after the conv; then to float rounding, and bit-identical to the layers one by one
+    with that batch norm folded into the conv's kernel and bias by hand."""
+    dtype = x.dtype
+    expected = _layer_by_layer(x, kernel, bias, conv_args, steps, norm)
+    fused = conv2d_block(x, kernel, bias, steps=_fused_steps(steps, norm, dtype), **conv_args)
+    assert fused.dtype == dtype
+    if steps[:1] != [("affine",)]:
+        np.testing.assert_array_equal(fused, expected)
+        return
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fused, expected, rtol=tol, atol=tol)
+    scale, shift = inference_affine(*norm, 1e-3, dtype)
+    folded_bias = shift if bias is None else bias * scale + shift
+    by_hand = _layer_by_layer(x, kernel * scale, folded_bias, conv_args, steps[1:], norm)
+    np.testing.assert_array_equal(fused, by_hand)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
-def test_bit_identical_to_the_ops_it_fuses(rng, case, dtype):
+def test_the_ops_it_fuses(rng, case, dtype):
     N, H, W, C, Fo, k, conv_args, steps = case
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
     kernel = (rng.standard_normal((k, k, C, Fo)) * 0.4).astype(dtype)
     bias = rng.standard_normal(Fo).astype(dtype)
-    norm = _norm_params(rng, Fo, dtype)
-    expected = _layer_by_layer(x, kernel, bias, conv_args, steps, norm)
-    fused = conv2d_block(x, kernel, bias, steps=_fused_steps(steps, norm, dtype), **conv_args)
-    assert fused.dtype == dtype
-    np.testing.assert_array_equal(fused, expected)
+    _check_fused(x, kernel, bias, conv_args, steps, _norm_params(rng, Fo, dtype))
 
 
-def test_large_batch_over_chunks_and_threads_is_bit_identical(rng):
-    """256 images: many chunks, and the two halves of the batch on two threads."""
+@pytest.mark.parametrize("steps", [[("affine",), ("relu",), ("max_pool", (2, 2), (2, 2))],
+                                   [("relu",), ("max_pool", (2, 2), (2, 2))]])
+@pytest.mark.parametrize("chunk_bytes", [None, 1 << 18])
+def test_large_batch_over_chunks_and_threads(rng, monkeypatch, steps, chunk_bytes):
+    """256 images: the two halves of the batch on two threads, in one chunk each or in many (9
+    images, the last one shorter)."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(conv, "_COLUMN_CHUNK_BYTES", chunk_bytes)
     x = rng.standard_normal((256, 28, 28, 1), dtype=np.float32)
     kernel = rng.standard_normal((3, 3, 1, 32), dtype=np.float32)
-    norm = _norm_params(rng, 32, np.float32)
-    steps = [("affine",), ("relu",), ("max_pool", (2, 2), (2, 2))]
+    bias = rng.standard_normal(32, dtype=np.float32)
     assert parallel.worth_splitting(256, 256 * 28 * 28 * 32) == (parallel.THREADS > 1)
-    expected = _layer_by_layer(x, kernel, None, {"padding": "same"}, steps, norm)
-    fused = conv2d_block(x, kernel, None, padding="same",
-                         steps=_fused_steps(steps, norm, np.float32))
-    np.testing.assert_array_equal(fused, expected)
+    _check_fused(x, kernel, bias, {"padding": "same"}, steps, _norm_params(rng, 32, np.float32))
 
 
 def test_matches_torch_conv_batchnorm_relu_maxpool(rng):
