@@ -55,7 +55,7 @@ def conv2d_block(x, kernel, bias=None, strides=1, padding="valid", dilation_rate
         _, scale, shift = steps.pop(0)
         scale, shift = np.asarray(scale, dtype), np.asarray(shift, dtype)
         kernel = kernel * scale
-        bias = shift.copy() if bias is None else bias * scale + shift
+        bias = shift if bias is None else bias * scale + shift
     N, F = x.shape[0], kernel.shape[-1]
     pool = steps.pop() if steps and steps[-1][0] == "max_pool" else None
     relu_after_pool = pool is not None and steps and steps[-1][0] == "relu"
