@@ -101,6 +101,16 @@ def _flat(A, order=None):
     return out.reshape(F, T * N)
 
 
+# LSTM gate order in the step caches (Keras's blocks: i = 0, f = 1, c = 2, o = 3): forward's
+# gates, and backward's gradients, written over them with i and c swapped (see LSTM._backward)
+_STEP_GATES, _GRAD_GATES = (3, 1, 0, 2), (3, 1, 2, 0)
+
+
+def _gate_columns(gates, u):
+    """The kernel columns of the gate blocks in this order."""
+    return np.concatenate([np.arange(k * u, (k + 1) * u) for k in gates])
+
+
 class _Recurrent(Op):
     """Shared plumbing. Inputs: x, kernel, recurrent_kernel, then the bias and the initial states
     that were given. Caches are feature-major, (T, F, N): each gate of a step is a contiguous
@@ -377,8 +387,9 @@ class LSTM(_Recurrent):
         x, kernel, recurrent, bias, states = self._unpack(arrays)
         T, u, dtype = x.shape[1], recurrent.shape[0], x.dtype
         sig, act = self.recurrent_activation, self.activation
-        # gates reordered to o, i, f, c once per call: the three sigmoid gates lie side by side
-        columns = np.concatenate([np.arange(k * u, (k + 1) * u) for k in (3, 0, 1, 2)])
+        # gates reordered to o, f, i, c once per call: the three sigmoid gates lie side by side,
+        # and i, c last (backward swaps their slots, see there)
+        columns = _gate_columns(_STEP_GATES, u)
         scale = np.repeat(np.array([_PRESCALE.get(sig, 1)] * 3 + [_PRESCALE.get(act, 1)],
                                    dtype), u)
         # column t of B is step t's whole input [x_t; 1; h_{t-1}]: one product per step gives
@@ -409,7 +420,7 @@ class LSTM(_Recurrent):
             else:
                 _activate(sig, g[: 3 * u])
                 _activate(act, g[3 * u:])
-            o, i, f, c = g[:u], g[u : 2 * u], g[2 * u : 3 * u], g[3 * u:]
+            o, f, i, c = g[:u], g[u : 2 * u], g[2 * u : 3 * u], g[3 * u:]
             np.multiply(f, C[c0], out=C[c1])
             np.multiply(i, c, out=ig)
             C[c1] += ig
@@ -424,12 +435,15 @@ class LSTM(_Recurrent):
         # gy (N, T, u), gh, gc (N, u) -> gx (N, T, d), gkernel (d, 4u), grecurrent (u, 4u),
         #   gbias (4u,), gh0, gc0 (N, u)
         G, B, C, TC, kernel, recurrent = self._restore()
-        (T, _, N), u, columns = G.shape, C.shape[1], self.columns
+        (T, _, N), u = G.shape, C.shape[1]
         sig, act = self.recurrent_activation, self.activation
+        # NOTE: each step's gradients dz overwrite its gates g = [o, f, i, c~] in G (hot in
+        # cache; a separate dZ buffer cost a cold write per step, ~0.8 ms of a 17 ms W3 step).
+        # [i, c~] * dc lands in the slots as [dz_c, dz_i], so dZ's slots hold o, f, c, i.
+        columns = _gate_columns(_GRAD_GATES, u)
         U = np.take(recurrent, columns, axis=1)  # C order, unlike recurrent[:, columns]
         gys, (dh, dc) = self._output_grads(gy, gh, gc)
-        dZ = _empty(G.shape, G.dtype)
-        D, tmp = np.empty((4 * u, N), G.dtype), np.empty((u, N), G.dtype)
+        D, tmp, dc_next = (np.empty(shape, G.dtype) for shape in ((4 * u, N), (u, N), (u, N)))
         for t in range(T - 1, -1, -1):
             if self.keep_state_grads:
                 self.state_grads[t] = dh.T
@@ -437,29 +451,29 @@ class LSTM(_Recurrent):
                 carry_h, carry_c = dh * self.drop[t], dc * self.drop[t]
                 dh *= self.keep[t]
                 dc *= self.keep[t]
-            g, dz = G[t], dZ[t]
-            o, i, f, c = g[:u], g[u : 2 * u], g[2 * u : 3 * u], g[3 * u:]
+            g = G[t]
+            o, f, i_c = g[:u], g[u : 2 * u], g[2 * u:].reshape(2, u, N)
             _derivative(act, TC[t], tmp)  # dc_t += dh o act'(c_t)
             tmp *= o
             tmp *= dh
             dc += tmp
-            np.multiply(dh, TC[t], out=dz[:u])
-            np.multiply(dc, c, out=dz[u : 2 * u])
-            np.multiply(dc, C[t], out=dz[2 * u : 3 * u])
-            np.multiply(dc, i, out=dz[3 * u:])
-            _derivative(sig, g[: 3 * u], D[: 3 * u])
-            _derivative(act, c, D[3 * u:])
-            dz *= D
-            dc *= f
+            _derivative(sig, g[: 3 * u], D[: 3 * u])  # o', f', i'
+            _derivative(act, g[3 * u:], D[3 * u:])  # c~'
+            np.multiply(dc, f, out=dc_next)  # dc_{t-1}
+            np.multiply(dh, TC[t], out=o)  # dz_o / o'
+            np.multiply(dc, C[t], out=f)  # dz_f / f'
+            i_c *= dc  # [dc i, dc c~] = [dz_c / c~', dz_i / i']
+            g[: 2 * u] *= D[: 2 * u]
+            i_c *= D[2 * u:].reshape(2, u, N)[::-1]
+            dc, dc_next = dc_next, dc
             if self._needs_product(t):
-                np.matmul(U, dz, out=dh)
+                np.matmul(U, g, out=dh)
             if t and gys is not None:
                 dh += gys[t - 1]
             if self.masked[t]:
                 dh += carry_h
                 dc += carry_c
-        gx, gw, gb, gu = self._weight_grads(_flat(dZ, columns), kernel, T, N,
-                                            stacked=B[:, :T])
+        gx, gw, gb, gu = self._weight_grads(_flat(G, columns), kernel, T, N, stacked=B[:, :T])
         return self._grads(gx, gw, gu, gb, [dh, dc])
 
 
