@@ -134,9 +134,14 @@ def _pad_into(x, pads, shape):
     return xp
 
 
-def _im2col(xp, window, strides, dilation, out_size, pairs=False):
+def _im2col(xp, window, strides, dilation, out_size, pairs=False, ones=False):
     """(A, buffer): A (N*OH*OW, KH*KW*C) holds the window of every output position of a padded
     xp (N, Hp, Wp, C) as a row, (kh, kw, c) order; buffer is the pooled array under it.
+
+    ones: A has one more column, of ones, so that its product with the kernel's rows and the
+    bias below them adds the bias, and the kernel gradient's product gives the bias gradient as
+    its last row (measured: the reference CNN's first conv forward+backward 3.05 -> 2.33 ms, the
+    second ~2.5% faster, than a separate bias pass and bias-gradient product).
 
     One input channel: the columns are built transposed, (KH*KW, N, OH, OW), one contiguous
     copy per kernel offset, and A is their transpose (a view the products take as it is): 1.8x
@@ -156,9 +161,11 @@ def _im2col(xp, window, strides, dilation, out_size, pairs=False):
                   for di in (0, 1) for dj in (0, 1)]
     else:
         blocks = [as_strided(xp, shape, (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))]
-    B = len(blocks)
+    B, K = len(blocks), KH * KW * C
     if C == 1:
-        cols = take_buffer((KH * KW, B, N, OH, OW), xp.dtype)
+        cols = take_buffer((K + ones, B, N, OH, OW), xp.dtype)
+        if ones:
+            cols[K] = 1
 
         def copy(s):
             for p, windows in enumerate(blocks):
@@ -167,15 +174,18 @@ def _im2col(xp, window, strides, dilation, out_size, pairs=False):
                         cols[a * KW + b, p, s] = windows[s, :, :, a, b, 0]
 
         parallel.over_batch(copy, N, cols.size)
-        return cols.reshape(KH * KW, -1).T, cols
-    cols = take_buffer((B, *shape), xp.dtype)
+        return cols.reshape(K + ones, -1).T, cols
+    cols = take_buffer((B, N, OH, OW, K + ones), xp.dtype)
+    rows = cols[..., :K].reshape(B, *shape)  # a view: the last axis splits into (KH, KW, C)
+    if ones:
+        cols[..., K] = 1
 
     def copy(s):
         for p, windows in enumerate(blocks):
-            np.copyto(cols[p, s], windows[s])
+            np.copyto(rows[p, s], windows[s])
 
     parallel.over_batch(copy, N, cols.size)
-    return cols.reshape(-1, KH * KW * C), cols
+    return cols.reshape(-1, K + ones), cols
 
 
 def _add_per_channel(y, v):
@@ -251,6 +261,7 @@ class Conv(Op):
         # gy (N, OH, OW, F) -> gx (N, H, W, C), gkernel (KH, KW, C, F), gbias (F,)
         if self.one_d:
             gy = gy[:, None]
+        self.bias_grad = None  # the im2col path may find it with the kernel's (see _im2col)
         if self.winograd:
             gx, gk = self._winograd_backward(gy)
         else:
@@ -263,12 +274,14 @@ class Conv(Op):
             None if gk is None else gk.astype(self.dtypes[1], copy=False),
         )
         if len(self.needs_grad) == 3:
-            gb = None
-            if self.needs_grad[2]:
+            gb = self.bias_grad
+            if self.needs_grad[2] and gb is None:
                 # a product with ones: ~3x faster than gy.sum(axis=(0, 1, 2)) (which sums row
                 # by row too)
                 gy2 = gy.reshape(-1, gy.shape[-1])
-                gb = (np.ones(len(gy2), gy.dtype) @ gy2).astype(self.dtypes[2], copy=False)
+                gb = np.ones(len(gy2), gy.dtype) @ gy2
+            if gb is not None:
+                gb = gb.astype(self.dtypes[2], copy=False)
             grads += (gb,)
         return grads
 
@@ -279,14 +292,20 @@ class Conv(Op):
         # the kernel gradient reuses the columns (x stays to rebuild them for a second backward)
         keep = keep and self.needs_grad[1]
         if keep:
-            self.cols = self._columns(x)
+            # a bias comes as a row below the kernel's, times a column of ones (see _im2col)
+            self.bias_column = bias is not None and not self._reads_input()
+            self.cols = self._columns(x, ones=self.bias_column)
             self.x = x
-            y = parallel.matmul(self.cols[0], kernel.reshape(-1, F))
+            weights = kernel.reshape(-1, F)
+            if self.bias_column:
+                weights = np.vstack([weights, bias.astype(x.dtype, copy=False)[None]])
+            y = parallel.matmul(self.cols[0], weights)
             y = y.reshape(x.shape[0], *self.out_size, F)
-            if bias is not None:
+            if bias is not None and not self.bias_column:
                 _add_per_channel(y, bias)
             return y
         self.cols = self.x = None
+        self.bias_column = False
         return self.infer(x, kernel, bias)
 
     def infer(self, x, kernel, bias, finish=None, out=None, pairs=False):
@@ -327,21 +346,25 @@ class Conv(Op):
         parallel.over_batch(chunks, N, N * OH * OW * (F + KH * KW * C))
         return y
 
-    def _columns(self, x, pairs=False):
-        """(A, buffer) as _im2col gives for x; a 1x1 kernel at stride 1 without padding reads x
-        itself (buffer None)."""
+    def _reads_input(self, pairs=False):
+        """Whether the columns are x itself: a 1x1 kernel at stride 1 without padding."""
+        return (self.kernel_shape[:2] == (1, 1) and self.strides == (1, 1)
+                and not any(sum(self.pads, ())) and not pairs)
+
+    def _columns(self, x, pairs=False, ones=False):
+        """(A, buffer) as _im2col gives for x (ones: see there); a 1x1 kernel at stride 1
+        without padding reads x itself (buffer None)."""
         (top, bottom), (left, right) = self.pads
         N, H, W, C = x.shape
         padded = top + bottom + left + right > 0
-        if self.kernel_shape[:2] == (1, 1) and self.strides == (1, 1) and not padded \
-                and not pairs:
+        if self._reads_input(pairs):
             return x.reshape(-1, C), None
         xp = x
         if padded:
             xp = _pad_into(x, self.pads, (N, H + top + bottom, W + left + right, C))
         out_size = tuple(n // 2 for n in self.out_size) if pairs else self.out_size
         columns = _im2col(xp, self.kernel_shape[:2], self.strides, self.dilation, out_size,
-                          pairs)
+                          pairs, ones)
         if xp is not x:
             give_buffer(xp)
         return columns
@@ -351,8 +374,12 @@ class Conv(Op):
         gy2 = gy.reshape(-1, F)
         gx = gk = None
         if self.needs_grad[1]:
-            columns, buffer = self.cols if self.cols is not None else self._columns(self.x)
-            gk = parallel.matmul_tn(columns, gy2).reshape(self.kernel_shape)
+            columns, buffer = self.cols if self.cols is not None else self._columns(
+                self.x, ones=self.bias_column)
+            g = parallel.matmul_tn(columns, gy2)
+            gk = g[: KH * KW * C].reshape(self.kernel_shape)
+            if self.bias_column and self.needs_grad[2]:
+                self.bias_grad = g[-1]
             give_buffer(buffer)
             self.cols = None
         if self.needs_grad[0]:

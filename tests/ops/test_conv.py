@@ -1,3 +1,4 @@
+import itertools
 import math
 from functools import partial
 
@@ -130,18 +131,25 @@ def test_conv2d_without_bias(rng):
 
 
 def test_conv2d_partial_grads(rng, path):
-    for needs in ((True, False), (False, True)):
-        for size in (3, 5):
+    # each subset of (x, kernel, bias) asks for gradients; the bias rides on the kernel's
+    # product (a column of ones in the im2col columns) only when the kernel's gradient is taken
+    for needs in itertools.product((True, False), repeat=3):
+        for size in (1, 3, 5):
             xx, kk = rng.standard_normal((2, 6, 7, size)), rng.standard_normal((3, 3, size, 4))
-            xs, ks = sj.Tensor(xx, requires_grad=needs[0]), sj.Tensor(kk, requires_grad=needs[1])
-            xt = torch.tensor(xx, requires_grad=needs[0])
-            kt = torch.tensor(kk, requires_grad=needs[1])
+            bb = rng.standard_normal(4)
+            ours = [sj.Tensor(a, requires_grad=n) for a, n in zip((xx, kk, bb), needs)]
+            theirs = [torch.tensor(a, requires_grad=n) for a, n in zip((xx, kk, bb), needs)]
             gy = rng.standard_normal((2, 6, 7, 4))
-            y = conv2d(xs, ks, padding="same")
+            y = conv2d(*ours, padding="same")
+            if not any(needs):
+                assert y._op is None
+                continue
             assert y._op.winograd == (path == "winograd")
+            if path == "im2col":
+                assert y._op.bias_column == needs[1]
             y.backward(gy)
-            torch_conv2d((1, 1), ((1, 1), (1, 1)), (1, 1))(xt, kt).backward(torch.tensor(gy))
-            for ours_t, ref_t in ((xs, xt), (ks, kt)):
+            torch_conv2d((1, 1), ((1, 1), (1, 1)), (1, 1))(*theirs).backward(torch.tensor(gy))
+            for ours_t, ref_t in zip(ours, theirs):
                 assert (ours_t.grad is None) == (ref_t.grad is None)
                 if ref_t.grad is not None:
                     expected = ref_t.grad.numpy()
@@ -149,20 +157,22 @@ def test_conv2d_partial_grads(rng, path):
 
 
 def test_conv2d_second_backward_accumulates(rng, path):
-    # the first backward hands its saved buffers back; a second one must rebuild them
-    for size in (3, 5):
+    # the first backward hands its saved buffers back; a second one must rebuild them (with
+    # the bias's column of ones)
+    for size in (1, 3, 5):
         x, k = rng.standard_normal((2, 8, 8, size)), rng.standard_normal((3, 3, size, 4))
-        xs, ks = sj.Tensor(x, requires_grad=True), sj.Tensor(k, requires_grad=True)
-        xt, kt = torch.tensor(x, requires_grad=True), torch.tensor(k, requires_grad=True)
+        b = rng.standard_normal(4)
+        ours = [sj.Tensor(a, requires_grad=True) for a in (x, k, b)]
+        theirs = [torch.tensor(a, requires_grad=True) for a in (x, k, b)]
         gy = rng.standard_normal((2, 8, 8, 4))
-        y = conv2d(xs, ks, padding=1)
-        yt = torch_conv2d((1, 1), ((1, 1), (1, 1)), (1, 1))(xt, kt)
+        y = conv2d(*ours, padding=1)
+        yt = torch_conv2d((1, 1), ((1, 1), (1, 1)), (1, 1))(*theirs)
         y.backward(gy)
         y.backward(gy)
         yt.backward(torch.tensor(gy), retain_graph=True)
         yt.backward(torch.tensor(gy))
-        np.testing.assert_allclose(xs.grad, xt.grad.numpy(), rtol=1e-7, atol=1e-9)
-        np.testing.assert_allclose(ks.grad, kt.grad.numpy(), rtol=1e-7, atol=1e-9)
+        for ours_t, ref_t in zip(ours, theirs):
+            np.testing.assert_allclose(ours_t.grad, ref_t.grad.numpy(), rtol=1e-7, atol=1e-9)
 
 
 def test_conv2d_no_grad_matches_torch(rng, path):
