@@ -48,13 +48,16 @@ class _Pooling(Layer):
             return (input_shape[0], input_shape[1], *sizes)
         return (input_shape[0], *sizes, input_shape[-1])
 
-    def call(self, inputs):
+    def call(self, inputs, relu=False):
+        """relu (max pooling): relu(pool(x)) in one op (models.fusion asks for it in place of
+        a ReLU layer that feeds this one)."""
         first = self.data_format == "channels_first"
         if first:
             inputs = ops.transpose(inputs, (0, *range(2, self.rank + 2), 1))
         pool = self.pool_size if self.rank > 1 else self.pool_size[0]
         strides = self.strides if self.rank > 1 else self.strides[0]
-        y = type(self).op(inputs, pool, strides, self.padding)
+        extra = {"relu": True} if relu else {}
+        y = type(self).op(inputs, pool, strides, self.padding, **extra)
         if first:
             y = ops.transpose(y, (0, self.rank + 1, *range(1, self.rank + 1)))
         return y

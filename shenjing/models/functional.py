@@ -152,8 +152,8 @@ class Model(TrainingMixin, Layer):
         if len(inputs) != len(self.inputs):
             raise ValueError(f"Model '{self.name}': expected {len(self.inputs)} inputs, got "
                              f"{len(inputs)}.")
-        # inference without autograd: conv blocks run fused; always: a max pool before the ReLU
-        # that feeds it (the results of the layers one by one; see fusion)
+        # inference without autograd: conv blocks run fused; always: a ReLU and the max pool it
+        # feeds in one op (the results of the layers one by one; see fusion)
         chains, swaps = self._plans()
         if training or is_grad_enabled():
             chains = {}
@@ -180,8 +180,8 @@ class Model(TrainingMixin, Layer):
                 continue
             pool = swaps.get(id(node))
             if pool is not None and fusion.swappable(node, pool):
-                pooled = pool.layer(values[id(node.inputs)], training=training)
-                values[id(pool.outputs[0])] = node.layer(pooled, training=training)
+                values[id(pool.outputs[0])] = fusion.relu_then_pool(
+                    node, pool, values[id(node.inputs)], training)
                 fused.add(id(pool))
                 continue
             args = node.inputs

@@ -7,9 +7,10 @@ layers one by one to float rounding (bit for bit when no batch norm follows the 
 Only in inference without autograd (Model.call with training=False under no_grad): training and
 gradients need every map.
 
-ReLU then max pool: the pool runs first and the ReLU on its (4x smaller) output, in training
-too. max and ReLU commute, so the values are the same; so are the gradients: where a window's
-max is positive, both route it to the same first maximum; elsewhere both give zero.
+ReLU then max pool: one op, the pool with the ReLU applied to its (4x smaller) output in the
+same passes (ops.pool's relu), in training too. max and ReLU commute, so the values are the
+same; so are the gradients: where a window's max is positive, both route it to the same first
+maximum; elsewhere both give zero.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def relu_pool_swaps(nodes, outputs) -> dict:
                 and following is not None and swappable(node, following)):
             swaps[id(node)] = following
     return swaps
+
+
+def relu_then_pool(relu_node, pool_node, x, training):
+    """The pool node's output for the ReLU node's input x: one op where the two layers share a
+    dtype and x has no mask, else the pool then the ReLU layer."""
+    relu, pool = relu_node.layer, pool_node.layer
+    if relu.dtype == pool.dtype and getattr(x, "_keras_mask", None) is None:
+        return pool(x, training=training, relu=True)
+    return relu(pool(x, training=training), training=training)
 
 
 def swappable(relu_node, pool_node) -> bool:

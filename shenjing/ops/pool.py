@@ -42,12 +42,14 @@ def max_into(xp, window, strides, out):
 class Pool(Op):
     """y[n, i, j, c] = max (or mean over real pixels) of xp[n, i*sh:i*sh+ph, j*sw:j*sw+pw, c].
 
-    Rank-3 inputs (N, W, C) are 1-D pools (height 1).
+    Rank-3 inputs (N, W, C) are 1-D pools (height 1). relu (max only): y = max(0, window max),
+    the ReLU that would follow, in the same passes: its gradient goes to the first maximum of
+    each window whose maximum is positive, none elsewhere (as a ReLU then the pool give it).
     """
 
-    def __init__(self, name, mode, window, strides, pads, out_size):
+    def __init__(self, name, mode, window, strides, pads, out_size, relu=False):
         self.name, self.mode, self.window, self.strides = name, mode, window, strides
-        self.pads, self.out_size = pads, out_size
+        self.pads, self.out_size, self.relu = pads, out_size, relu
         # non-overlapping windows: each input pixel belongs to one window at most
         self.tiled = all(k <= s for k, s in zip(window, strides))
 
@@ -60,30 +62,41 @@ class Pool(Op):
         xp = self._padded(x)
         keep = self.mode == "max" and any(getattr(self, "needs_grad", ()))
         y = np.empty((x.shape[0], *self.out_size, x.shape[3]), x.dtype)
+        # the code of a window's first maximum for the backward: its offset (row-major), or
+        # with relu one more than that, and 0 where the maximum is not positive
+        self.first_code = int(self.relu)
         if keep:
-            # winner: the offset (row-major) of each window's first maximum, for the backward
-            code = np.uint8 if self.window[0] * self.window[1] < 256 else np.int32
-            self.winner = np.zeros(y.shape, code)
+            count = self.window[0] * self.window[1] + self.first_code
+            self.winner = np.zeros(y.shape, np.uint8 if count <= 256 else np.int32)
+        zero = x.dtype.type(0)
         # one elementwise pass per window offset: ~3x faster than a max over two strided axes;
         # halves of the batch on two threads
 
         def work(s):
             if not keep and self.mode == "max":
                 max_into(xp[s], self.window, self.strides, y[s])
+                if self.relu:
+                    np.maximum(y[s], zero, out=y[s])
                 return
             views = self._windows(xp[s])
-            ys = y[s]
-            np.copyto(ys, next(views))
+            ys, first = y[s], next(views)
+            if self.relu:
+                np.maximum(first, zero, out=ys)
+            else:
+                np.copyto(ys, first)
             if not keep:  # average
                 for view in views:
                     np.add(ys, view, out=ys)
                 return
             winner, better = self.winner[s], np.empty(ys.shape, bool)
+            if self.relu:
+                np.greater(first, zero, out=better)
+                np.copyto(winner, better)
             candidate = np.empty(ys.shape, winner.dtype)
             for offset, view in enumerate(views, start=1):
                 np.greater(view, ys, out=better)  # strictly: a tie keeps the earlier offset
-                # offsets only grow, so max(winner, better * offset) records the newest win
-                np.multiply(better, winner.dtype.type(offset), out=candidate)
+                # codes only grow, so max(winner, better * code) records the newest win
+                np.multiply(better, winner.dtype.type(offset + self.first_code), out=candidate)
                 np.maximum(winner, candidate, out=winner)
                 np.maximum(ys, view, out=ys)
 
@@ -162,7 +175,7 @@ class Pool(Op):
             g, winner = gy[s], self.winner[s]
             won = np.empty(g.shape, bool)
             for offset, g_view in enumerate(self._windows(gxp[s])):
-                np.equal(winner, offset, out=won)
+                np.equal(winner, offset + self.first_code, out=won)
                 if self.tiled:  # windows do not overlap: each pixel is written once
                     np.multiply(g, won, out=g_view)
                 else:
@@ -172,7 +185,7 @@ class Pool(Op):
         return gxp
 
 
-def _pool(name, mode, rank, x, pool_size, strides, padding):
+def _pool(name, mode, rank, x, pool_size, strides, padding, relu=False):
     shape = np.shape(x)
     spatial = ("width",) if rank == 1 else ("height", "width")
     if len(shape) != rank + 2:
@@ -186,13 +199,14 @@ def _pool(name, mode, rank, x, pool_size, strides, padding):
     pads, out = window_geometry(name, shape[1:-1], window, strides, padding, ones, "pool window")
     if rank == 1:
         window, strides, pads, out = (1, *window), (1, *strides), ((0, 0), *pads), (1, *out)
-    return Pool(name, mode, window, strides, pads, out)(x)
+    return Pool(name, mode, window, strides, pads, out, relu)(x)
 
 
-def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+def max_pool2d(x, pool_size=2, strides=None, padding="valid", relu=False):
     """Max over (ph, pw) windows of x (N, H, W, C) -> (N, OH, OW, C); strides default to
-    pool_size; padding 'valid' or 'same' (padded with -inf). Output size as conv2d's."""
-    return _pool("max_pool2d", "max", 2, x, pool_size, strides, padding)
+    pool_size; padding 'valid' or 'same' (padded with -inf). Output size as conv2d's.
+    relu: relu(max_pool2d(x)) (= max_pool2d(relu(x))) in one op, values and gradients alike."""
+    return _pool("max_pool2d", "max", 2, x, pool_size, strides, padding, relu)
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
@@ -201,9 +215,9 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return _pool("avg_pool2d", "avg", 2, x, pool_size, strides, padding)
 
 
-def max_pool1d(x, pool_size=2, strides=None, padding="valid"):
-    """Max over windows of x (N, W, C) -> (N, OW, C); rules as max_pool2d."""
-    return _pool("max_pool1d", "max", 1, x, pool_size, strides, padding)
+def max_pool1d(x, pool_size=2, strides=None, padding="valid", relu=False):
+    """Max over windows of x (N, W, C) -> (N, OW, C); rules (and relu) as max_pool2d."""
+    return _pool("max_pool1d", "max", 1, x, pool_size, strides, padding, relu)
 
 
 def avg_pool1d(x, pool_size=2, strides=None, padding="valid"):

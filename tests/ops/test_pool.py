@@ -116,6 +116,43 @@ def test_max_pool_ties_follow_torch(rng):
     check_against_torch(lambda x: max_pool1d(x, 3), torch_pool1d("max", 3, 3, (0, 0)), x)
 
 
+def test_max_pool_with_relu_matches_torch_relu_then_pool(rng):
+    """relu=True against torch's ReLU then max pool, forward and backward in float64: random
+    configurations, and integer data around zero (ties, zeros, all-negative windows)."""
+    for _ in range(30):
+        x, window, strides, padding, pads = random_pool2d_case(rng)
+        if rng.integers(2):
+            x = np.round(x * 1.5)  # ties and zeros
+        ours = partial(max_pool2d, pool_size=window, strides=strides, padding=padding, relu=True)
+        pool = torch_pool2d("max", window, strides or window, pads)
+        check_against_torch(ours, lambda t, pool=pool: pool(torch.relu(t)), x)
+    for window, stride, padding in ((2, 2, "valid"), (3, 1, "same"), (3, 2, "same")):
+        x = rng.integers(-2, 3, (2, 9, 3)).astype(float)
+        (pads,) = resolve_padding(padding, (9,), (window,), (stride,), (1,))
+        pool = torch_pool1d("max", window, stride, pads)
+        check_against_torch(partial(max_pool1d, pool_size=window, strides=stride,
+                                    padding=padding, relu=True),
+                            lambda t, pool=pool: pool(torch.relu(t)), x)
+
+
+def test_max_pool_with_relu_equals_relu_of_the_pool_bit_for_bit(rng):
+    """float32, with and without autograd: the same values as relu(max_pool2d(x)), and the
+    same input gradient (here the windows all tile the input and many maxima are <= 0)."""
+    x = rng.integers(-3, 3, (4, 12, 10, 5)).astype(np.float32)
+    g = rng.standard_normal((4, 6, 5, 5)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        with sj.no_grad():
+            plain = max_pool2d(x, relu=True) if fused else sj.ops.relu(max_pool2d(x))
+        t = sj.Tensor(x, requires_grad=True)
+        y = max_pool2d(t, relu=True) if fused else sj.ops.relu(max_pool2d(t))
+        y.backward(g)
+        results.append((plain.numpy(), y.numpy(), t.grad))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    assert (results[0][1] == 0).any() and (results[0][1] > 0).any()  # both kinds of window
+
+
 def test_global_pools_match_torch(rng):
     x = rng.standard_normal((3, 5, 4, 6))
     x1 = rng.standard_normal((3, 7, 6))
