@@ -6,10 +6,6 @@ from .conv import _tuple, set_weight_options
 from .core import activation_name
 
 
-def _pair(value, what, layer):
-    return _tuple(value, 2, what, layer)
-
-
 class LocallyConnected2D(Layer):
     """Like Conv2D, but every output position (oh, ow) has its own kernel: no weight sharing.
 
@@ -28,8 +24,8 @@ class LocallyConnected2D(Layer):
         if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
             raise self._error(f"filters must be a positive integer, got {filters!r}.")
         self.filters = filters
-        self.kernel_size = _pair(kernel_size, "kernel_size", self)
-        self.strides = _pair(strides, "strides", self)
+        self.kernel_size = _tuple(kernel_size, 2, "kernel_size", self)
+        self.strides = _tuple(strides, 2, "strides", self)
         if not isinstance(padding, str) or padding.lower() != "valid":
             raise self._error(
                 f"only padding='valid' is supported (as in Keras 2's LocallyConnected2D), got "

@@ -261,11 +261,10 @@ class Conv(Op):
         # gy (N, OH, OW, F) -> gx (N, H, W, C), gkernel (KH, KW, C, F), gbias (F,)
         if self.one_d:
             gy = gy[:, None]
-        self.bias_grad = None  # the im2col path may find it with the kernel's (see _im2col)
         if self.winograd:
-            gx, gk = self._winograd_backward(gy)
-        else:
-            gx, gk = self._im2col_backward(gy)
+            (gx, gk), gb = self._winograd_backward(gy), None
+        else:  # gb: the bias gradient when it came with the kernel's (see _im2col)
+            gx, gk, gb = self._im2col_backward(gy)
         if self.one_d:
             gx = None if gx is None else gx[:, 0]
             gk = None if gk is None else gk[0]
@@ -274,7 +273,6 @@ class Conv(Op):
             None if gk is None else gk.astype(self.dtypes[1], copy=False),
         )
         if len(self.needs_grad) == 3:
-            gb = self.bias_grad
             if self.needs_grad[2] and gb is None:
                 # a product with ones: ~3x faster than gy.sum(axis=(0, 1, 2)) (which sums row
                 # by row too)
@@ -372,19 +370,19 @@ class Conv(Op):
     def _im2col_backward(self, gy):
         KH, KW, C, F = self.kernel_shape
         gy2 = gy.reshape(-1, F)
-        gx = gk = None
+        gx = gk = gb = None
         if self.needs_grad[1]:
             columns, buffer = self.cols if self.cols is not None else self._columns(
                 self.x, ones=self.bias_column)
             g = parallel.matmul_tn(columns, gy2)
             gk = g[: KH * KW * C].reshape(self.kernel_shape)
             if self.bias_column and self.needs_grad[2]:
-                self.bias_grad = g[-1]
+                gb = g[-1]
             give_buffer(buffer)
             self.cols = None
         if self.needs_grad[0]:
             gx = self._input_gradient(gy)
-        return gx, gk
+        return gx, gk, gb
 
     def _input_gradient(self, gy):
         """gx (N, H, W, C) of the im2col path."""

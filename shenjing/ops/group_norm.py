@@ -193,8 +193,6 @@ def _check_common(name, x, epsilon):
     return shape
 
 
-
-
 def _check_param(name, label, value, expected, what):
     if value is not None and np.shape(value) != expected:
         raise ValueError(

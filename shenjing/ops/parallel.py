@@ -178,9 +178,6 @@ def matmul_tn(a, b):
     rows = a.shape[-2]
     if not worth_splitting(rows, a.size + b.size):
         return np.matmul(a.swapaxes(-1, -2), b)
-    half = rows // 2
-    job = executor().submit(_marked, np.matmul, a[..., :half, :].swapaxes(-1, -2),
-                            b[..., :half, :])
-    rest = np.matmul(a[..., half:, :].swapaxes(-1, -2), b[..., half:, :])
-    rest += job.result()
+    first, rest = halves(lambda s: np.matmul(a[..., s, :].swapaxes(-1, -2), b[..., s, :]), rows)
+    rest += first
     return rest

@@ -50,6 +50,9 @@ class Pool(Op):
     def __init__(self, name, mode, window, strides, pads, out_size, relu=False):
         self.name, self.mode, self.window, self.strides = name, mode, window, strides
         self.pads, self.out_size, self.relu = pads, out_size, relu
+        # the code of a window's first maximum for the backward: its offset (row-major), or
+        # with relu one more than that, and 0 where the maximum is not positive
+        self.first_code = int(relu)
         # non-overlapping windows: each input pixel belongs to one window at most
         self.tiled = all(k <= s for k, s in zip(window, strides))
 
@@ -62,9 +65,6 @@ class Pool(Op):
         xp = self._padded(x)
         keep = self.mode == "max" and any(getattr(self, "needs_grad", ()))
         y = np.empty((x.shape[0], *self.out_size, x.shape[3]), x.dtype)
-        # the code of a window's first maximum for the backward: its offset (row-major), or
-        # with relu one more than that, and 0 where the maximum is not positive
-        self.first_code = int(self.relu)
         if keep:
             count = self.window[0] * self.window[1] + self.first_code
             self.winner = np.zeros(y.shape, np.uint8 if count <= 256 else np.int32)
