@@ -1,10 +1,14 @@
 """shenjing.memory: freed large blocks stay in the process (no fresh page faults next step)."""
 
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+from shenjing import memory
 
 PROBE = """
 import numpy as np, shenjing
@@ -37,3 +41,46 @@ def test_freed_memory_is_kept_unless_turned_off():
     assert after_release_mb > 35  # ...until memory.release() hands it back
     kept, released_mb, _ = _run("0")
     assert not kept and released_mb > 35  # glibc's default: returned to the kernel at once
+
+
+def _address(block, offset):
+    return np.frombuffer(block, np.uint8)[offset:].ctypes.data
+
+
+@pytest.mark.parametrize("nbytes", [1, 1000, memory.HUGE_FROM - 1, memory.HUGE_FROM, 5 << 20])
+def test_new_block_is_aligned_writable_and_large_enough(nbytes):
+    block, offset = memory.new_block(nbytes)
+    assert _address(block, offset) % memory.ALIGN == 0
+    assert len(block) - offset >= nbytes
+    view = np.frombuffer(block, np.uint8)[offset : offset + nbytes]
+    view[:] = 7
+    assert view.sum() == 7 * nbytes
+
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _mapping_flags(address):
+    """The VmFlags of the mapping holding address, from /proc/self/smaps."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            span = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line)
+            if span:
+                inside = int(span[1], 16) <= address < int(span[2], 16)
+            elif inside and line.startswith("VmFlags:"):
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(_thp_mode() not in ("always", "madvise"), reason="no transparent huge pages")
+def test_large_blocks_are_marked_for_huge_pages():
+    block, offset = memory.new_block(4 << 20)
+    assert "hg" in _mapping_flags(_address(block, offset))  # madvise(MADV_HUGEPAGE)
+    small, offset = memory.new_block(1000)
+    assert "hg" not in _mapping_flags(_address(small, offset))

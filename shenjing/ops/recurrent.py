@@ -15,6 +15,7 @@ import weakref
 
 import numpy as np
 
+from .. import memory
 from ..tensor import Op, Tensor
 from . import parallel
 
@@ -65,28 +66,29 @@ def _derivative(name, y, out):
     return out
 
 
-_SPARES, _SPARE_BYTES = {}, 1 << 28  # free buffers by size, 256 MB at most
+_SPARES, _SPARE_BYTES = {}, 1 << 28  # free blocks by size, 256 MB at most
 
 
 def _empty(shape, dtype):
-    """np.empty backed by a recycled buffer: a fresh multi-megabyte array costs a page fault
-    per 4 KiB on every call, about a tenth of an LSTM training step. The buffer goes back to
-    the spares only once the array and every view of it are gone (a weakref finalizer)."""
+    """np.empty backed by a recycled block (memory.new_block: cache-line aligned, huge pages when
+    large): a fresh multi-megabyte array costs a page fault per 4 KiB on every call, about a
+    tenth of an LSTM training step. The block goes back to the spares only once the array and
+    every view of it are gone (a weakref finalizer)."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     try:
-        raw = _SPARES[nbytes].pop()
+        block, offset = _SPARES[nbytes].pop()
     except (KeyError, IndexError):
-        raw = bytearray(nbytes)
-    array = np.ndarray(shape, dtype, buffer=raw)  # views' .base is this array, not raw
-    weakref.finalize(array, _give_back, raw).atexit = False
+        block, offset = memory.new_block(nbytes)
+    array = np.ndarray(shape, dtype, buffer=block, offset=offset)  # views' .base is this array
+    weakref.finalize(array, _give_back, nbytes, block, offset).atexit = False
     return array
 
 
-def _give_back(raw):
-    spares = _SPARES.setdefault(len(raw), [])
-    held = sum(len(r) for rs in _SPARES.values() for r in rs)
-    if len(spares) < 8 and held + len(raw) <= _SPARE_BYTES:
-        spares.append(raw)
+def _give_back(nbytes, block, offset):
+    spares = _SPARES.setdefault(nbytes, [])
+    held = sum(n * len(blocks) for n, blocks in _SPARES.items())
+    if len(spares) < 8 and held + nbytes <= _SPARE_BYTES:
+        spares.append((block, offset))
 
 
 def _flat(A, order=None):

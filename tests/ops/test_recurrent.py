@@ -473,11 +473,12 @@ def test_integer_input_is_refused():
         rnn.lstm(np.zeros((2, 3, 4), int), np.zeros((4, 20)), np.zeros((5, 20)))
 
 
-def test_recycled_work_arrays_never_leak_between_calls(rng):
+@pytest.mark.parametrize("N, T, u", [(3, 6, 5), (64, 40, 32)])  # the second: blocks >= 1 MB
+def test_recycled_work_arrays_never_leak_between_calls(rng, N, T, u):
     # two graphs alive at once, an inference call between them (it recycles its arrays at
     # once), then a third call of the same shapes: every value must still match torch
-    x1, x2 = rng.standard_normal((2, 3, 6, 4))
-    k, rk, b = _weights(rng, "lstm", 4, 5)
+    x1, x2 = rng.standard_normal((2, N, T, 4))
+    k, rk, b = _weights(rng, "lstm", 4, u)
     params = [sj.Tensor(w, requires_grad=True) for w in (k, rk, b)]
     ours1, ours2 = rnn.lstm(x1, *params), rnn.lstm(x2, *params)
     with sj.no_grad():
@@ -489,15 +490,28 @@ def test_recycled_work_arrays_never_leak_between_calls(rng):
     loss.backward()
     again = rnn.lstm(x1, k, rk, b)
     tparams = [torch.tensor(w, requires_grad=True) for w in (k, rk, b)]
-    zeros = [torch.zeros(3, 5, dtype=torch.float64)] * 2
-    theirs = (_via_module("lstm", 5)(torch.tensor(x1), *tparams, *zeros)
-              + _via_module("lstm", 5)(torch.tensor(x2), *tparams, *zeros))
+    zeros = [torch.zeros(N, u, dtype=torch.float64)] * 2
+    theirs = (_via_module("lstm", u)(torch.tensor(x1), *tparams, *zeros)
+              + _via_module("lstm", u)(torch.tensor(x2), *tparams, *zeros))
     sum((o * torch.tensor(w)).sum() for o, w in zip(theirs, weights)).backward()
-    theirs += theirs[:3] + _via_module("lstm", 5)(torch.tensor(2 * x1), *tparams, *zeros)
+    theirs += theirs[:3] + _via_module("lstm", u)(torch.tensor(2 * x1), *tparams, *zeros)
     for mine, ref in zip(ours1 + ours2 + again + inferred, theirs, strict=True):
         np.testing.assert_allclose(mine.numpy(), ref.detach().numpy(), **TIGHT)
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), **TIGHT)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (300, 1000)])
+def test_work_arrays_are_cache_line_aligned_and_their_blocks_reused(shape):
+    first = rnn._empty(shape, np.float32)
+    address = first.ctypes.data
+    assert address % 64 == 0
+    view = first[1:]
+    del first
+    second = rnn._empty(shape, np.float32)  # a view still holds the first block
+    assert second.ctypes.data % 64 == 0 and second.ctypes.data != address
+    del view
+    assert rnn._empty(shape, np.float32).ctypes.data == address  # now free again
 
 
 def test_second_backward_is_refused_and_gradient_arrays_are_not_modified(rng):
