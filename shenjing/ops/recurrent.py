@@ -86,8 +86,8 @@ def _empty(shape, dtype):
 
 def _give_back(nbytes, block, offset):
     spares = _SPARES.setdefault(nbytes, [])
-    held = sum(n * len(blocks) for n, blocks in _SPARES.items())
-    if len(spares) < 8 and held + nbytes <= _SPARE_BYTES:
+    held = sum(len(b) for blocks in _SPARES.values() for b, _ in blocks)  # as mapped
+    if len(spares) < 8 and held + len(block) <= _SPARE_BYTES:
         spares.append((block, offset))
 
 
