@@ -57,6 +57,13 @@ def test_new_block_is_aligned_writable_and_large_enough(nbytes):
     assert view.sum() == 7 * nbytes
 
 
+def test_without_private_maps_large_blocks_are_aligned_bytearrays(monkeypatch):
+    monkeypatch.setattr(memory, "_PRIVATE_MAPS", False)  # as on Windows and macOS
+    block, offset = memory.new_block(3 << 20)
+    assert isinstance(block, bytearray) and _address(block, offset) % memory.ALIGN == 0
+    assert len(block) - offset >= 3 << 20
+
+
 def _thp_mode():
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
