@@ -21,8 +21,6 @@ import mmap
 import os
 import sys
 
-import numpy as np
-
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # from glibc's malloc.h
 MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 512 << 20
@@ -99,4 +97,4 @@ def new_block(nbytes: int):
             pass
         return block, 0
     block = bytearray(nbytes + ALIGN)
-    return block, -np.frombuffer(block, np.uint8).ctypes.data % ALIGN
+    return block, -ctypes.addressof(ctypes.c_char.from_buffer(block)) % ALIGN
