@@ -9,8 +9,8 @@ from . import memory
 memory.keep_on_import()  # large temporaries reuse freed memory (see shenjing/memory.py)
 
 from . import (  # noqa: E402
-    callbacks, data, datasets, diagnostics, initializers, interop, layers, losses, metrics, ops,
-    optimizers, regularizers, schedules, utils,
+    callbacks, data, datasets, diagnostics, errors, initializers, interop, layers, losses,
+    metrics, ops, optimizers, regularizers, schedules, utils,
 )
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
@@ -24,5 +24,5 @@ __all__ = [
     "Input", "Model", "Sequential", "Tensor", "Variable", "callbacks", "data", "datasets",
     "enable_grad", "initializers", "is_grad_enabled", "layers", "load_model", "losses",
     "metrics", "no_grad", "ops", "optimizers", "regularizers", "schedules", "utils",
-    "diagnostics", "interop", "memory",
+    "diagnostics", "errors", "interop", "memory",
 ]

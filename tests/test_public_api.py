@@ -7,7 +7,7 @@ import pytest
 MODULES = [
     "shenjing", "shenjing.ops", "shenjing.layers", "shenjing.models", "shenjing.losses",
     "shenjing.metrics", "shenjing.optimizers", "shenjing.schedules", "shenjing.callbacks",
-    "shenjing.datasets", "shenjing.io", "shenjing.saving", "shenjing.interop",
+    "shenjing.datasets", "shenjing.errors", "shenjing.io", "shenjing.saving", "shenjing.interop",
 ]
 
 

@@ -14,6 +14,7 @@ import struct
 
 import numpy as np
 
+from ..errors import ShenjingError
 from .atomic import atomic_open
 
 MAX_HEADER_SIZE = 100_000_000  # the reference parser's limit, which stops oversized JSON
@@ -32,7 +33,7 @@ _SIGNATURES = (
 )
 
 
-class FileFormatError(ValueError):
+class FileFormatError(ShenjingError, ValueError):
     """A file that is not a valid safetensors file; `path` and `problem` say where and what."""
 
     def __init__(self, path, problem):
