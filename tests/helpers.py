@@ -90,3 +90,25 @@ def check_numeric_grad(fn, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, max_
                 analytic.reshape(-1)[p], numeric, rtol=rtol, atol=atol,
                 err_msg=f"numeric gradient of input {i} at flat index {p}",
             )
+
+
+def assert_equal_to_rounding(actual, expected, *, magnitude, length, err_msg=""):
+    """Two computations of the same sums of `length` products each, in another order: a BLAS
+    splits, blocks and vectorizes a product by the CPU it finds and by the product's shape, so
+    the same sums over other chunks of rows or on another processor round differently.
+
+    Each sum is within length * u * sum|a_i b_i| of the exact one (u = eps / 2, the classic
+    bound for any order of summation), so the two are within length * eps * magnitude, where
+    `magnitude` bounds sum|a_i b_i| (an array broadcasting against the results, or a scalar).
+    The bound is from the dtype and the reduction length alone; a wrong index or a lost term
+    is off by the size of a term, orders of magnitude more.
+    """
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"shape {actual.shape} vs {expected.shape}"
+    assert actual.dtype == expected.dtype, f"dtype {actual.dtype} vs {expected.dtype}"
+    bound = length * np.finfo(actual.dtype).eps * np.asarray(magnitude, np.float64)
+    error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    worst = np.unravel_index(np.argmax(error - bound), error.shape) if error.size else ()
+    assert np.all(error <= bound), (
+        f"{err_msg} differs by {error[worst]:.3g} at {worst}, beyond the rounding bound "
+        f"{np.broadcast_to(bound, error.shape)[worst]:.3g} (length {length}, {actual.dtype})")

@@ -3,7 +3,7 @@
 Conv blocks: a chain Conv2D -> [BatchNormalization] -> [ReLU] -> [MaxPooling2D], in which each
 layer's output feeds only the next layer, runs through ops.conv_block: a chunk of images at a
 time, with the batch norm folded into the conv's kernel and bias. The results equal calling the
-layers one by one to float rounding (bit for bit when no batch norm follows the conv directly).
+layers one by one to float rounding (see ops/conv_block.py for where they are bit for bit).
 Only in inference without autograd (Model.call with training=False under no_grad): training and
 gradients need every map.
 

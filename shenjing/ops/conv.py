@@ -319,8 +319,9 @@ class Conv(Op):
         y = np.empty((N, OH, OW, F), x.dtype) if out is None else out
         in_place = y.shape == (N, OH, OW, F) and not pairs  # else finish reads a scratch
         blocks, rows = ((4,), (OH // 2, OW // 2)) if pairs else ((), (OH, OW))
-        # the product's rows give the same values in chunks of any size above one row (a single
-        # row would take the BLAS's gemv)
+        # chunks of rows give the product's values to rounding: a BLAS picks its kernels and
+        # blocking by the product's shape and the CPU, so other chunks may round otherwise (a
+        # single row would take the BLAS's gemv)
         step = max(1, _COLUMN_CHUNK_BYTES // (OH * OW * KH * KW * C * x.dtype.itemsize))
 
         # see _add_per_channel

@@ -6,7 +6,10 @@ A batch-norm affine right after the conv is folded into it: conv(x, k) * s + t i
 conv(x, k * s) + (b * s + t), one product and no pass over the maps (as torch.jit.freeze and
 ONNX Runtime fold conv-BN at inference); the results then equal the layers' to float rounding
 (float32: ~1e-6 relative). Every other step is the float operation the layer-by-layer ops
-perform, in their order, so without such a fold the results are bit-identical to them. Before
+perform, in their order; the conv's products run over the same chunks as conv2d's, except for a
+one-channel input under a 2x2 pool, whose outputs come in four blocks (see conv._im2col): a BLAS
+may round those products otherwise (OpenBLAS's Haswell kernels do), so the results equal the
+layers' to the rounding of the conv's sums, bit for bit only where the products match. Before
 a max pool, the bias and ReLU run after it, on a quarter of the values: exact, since rounding is
 monotone (max(fl(y_i + b)) = fl(max(y_i) + b)) and max and ReLU commute. No autograd: predict
 and evaluate use it through shenjing.models.fusion.

@@ -1,5 +1,6 @@
 """Fused conv blocks in predict/evaluate: which chains fuse, and their results: bit-identical to
-the layers apart, or to float rounding where a batch norm is folded into its conv."""
+the layers apart where both run the same products (see the comments), to float rounding where a
+batch norm is folded into its conv."""
 
 import numpy as np
 import pytest
@@ -105,6 +106,9 @@ def test_which_layer_sequences_fuse(rng, stack, expected):
     assert _chains(model) == expected
     model = _trained_a_little(model, rng)
     x = rng.standard_normal((6, *model.input_shape[1:])).astype("float32")
+    # bit for bit by construction: with 3 input channels the fused block and the unfused conv
+    # run the same chunks of images through the same products (conv.infer); a bias or ReLU
+    # moved after the pool gives the same values (rounding is monotone, so max commutes with it)
     np.testing.assert_array_equal(model.predict(x, verbose=0), _unfused(model, x))
 
 
@@ -117,6 +121,7 @@ def test_a_winograd_conv_runs_unfused(rng):
     x = sj.Tensor(rng.standard_normal((2, 8, 8, 64)).astype("float32"))
     chain = next(iter(fusion.conv_chains(model._nodes, model.outputs).values()))
     assert fusion.run_chain(chain, x) is None
+    # bit for bit by construction: predict runs the same layers (unfused) on the same batch
     np.testing.assert_array_equal(model.predict(x.numpy(), verbose=0), _unfused(model, x))
 
 
