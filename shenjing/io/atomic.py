@@ -1,9 +1,21 @@
-"""Atomic file replacement: write a temporary sibling, fsync it, then os.replace onto the target."""
+"""Atomic file replacement: write a temporary sibling, fsync it, then os.replace onto the target.
+
+A writer killed with SIGKILL (or a power loss) cannot remove its temporary file. So each one is
+named after its writer, `.<name>.tmp-<pid>-<8 hex digits>`, and the next save to the same path
+removes the siblings whose writer is gone (no live process has that pid), or that nobody has
+written for a day (a dead writer whose pid a new process reuses, a writer on another machine
+sharing the folder). A live writer's file, in this process or another, is never removed.
+"""
 
 import contextlib
 import os
+import re
 import secrets
 import stat
+import time
+
+# A temp file untouched this long is stale even if its pid is alive again (the pid was reused).
+STALE_AFTER_S = 24 * 3600
 
 
 @contextlib.contextmanager
@@ -11,15 +23,18 @@ def atomic_open(path, mode="wb"):
     """Open a temporary file beside `path` that replaces `path` only when the block succeeds.
 
     Readers see the old file or the complete new one, never a mix, even if the process dies.
-    The temporary file is named `.<name>.tmp-<8 hex digits>`; an exception removes it, but a
-    killed process (SIGKILL, power loss) leaves it behind: it never affects `path`, delete it
-    at leisure. A new file gets the permissions `open()` would give it; an existing one keeps its.
+    A symlink is written through, as open() would: the temporary file goes beside the link's
+    final target, which the rename replaces (the link stays). An exception removes the
+    temporary file; one left by a killed writer is removed by the next save to the same path
+    (see the module docstring). A new file gets the permissions open() would give it; an
+    existing one keeps its.
     Args: path (target file); mode ("wb", or "w" for UTF-8 text).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}.")
-    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    target = os.path.join(folder, name)
+    target = os.path.realpath(os.fspath(path))  # through symlinks, as open() writes
+    folder, name = os.path.split(target)
+    remove_stale_temp_files(target)
     fd, tmp = _create_sibling(folder, name)
     try:
         with open(fd, mode, encoding=None if mode == "wb" else "utf-8") as f:
@@ -36,12 +51,85 @@ def atomic_open(path, mode="wb"):
     _fsync_folder(folder)
 
 
+def temp_prefix(name):
+    """The start of every temporary file name for target file `name`."""
+    return f".{name}.tmp-"
+
+
+def remove_stale_temp_files(path):
+    """Remove the temporary siblings of `path` left by writers that died; returns their names.
+
+    Removed: files `.<name>.tmp-<pid>-<hex>` whose pid is not a live process, and any
+    `.<name>.tmp-*` (also the older `.<name>.tmp-<hex>` names) not modified for STALE_AFTER_S.
+    Kept: those of live processes, this one included (another thread may be writing).
+    """
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    prefix = temp_prefix(name)
+    try:
+        siblings = [entry for entry in os.listdir(folder) if entry.startswith(prefix)]
+    except OSError:
+        return []  # an unreadable folder: the save itself will say what is wrong
+    removed = []
+    for entry in siblings:
+        full = os.path.join(folder, entry)
+        if _is_stale(full, _writer_pid(entry[len(prefix):])):
+            # gone already (another saver removed it), or not ours to remove: never fail a save
+            with contextlib.suppress(OSError):
+                os.unlink(full)
+                removed.append(entry)
+    return removed
+
+
+def _writer_pid(suffix):
+    """The pid in a temp name's suffix `<pid>-<hex>`, or None for other names."""
+    match = re.fullmatch(r"(\d+)-[0-9a-f]{8}", suffix)
+    return int(match.group(1)) if match else None
+
+
+def _is_stale(full_path, pid):
+    """True for a regular file whose writer is dead, or which is older than STALE_AFTER_S."""
+    try:
+        info = os.lstat(full_path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        return False  # never ours: leave folders, links and the like alone
+    if time.time() - info.st_mtime > STALE_AFTER_S:
+        return True
+    return pid is not None and pid != os.getpid() and not _process_alive(pid)
+
+
+def _process_alive(pid):
+    """Whether a process with this pid runs (a zombie counts as dead); True when unsure."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would terminate the process on Windows: only age counts
+    try:
+        os.kill(pid, 0)  # signal 0: checks existence only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except OSError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid):
+    """Linux: a killed process not yet reaped by its parent still answers kill(pid, 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, the last ')' ends it
+            return f.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
+
+
 def _create_sibling(folder, name):
-    """Create `.<name>.tmp-<random>` in `folder` exclusively; returns (fd, path)."""
+    """Create `.<name>.tmp-<pid>-<random>` in `folder` exclusively; returns (fd, path)."""
     # NOTE: os.open with 0o666 lets the umask apply, unlike mkstemp's fixed 0o600.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = os.path.join(folder, f".{name}.tmp-{secrets.token_hex(4)}")
+        tmp = os.path.join(folder, f"{temp_prefix(name)}{os.getpid()}-{secrets.token_hex(4)}")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:

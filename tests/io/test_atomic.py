@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -37,7 +38,7 @@ def test_target_keeps_the_old_content_until_the_block_ends(tmp_path):
         f.flush()
         assert path.read_bytes() == b"old"
         (tmp_name,) = [p for p in os.listdir(tmp_path) if p != "f.bin"]
-        assert tmp_name.startswith(".f.bin.tmp-") and len(tmp_name) == len(".f.bin.tmp-") + 8
+        assert re.fullmatch(rf"\.f\.bin\.tmp-{os.getpid()}-[0-9a-f]{{8}}", tmp_name)
     assert path.read_bytes() == b"new"
 
 
@@ -152,8 +153,84 @@ def test_sigkill_mid_save_leaves_the_old_file_readable(tmp_path, how):
     tensors, metadata = read_safetensors(path)
     assert metadata == {"version": "old"}
     np.testing.assert_array_equal(tensors["w"], np.arange(10.0))
-    # The killed process could not clean up: its temporary file stays, and harms nothing.
+    # The killed process could not clean up its temporary file; the next save removes it.
     (leftover,) = glob.glob(pattern)
+    assert f".tmp-{child.pid}-" in leftover
     write_safetensors(path, {"w": np.ones(2)}, {"version": "next"})
     assert read_safetensors(path)[1] == {"version": "next"}
-    assert glob.glob(pattern) == [leftover]
+    assert glob.glob(pattern) == []
+
+
+# ----------------------------------------------------------------------------- stale temps
+
+
+def _dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _temp(folder, name, writer, age_s=0.0):
+    path = folder / f".{name}.tmp-{writer}"
+    path.write_bytes(b"partial")
+    if age_s:
+        stamp = time.time() - age_s
+        os.utime(path, (stamp, stamp))
+    return path.name
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid liveness is checked on POSIX only")
+def test_next_save_removes_dead_writers_temps_and_keeps_live_ones(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = _temp(tmp_path, "f.bin", f"{_dead_pid()}-0123abcd")
+        live = _temp(tmp_path, "f.bin", f"{sleeper.pid}-0123abcd")
+        mine = _temp(tmp_path, "f.bin", f"{os.getpid()}-0123abcd")  # another thread's save
+        legacy = _temp(tmp_path, "f.bin", "89abcdef")  # before pids: unknown writer, recent
+        old_live = _temp(tmp_path, "f.bin", f"{sleeper.pid}-fedcba98", age_s=2 * 86400)
+        old_legacy = _temp(tmp_path, "f.bin", "fedcba98", age_s=2 * 86400)
+        other = _temp(tmp_path, "g.bin", f"{_dead_pid()}-0123abcd")  # another target's
+        with atomic_open(tmp_path / "f.bin") as f:
+            f.write(b"new")
+        assert sorted(os.listdir(tmp_path)) == sorted(["f.bin", live, mine, legacy, other])
+        assert dead not in os.listdir(tmp_path) and old_live not in os.listdir(tmp_path)
+        assert old_legacy not in os.listdir(tmp_path)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_stale_cleanup_leaves_folders_alone(tmp_path):
+    folder = tmp_path / f".f.bin.tmp-{_dead_pid()}-0123abcd"
+    folder.mkdir()
+    with atomic_open(tmp_path / "f.bin") as f:
+        f.write(b"new")
+    assert folder.is_dir()
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_symlink_is_written_through_to_its_target(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "f.bin"
+    target.write_bytes(b"old")
+    (tmp_path / "hop").symlink_to(target)
+    (tmp_path / "link").symlink_to(tmp_path / "hop")  # a chain: the final target is written
+    with atomic_open(tmp_path / "link") as f:
+        f.write(b"new")
+        f.flush()
+        temps = os.listdir(tmp_path / "real")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "hop").is_symlink()
+    assert target.read_bytes() == b"new" and (tmp_path / "link").read_bytes() == b"new"
+    tmp, real = sorted(temps)  # the temporary file was beside the target, not the link
+    assert real == "f.bin" and tmp.startswith(".f.bin.tmp-")
+    assert sorted(os.listdir(tmp_path)) == ["hop", "link", "real"]
+    assert os.listdir(tmp_path / "real") == ["f.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_dangling_symlink_creates_its_target(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "new.bin")
+    with atomic_open(tmp_path / "link") as f:
+        f.write(b"x")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "new.bin").read_bytes() == b"x"
