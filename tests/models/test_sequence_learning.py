@@ -31,6 +31,7 @@ def _fit(kind, data, stacked, epochs=12, seed=0):
     return model, model.evaluate(x_test, y_test, verbose=0)
 
 
+@pytest.mark.slow  # minutes of training: `.ci/run` runs it as its second step
 def test_stacked_lstm_learns_the_adding_problem_where_a_simple_rnn_does_not(adding):
     baseline = sequences.adding_problem_baseline_mse(adding[1][1])
     assert 0.14 < baseline < 0.19  # always answering 1.0
@@ -40,6 +41,7 @@ def test_stacked_lstm_learns_the_adding_problem_where_a_simple_rnn_does_not(addi
     assert rnn_mse > 0.01, rnn_mse
 
 
+@pytest.mark.slow  # minutes of training: `.ci/run` runs it as its second step
 def test_gradients_reach_the_first_step_of_a_trained_lstm(adding):
     """Once an LSTM has learned the task, dL/dh_1 is a sizable fraction of dL/dh_50: the cell
     state carries the gradient back fifty steps. A SimpleRNN of the same size, trained the same
