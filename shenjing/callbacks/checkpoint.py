@@ -11,7 +11,8 @@ from .early_stopping import MonitorCallback
 class ModelCheckpoint(MonitorCallback):
     """Call ``model.save(path)`` (or ``model.save_weights(path)``) during fit.
 
-    ``filepath`` may name the epoch (from 1) and any log entry: "ckpt-{epoch:02d}-{val_loss:.2f}".
+    ``filepath`` may name the epoch (from 1) and any log entry: "ckpt-{epoch:02d}-{val_loss:.2f}
+    .safetensors"; it must end in ``.safetensors`` or ``.shenjing`` (checked at construction).
     Args: filepath; monitor ("val_loss"); verbose; save_best_only (save only when the monitored
     quantity improves); save_weights_only; mode ("auto", "min", "max"); save_freq ("epoch" or a
     number of batches); initial_value_threshold (a best value to beat from the start).
@@ -25,7 +26,10 @@ class ModelCheckpoint(MonitorCallback):
                                      or save_freq <= 0):
             raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive number "
                              f"of batches, got {save_freq!r}.")
-        self.filepath = os.fspath(filepath)
+        from ..saving.paths import check_save_path  # here: saving imports the models package
+
+        # as Keras: a filepath of the wrong kind fails now, not after the first epoch's work
+        self.filepath = check_save_path(filepath, "ModelCheckpoint")
         self.verbose, self.save_best_only = verbose, save_best_only
         self.save_weights_only, self.save_freq = save_weights_only, save_freq
         self._batches_since_save = 0

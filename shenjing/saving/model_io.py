@@ -14,6 +14,7 @@ import numpy as np
 from .. import losses as losses_module
 from .. import optimizers, utils
 from ..io import FileFormatError, read_safetensors, read_safetensors_metadata, write_safetensors
+from .paths import check_save_path
 from .registry import deserialize_layer, serialize_layer
 
 FORMAT = "shenjing"
@@ -38,6 +39,7 @@ def _metric_spec(metric):
 
 def save_model(model, path, include_optimizer=True) -> None:
     """Write the architecture, the weights and (optionally) the training state to ``path``."""
+    path = check_save_path(path, "save_model")
     if not model.built:
         raise ValueError(f"save: model '{model.name}' is not built yet; call it on data or give "
                          "it an Input first.")
@@ -124,6 +126,7 @@ def _assign(model, tensors, path):
 
 def save_weights(model, path) -> None:
     """Write only the weights, keyed ``"<layer>/<weight>"``."""
+    path = check_save_path(path, "save_weights")
     write_safetensors(path, _weights_by_name(model), {"format": FORMAT + "-weights"})
 
 

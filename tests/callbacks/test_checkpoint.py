@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shenjing.callbacks import ModelCheckpoint
+from shenjing.errors import ArgumentError
 from shenjing.io import read_safetensors
 from shenjing.saving import load_model
 from tests.callbacks.common import ScriptedLogs, dense_model, regression_data
@@ -79,9 +80,21 @@ def test_errors(tmp_path):
         ModelCheckpoint(tmp_path / "m.safetensors", save_freq=0)
     with pytest.raises(KeyError, match="no 'val_acc' in the logs"):
         fit_with(ModelCheckpoint(tmp_path / "m-{val_acc}.safetensors"), epochs=1)
+    (tmp_path / "folder.safetensors").mkdir()
     with pytest.raises(IsADirectoryError, match="is a directory"):
-        fit_with(ModelCheckpoint(tmp_path), epochs=1)
+        fit_with(ModelCheckpoint(tmp_path / "folder.safetensors"), epochs=1)
     with pytest.warns(UserWarning, match="'val_accuracy', which is not in the logs"):
         fit_with(ModelCheckpoint(tmp_path / "m.safetensors", monitor="val_accuracy",
                                  save_best_only=True), epochs=1)
     assert (tmp_path / "m.safetensors").exists()  # saved anyway, as Keras does
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.h5", "m.weights.h5", "ckpt-{epoch}", "m.bin"])
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_a_foreign_extension_fails_at_construction(tmp_path, name, weights_only):
+    with pytest.raises(ArgumentError, match=r"ModelCheckpoint: invalid filepath extension.*"
+                       r"`\.safetensors` or `\.shenjing`.*Received: filepath=.*" + name[-6:]):
+        ModelCheckpoint(tmp_path / name, save_weights_only=weights_only)
+    with pytest.raises(ArgumentError, match="ModelCheckpoint: invalid filepath extension"):
+        ModelCheckpoint(tmp_path)  # a folder has no extension of ours either
+    assert os.listdir(tmp_path) == []

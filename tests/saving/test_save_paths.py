@@ -1,0 +1,67 @@
+"""save / save_weights refuse file names of other formats (Keras's .keras, .h5) and write ours."""
+
+import os
+
+import numpy as np
+import pytest
+
+import shenjing as sj
+from shenjing import layers
+from shenjing.errors import ArgumentError, ArgumentTypeError
+
+
+def small_model():
+    return sj.Sequential([layers.Input((3,)), layers.Dense(2)])
+
+
+@pytest.mark.parametrize("name", ["model.keras", "model.h5", "model.weights.h5", "model.hdf5"])
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_keras_extensions_are_refused_and_nothing_is_written(tmp_path, name, weights_only):
+    model = small_model()
+    save, caller = ((model.save_weights, "save_weights") if weights_only
+                    else (model.save, "save_model"))
+    with pytest.raises(ArgumentError) as info:
+        save(tmp_path / name)
+    message = str(info.value)
+    assert message.startswith(f"{caller}: invalid filepath extension")
+    assert "`.safetensors` or `.shenjing`" in message and "Keras's formats" in message
+    assert message.endswith(f"Received: filepath={tmp_path / name}")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["model", "model.bin", "model.safetensors.tmp"])
+def test_other_extensions_are_refused_too(tmp_path, name):
+    with pytest.raises(ArgumentError, match=r"save_model: invalid filepath extension.*"
+                                            r"Received: filepath=.*" + name.replace(".", r"\.")):
+        small_model().save(tmp_path / name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_non_path_is_a_type_error():
+    with pytest.raises(ArgumentTypeError, match="save_weights: filepath must be a str or "
+                                                "os.PathLike, got int"):
+        small_model().save_weights(3)
+
+
+@pytest.mark.parametrize("name", ["m.safetensors", "m.shenjing", "m.weights.safetensors",
+                                  "M.SAFETENSORS"])
+def test_our_extensions_round_trip(tmp_path, name):
+    model = small_model()
+    model.save(tmp_path / name)
+    loaded = sj.load_model(tmp_path / name)
+    for ours, theirs in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)  # a copy of the same bytes
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_saving_to_a_symlink_writes_its_target(tmp_path):
+    model = small_model()
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "v1.safetensors"
+    small_model().save(target)
+    (tmp_path / "latest.safetensors").symlink_to(target)
+    model.save(tmp_path / "latest.safetensors")
+    assert (tmp_path / "latest.safetensors").is_symlink()
+    for ours, saved in zip(model.get_weights(), sj.load_model(target).get_weights()):
+        np.testing.assert_array_equal(ours, saved)
+    assert sorted(os.listdir(tmp_path / "store")) == ["v1.safetensors"]
