@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files
+from . import _archives, _files
 
 ORIGIN = "https://www.cs.toronto.edu/~kriz/"
 ARCHIVE = "cifar-10-binary.tar.gz"
@@ -16,6 +16,10 @@ FOLDER = "cifar-10-batches-bin"
 SHA256 = {
     "cifar-10-binary.tar.gz": "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
 }
+# records per batch file: the release's batches hold 10,000; a file announcing more than
+# this bound is refused before it is read or inflated
+MAX_BATCH_RECORDS = 20_000
+MAX_BATCH_BYTES = MAX_BATCH_RECORDS * _files.CIFAR_RECORD_BYTES
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILE = "test_batch.bin"
 CLASS_NAMES = (
@@ -65,9 +69,13 @@ def _load_from(path):
         raise FileNotFoundError(f"cifar10.load_data: no file or folder at {path}.")
     names = (*TRAIN_FILES, TEST_FILE)
     if source.is_dir():
-        batches = [_files.parse_cifar_batch((source / n).read_bytes(), source / n) for n in names]
+        files = [source / n for n in names]
+        batches = [
+            _files.parse_cifar_batch(_files.read_small_file(f, MAX_BATCH_BYTES), f) for f in files
+        ]
     else:
-        members = _files.read_tar_members(source, [f"{FOLDER}/{n}" for n in names])
+        wanted = [f"{FOLDER}/{n}" for n in names]
+        members = _archives.read_tar_members(source, wanted, MAX_BATCH_BYTES)
         batches = [
             _files.parse_cifar_batch(members[f"{FOLDER}/{n}"], f"{source}:{FOLDER}/{n}")
             for n in names

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files
+from . import _archives, _files
 
 ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 FILENAME = "mnist.npz"
@@ -22,6 +22,14 @@ IDX_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 NUM_CLASSES = 10
+# What mnist.npz may hold, checked from each member's header before it is read: 28x28 uint8
+# images, integer labels, at most _files.MAX_SAMPLES of each (the release has 60,000 + 10,000).
+NPZ_SPECS = {
+    "x_train": _archives.ArraySpec((28, 28), "u", 1),
+    "y_train": _archives.ArraySpec((), "ui", 8),
+    "x_test": _archives.ArraySpec((28, 28), "u", 1),
+    "y_test": _archives.ArraySpec((), "ui", 8),
+}
 
 
 def load_data(path=None, origin=None):
@@ -94,18 +102,17 @@ def _load_from(path):
     if (path / FILENAME).is_file():
         return _load_npz(path / FILENAME)
     if any(_files.find_file(path, [f]) is not None for f in IDX_FILES):
-        return _files.read_idx_set(path, IDX_FILES, (28, 28))
+        return _files.read_idx_set(path, IDX_FILES, (28, 28), NUM_CLASSES)
     raise FileNotFoundError(
         f"mnist.load_data: {path} holds neither {FILENAME} nor the IDX files {list(IDX_FILES)}."
     )
 
 
 def _load_npz(path):
-    x_train, y_train, x_test, y_test = _files.read_npz(path)
-    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-        if x.shape[1:] != (28, 28) or y.shape != (len(x),):
-            raise ValueError(
-                f"mnist.load_data: {path}: expected {split} images (N, 28, 28) and labels (N,), "
-                f"got {x.shape} and {y.shape}."
-            )
-    return (x_train, y_train), (x_test, y_test)
+    arrays = _archives.read_npz(path, NPZ_SPECS)
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) != len(y):
+            raise _files.DatasetFileError(path, f"{len(x)} {split} images but {len(y)} labels")
+        _files.check_labels(y, f"{path}:y_{split}", NUM_CLASSES)
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])

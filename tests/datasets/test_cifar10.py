@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from shenjing.datasets import cifar10
+from shenjing.datasets._files import DatasetFileError
 from tests.datasets.helpers import cifar_bytes, tar_gz
 
 NAMES = (*cifar10.TRAIN_FILES, cifar10.TEST_FILE)
@@ -100,18 +101,22 @@ def test_hostile_archive_writes_nothing(tmp_path, rng):
         "../escape.bin": b"x" * 10,
         "/tmp/absolute.bin": b"x" * 10,
         f"{cifar10.FOLDER}/../../up.bin": b"x" * 10,
-        f"{cifar10.FOLDER}/data_batch_1.bin": ("link", "/etc/passwd"),  # ignored: not a file
     }
     archive = _archive(work / cifar10.ARCHIVE, batches, extra)
     before = sorted(p for p in tmp_path.rglob("*"))
     _assert_same(cifar10.load_data(archive), _want(batches))
     assert sorted(p for p in tmp_path.rglob("*")) == before
-    # an archive whose batch is only a link is refused
+    # an archive whose batch is only a link is refused, naming the archive and the member
     only_link = {f"{cifar10.FOLDER}/{n}": cifar_bytes(*batches[n]) for n in NAMES[1:]}
     only_link[f"{cifar10.FOLDER}/{NAMES[0]}"] = ("link", "/etc/passwd")
     tar_gz(work / "links.tar.gz", only_link)
-    with pytest.raises(ValueError, match=r"lacks the regular files \['cifar-10-batches-bin/data"):
+    with pytest.raises(DatasetFileError, match=r"links.tar.gz: member .*_1.bin is a link"):
         cifar10.load_data(work / "links.tar.gz")
+    # an archive missing a batch names it
+    del only_link[f"{cifar10.FOLDER}/{NAMES[0]}"]
+    tar_gz(work / "lacking.tar.gz", only_link)
+    with pytest.raises(DatasetFileError, match=r"lacking.tar.gz: .*lacks the regular files"):
+        cifar10.load_data(work / "lacking.tar.gz")
 
 
 def test_download_once_then_cache(server, home, rng, monkeypatch):
