@@ -10,6 +10,7 @@ buffer. The header maps each tensor name to {"dtype", "shape", "data_offsets": [
 import json
 import math
 import os
+import stat
 import struct
 
 import numpy as np
@@ -34,11 +35,17 @@ _SIGNATURES = (
 
 
 class FileFormatError(ShenjingError, ValueError):
-    """A file that is not a valid safetensors file; `path` and `problem` say where and what."""
+    """A file we refuse to load; `path`, `problem` and `field` say where and what.
 
-    def __init__(self, path, problem):
-        self.path, self.problem = os.fspath(path), problem
-        super().__init__(f"{self.path}: not a valid safetensors file: {problem}.")
+    Without `field` the framing is bad: "<path>: not a valid safetensors file: <problem>." With
+    `field` (e.g. "shenjing_config", "weight 'dense/kernel'") the file is valid safetensors but
+    one of its entries is wrong: "<path>: <field>: <problem>."
+    """
+
+    def __init__(self, path, problem, field=None):
+        self.path, self.problem, self.field = os.fspath(path), problem, field
+        where = "not a valid safetensors file" if field is None else field
+        super().__init__(f"{self.path}: {where}: {problem.rstrip('.')}.")
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -86,7 +93,7 @@ def read_safetensors(path):
     writable, in native byte order, in header order; BF16 tensors are widened to float32.
     Raises FileFormatError naming the path and the problem; a pickle is refused unread.
     """
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:
         entries, metadata, start = _read_header(f, path)
         tensors = {}
         for name, code, shape, begin, end in entries:
@@ -110,8 +117,36 @@ def read_safetensors_metadata(path):
 
     The whole header is validated as in read_safetensors, so a file this accepts is well formed.
     """
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:
         return _read_header(f, path)[1]
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular_file(path):
+    """Open `path` for reading in binary mode if it is a regular file, else FileFormatError.
+
+    Opening a named pipe for reading blocks until a writer comes, and a device such as
+    /dev/zero never ends: the file is opened non-blocking (which changes nothing for a regular
+    file) and its mode checked on the open descriptor, so no race can swap the file between.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _NOT_REGULAR if test(mode)), "another kind of file")
+            raise FileFormatError(path, f"it is {kind}, not a regular file", field="path")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _to_little_endian(name, value):
@@ -163,7 +198,7 @@ def _read_header(f, path):
     if not text.startswith("{"):
         _refuse(path, head, "the header does not start with '{'")
     try:
-        header = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        header = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:
         raise FileFormatError(path, f"the header is not valid JSON ({e})") from None
     # A JSON null means no metadata, as in the reference parser.
@@ -222,9 +257,10 @@ def _is_int_list(value):
     return isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
 
 
-def _unique_keys(pairs):
+def unique_keys(pairs):
+    """json object_pairs_hook that refuses duplicate keys (json.loads would keep the last)."""
     result = dict(pairs)
-    if len(result) != len(pairs):  # the spec forbids duplicates; json.loads keeps the last
+    if len(result) != len(pairs):  # the safetensors spec forbids duplicates
         seen = set()
         duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
         raise ValueError(f"duplicate key {duplicate!r}")

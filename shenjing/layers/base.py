@@ -8,6 +8,8 @@ computing: that is how the functional ``Model(inputs, outputs)`` is described.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 import re
@@ -21,6 +23,22 @@ from ..tensor import Tensor
 from ..variable import Variable
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
+# Set while a model is rebuilt from a file: add_weight then takes each weight's value from it
+# (see weights_provided_by) instead of running the initializer.
+_weight_provider: contextvars.ContextVar = contextvars.ContextVar("weight_provider", default=None)
+
+
+@contextlib.contextmanager
+def weights_provided_by(provider):
+    """Within this block ``add_weight`` calls ``provider(layer, full_name, shape, dtype)`` for
+    each weight's value instead of its initializer. load_model passes the file's arrays this
+    way, so a config whose sizes disagree with the file fails before anything of that size is
+    allocated, and no initializer runs for a weight that is loaded anyway."""
+    token = _weight_provider.set(provider)
+    try:
+        yield
+    finally:
+        _weight_provider.reset(token)
 
 
 def unique_name(base: str) -> str:
@@ -122,8 +140,12 @@ class Layer:
     # ----- weights -----------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
                    regularizer=None, dtype=None) -> Variable:
-        value = initializers.get(initializer)(tuple(shape), dtype or self.dtype)
-        variable = Variable(value, name=f"{self.name}/{name}", trainable=trainable)
+        full_name, provider = f"{self.name}/{name}", _weight_provider.get()
+        if provider is not None:
+            value = provider(self, full_name, tuple(shape), np.dtype(dtype or self.dtype))
+        else:
+            value = initializers.get(initializer)(tuple(shape), dtype or self.dtype)
+        variable = Variable(value, name=full_name, trainable=trainable)
         self._weights.append(variable)
         if regularizer is not None:
             self._regularized.append((variable, regularizers.get(regularizer)))

@@ -220,10 +220,13 @@ class Model(TrainingMixin, Layer):
 
         save_weights(self, path)
 
-    def load_weights(self, path):
-        from ..saving.model_io import load_weights
+    def load_weights(self, path, skip_mismatch=False, by_name=True, check_values=True):
+        """Load weights saved by save_weights or save (see saving.load_weights): by name, or
+        in the saved order with by_name=False; skip_mismatch skips what does not fit."""
+        from ..saving.loading import load_weights
 
-        load_weights(self, path)
+        load_weights(self, path, skip_mismatch=skip_mismatch, by_name=by_name,
+                     check_values=check_values)
 
     # ----- config ------------------------------------------------------------------------
     def get_config(self):

@@ -179,7 +179,8 @@ class TrainingMixin:
 
         class_weight ({class id: weight}) weighs each training sample by its class, as Keras
         does (one output only; not together with sample_weight). To resume a loaded
-        checkpoint, pass ``initial_epoch=model.completed_epochs``.
+        checkpoint, pass ``initial_epoch=model.completed_epochs``: that also restores the random
+        state saved with it (load_model leaves the process's random state alone).
         """
         self._require_compiled("fit")
         xs, ys = _as_list(x), _as_list(y)
@@ -206,6 +207,9 @@ class TrainingMixin:
         callback_list = CallbackList(callbacks, model=self, history=history, verbose=verbose,
                                      params={"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
+        from ..saving.loading import restore_saved_rng
+
+        restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)

@@ -1,13 +1,37 @@
 """The allow-list of classes a saved config may name. Loading looks names up here (and in the
-``custom_objects`` passed explicitly), never imports a module or attribute found in a file."""
+``custom_objects`` passed explicitly), never imports a module or attribute found in a file.
+
+Only classes that build to a working layer are listed: the bare ``Layer`` and the private base
+classes (whose ``call`` is ``Layer.call``) are not, so a file cannot rebuild a do-nothing layer.
+Errors raised while a layer is rebuilt come back as ``LayerConfigError``, which names the chain
+of layers from the outermost and, for an unknown constructor argument, the argument.
+"""
+
+import contextvars
+import inspect
+
+from ..errors import ArgumentError, ArgumentTypeError, ShenjingError
 
 _REGISTRY: dict[str, type] = {}
+# The custom_objects of the load in progress, so that layers rebuilt inside a wrapper
+# (Bidirectional, TimeDistributed) see them too.
+_custom_objects: contextvars.ContextVar = contextvars.ContextVar("custom_objects", default=None)
+
+
+class LayerConfigError(ArgumentError):
+    """A saved layer config that cannot be rebuilt. ``where`` lists the layers from the
+    outermost ("Sequential 'small'", "Dense 'dense'"); ``problem`` says what is wrong."""
+
+    def __init__(self, where, problem):
+        self.where, self.problem = list(where), problem
+        super().__init__(f"{' > '.join(self.where)}: {problem}")
 
 
 def register(cls=None, *, name=None):
     """Allow ``cls`` in saved configs: ``@register`` or ``register(MyLayer)``."""
 
     def add(target):
+        _check_layer_class(target, f"register: {name or getattr(target, '__name__', target)!r}")
         _REGISTRY[name or target.__name__] = target
         return target
 
@@ -26,8 +50,24 @@ def _load_builtins():
         for module in (layers, models):
             for export in module.__all__:
                 obj = getattr(module, export)
-                if isinstance(obj, type):
+                if _builds_a_working_layer(obj):
                     _REGISTRY.setdefault(export, obj)
+
+
+def _builds_a_working_layer(obj) -> bool:
+    """A Layer subclass with its own ``call`` (the bare Layer and abstract bases have none)."""
+    from ..layers.base import Layer
+
+    return isinstance(obj, type) and issubclass(obj, Layer) and obj.call is not Layer.call
+
+
+def _check_layer_class(cls, where):
+    if not isinstance(cls, type):
+        raise ArgumentTypeError(f"{where}: expected a Layer subclass, got "
+                                f"{type(cls).__name__} {cls!r:.80}.")
+    if not _builds_a_working_layer(cls):
+        raise ArgumentTypeError(f"{where}: expected a Layer subclass that implements call(), "
+                                f"got {cls.__name__}.")
 
 
 def serialize_layer(layer) -> dict:
@@ -35,23 +75,114 @@ def serialize_layer(layer) -> dict:
 
 
 def deserialize_layer(spec, custom_objects=None):
-    """Rebuild a layer from {"class_name", "config"} using only allowed classes."""
-    if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
-        raise ValueError(f"load_model: a layer entry must be {{'class_name', 'config'}}, got {spec!r:.200}.")
-    name = spec["class_name"]
-    allowed = {**registered(), **(custom_objects or {})}
-    cls = allowed.get(name)
-    if cls is None:
-        raise ValueError(
-            f"load_model: the file names a layer class {name!r} that is not registered. Pass "
-            "it in custom_objects={...} or decorate it with shenjing.saving.register; classes "
-            "are never imported by name from a file."
-        )
-    config = spec.get("config", {})
-    if not isinstance(config, dict):
-        raise ValueError(f"load_model: the config of {name!r} must be an object, got {config!r:.200}.")
-    from ..models import Model
+    """Rebuild a layer from {"class_name", "config"} using only allowed classes.
 
-    if issubclass(cls, Model):  # models rebuild their own layers
-        return cls.from_config(config, custom_objects=custom_objects)
-    return cls.from_config(config)
+    Raises LayerConfigError naming the layer (and the layers around it) for any config the
+    class refuses; the weight errors of load_model (FileFormatError) pass through as they are.
+    """
+    token = _custom_objects.set(custom_objects) if custom_objects is not None else None
+    try:
+        return _deserialize(spec, _custom_objects.get() or {})
+    finally:
+        if token is not None:
+            _custom_objects.reset(token)
+
+
+def _deserialize(spec, custom_objects):
+    from ..io import FileFormatError
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
+        raise LayerConfigError(["layer"], "a layer entry must be {'class_name': str, 'config': "
+                                          f"{{...}}}}, got {spec!r:.200}")
+    name = spec["class_name"]
+    config = spec.get("config", {})
+    label = f"{name} {config.get('name')!r}" if isinstance(config, dict) else name
+    cls = _resolve(name, custom_objects, label)
+    if not isinstance(config, dict):
+        raise LayerConfigError([label], f"the config must be an object, got {config!r:.200}")
+    try:
+        _check_wrapped_layer(cls, config, custom_objects)
+        from ..models import Model
+
+        if issubclass(cls, Model):  # models rebuild their own layers
+            from .validate import check_model_config
+
+            check_model_config(cls, config)
+            return cls.from_config(config, custom_objects=custom_objects)
+        return cls.from_config(config)
+    except (LayerConfigError, FileFormatError) as error:
+        if isinstance(error, FileFormatError):
+            raise
+        raise LayerConfigError([label, *error.where], error.problem) from error
+    except (ShenjingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        raise LayerConfigError([label], _explain(cls, config, error)) from error
+
+
+def _resolve(name, custom_objects, label):
+    """The class a config names: custom_objects first (each must be a working Layer class),
+    then the allow-list."""
+    if name in custom_objects:
+        _check_layer_class(custom_objects[name], f"load_model: custom_objects[{name!r}]")
+        return custom_objects[name]
+    cls = registered().get(name)
+    if cls is None:
+        raise LayerConfigError([label], (
+            f"the file names a layer class {name!r} that is not registered. Pass it in "
+            "custom_objects={...} or decorate it with shenjing.saving.register; classes are "
+            "never imported by name from a file"
+        ))
+    return cls
+
+
+def _check_wrapped_layer(cls, config, custom_objects):
+    """Bidirectional wraps a recurrent layer, TimeDistributed any layer but an Input."""
+    from ..layers import Bidirectional, InputLayer, TimeDistributed
+    from ..layers.recurrent import _RNN
+
+    if not issubclass(cls, (Bidirectional, TimeDistributed)):
+        return
+    for key in ("layer", "backward_layer"):
+        inner = config.get(key)
+        if not isinstance(inner, dict):
+            if key == "layer" or inner is not None:
+                raise ArgumentError(f"'{key}' must be a layer entry {{'class_name', 'config'}}, "
+                                    f"got {inner!r:.100}")
+            continue
+        inner_name = inner.get("class_name")
+        inner_cls = _resolve(inner_name, custom_objects, f"{inner_name}") if isinstance(
+            inner_name, str) else None
+        if issubclass(cls, Bidirectional):
+            if inner_cls is None or not issubclass(inner_cls, _RNN):
+                raise ArgumentError(f"'{key}' must be a recurrent layer (SimpleRNN, LSTM, GRU), "
+                                    f"got {inner_name!r}")
+        elif inner_cls is None or issubclass(inner_cls, InputLayer):
+            raise ArgumentError(f"'{key}' must be a layer other than an Input, got "
+                                f"{inner_name!r}")
+
+
+def _explain(cls, config, error) -> str:
+    """The problem in words: the unknown arguments by name if that is what failed."""
+    unknown = _unknown_arguments(cls, config) if isinstance(error, TypeError) else []
+    if unknown:
+        return (f"unknown argument{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))} for {cls.__name__}")
+    if isinstance(error, ShenjingError):  # already names the layer: drop that part
+        own = f"{cls.__name__} {config.get('name')!r}: "
+        message = str(error)
+        return (message[len(own):] if message.startswith(own) else message).rstrip(".")
+    return f"{type(error).__name__}: {error}"
+
+
+def _unknown_arguments(cls, config) -> list:
+    """The config keys no constructor in cls's chain of ``__init__(..., **kwargs)`` takes."""
+    accepted = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        accepted |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                               p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return sorted(key for key in config if key not in accepted)

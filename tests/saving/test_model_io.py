@@ -68,7 +68,7 @@ def test_weights_only_round_trip(tmp_path, rng):
     target.load_weights(tmp_path / "w.safetensors")
     x = rng.standard_normal((3, 12, 12, 2)).astype(np.float32)
     np.testing.assert_array_equal(target.predict(x), source.predict(x))
-    with pytest.raises(ValueError, match="the weights do not fit"):
+    with pytest.raises(FileFormatError, match="names do not fit the model"):
         functional().load_weights(tmp_path / "w.safetensors")
 
 

@@ -1,0 +1,181 @@
+"""load_model and load_weights: a file is untrusted until every part of it has been checked.
+
+load_model reads the file (its size bounds every tensor), checks each metadata entry, then
+rebuilds the model with the file's arrays as the weights (see weights.FileWeights), so a config
+that implies other sizes than the file holds fails before anything of that size is allocated.
+Every refusal is a FileFormatError (a ValueError) naming the file and the entry, layer or
+weight. Nothing is imported by name and nothing is unpickled.
+"""
+
+import json
+
+import numpy as np
+
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from .. import optimizers, utils
+from ..errors import ArgumentTypeError, ShenjingError
+from ..io import FileFormatError, read_safetensors
+from ..layers.base import weights_provided_by
+from . import validate
+from . import weights as weights_module
+from .model_io import _OPTIMIZER_PREFIX, FORMAT, WEIGHT_ORDER_KEY
+from .registry import LayerConfigError, deserialize_layer
+
+
+def load_model(path, custom_objects=None, compile=True, check_values=True):  # noqa: A002
+    """Rebuild a model saved by ``save_model``; with ``compile`` restore the optimizer too.
+
+    Args: custom_objects ({class name: class}: your Layer and Loss subclasses; classes are
+    never imported by name); compile (restore the compile arguments, the optimizer state and
+    ``model.completed_epochs``); check_values (refuse NaN/Inf weights and negative moving
+    variances; False loads them as they are, e.g. to inspect a diverged run).
+    The random generator's state saved with the model is not applied on load: it is kept on
+    the model and restored when training resumes, i.e. when ``fit(initial_epoch=
+    model.completed_epochs)`` starts, so the resumed run repeats the uninterrupted one.
+    """
+    _check_custom_objects(custom_objects)
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("format") != FORMAT:
+        raise FileFormatError(path, "it is a safetensors file but not a shenjing model "
+                              "(no 'format': 'shenjing' metadata); use load_weights for weights",
+                              field="format")
+    config = validate.parse_json(metadata, "shenjing_config", path)
+    spec = training = None
+    if compile and "compile_config" in metadata:
+        spec = validate.parse_json(metadata, "compile_config", path)
+        validate.check_compile_config(spec, path)
+        if "training_state" in metadata:
+            training = validate.parse_json(metadata, "training_state", path)
+            validate.check_training_state(training, path)
+    weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    model = _rebuild(config, weights, path, custom_objects, check_values)
+    if spec is not None:
+        _compile(model, spec, path, custom_objects)
+        state = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items()
+                 if k.startswith(_OPTIMIZER_PREFIX)}
+        if state:
+            _set_optimizer_state(model, state, path, check_values)
+        if training is not None:
+            model.completed_epochs = training["epoch"]
+            model._saved_rng_state = training["rng_state"]
+    return model
+
+
+def restore_saved_rng(model, initial_epoch) -> bool:
+    """When ``fit`` resumes a loaded model where it stopped (``initial_epoch`` equal to
+    ``model.completed_epochs``), put the random state saved with it back, once; True if it did.
+    Called by fit: restoring it on load would change the host process's random stream."""
+    state = getattr(model, "_saved_rng_state", None)
+    if state is None or initial_epoch != model.completed_epochs:
+        return False
+    utils.set_rng_state(state)
+    model._saved_rng_state = None
+    return True
+
+
+def _check_custom_objects(custom_objects):
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise ArgumentTypeError(f"load_model: custom_objects must be a dict of name to class, "
+                                f"got {type(custom_objects).__name__}.")
+
+
+def _rebuild(config, weights, path, custom_objects, check_values):
+    """The model the config describes, built with the file's weights, or FileFormatError."""
+    from ..models import Model
+
+    source = weights_module.FileWeights(weights, path, check_values)
+    try:
+        with weights_provided_by(source):
+            model = deserialize_layer(config, custom_objects)
+    except LayerConfigError as error:
+        raise FileFormatError(path, error.problem,
+                              field=f"shenjing_config: {' > '.join(error.where)}") from error
+    except RecursionError:
+        raise FileFormatError(path, "the layers nest too deeply to rebuild",
+                              field="shenjing_config") from None
+    if not isinstance(model, Model):
+        raise FileFormatError(path, f"the architecture is a {type(model).__name__} layer, not "
+                              "a model", field="shenjing_config")
+    if not model.built:
+        raise FileFormatError(path, "the saved architecture has no input shape",
+                              field="shenjing_config")
+    validate.check_sample_sizes(model, path)
+    source.check_all_used()
+    return model
+
+
+def _compile(model, spec, path, custom_objects):
+    """model.compile with the saved arguments; any refusal names the file and the entry."""
+    try:
+        optimizer = optimizers.deserialize(spec["optimizer"])
+    except (ShenjingError, ValueError, TypeError) as error:
+        raise FileFormatError(path, f"optimizer: {error}", field="compile_config") from error
+    losses = [_loss(item, custom_objects, path) for item in spec["loss"]]
+    try:
+        for metric in spec.get("metrics") or []:
+            metrics_module.get(metric, loss=losses[0])
+        model.compile(optimizer=optimizer, loss=losses if spec.get("loss_is_list") else losses[0],
+                      metrics=spec.get("metrics") or None, loss_weights=spec.get("loss_weights"))
+    except (ShenjingError, ValueError, TypeError) as error:
+        raise FileFormatError(path, str(error), field="compile_config") from error
+
+
+def _loss(item, custom_objects, path):
+    """One saved loss; a class named in custom_objects must be a Loss subclass."""
+    name = item.get("class_name") if isinstance(item, dict) else None
+    custom = (custom_objects or {}).get(name)
+    if custom is not None and not (isinstance(custom, type)
+                                   and issubclass(custom, losses_module.Loss)):
+        raise ArgumentTypeError(f"load_model: custom_objects[{name!r}] must be a Loss subclass "
+                                f"(the file names it as a loss), got {custom!r:.80}.")
+    try:
+        return losses_module.get(item, custom_objects=custom_objects)
+    except (ShenjingError, ValueError, TypeError) as error:
+        raise FileFormatError(path, f"loss {json.dumps(item)[:100]}: {error}",
+                              field="compile_config") from error
+
+
+def _set_optimizer_state(model, state, path, check_values):
+    """The optimizer's step count and slots, checked as the weights are."""
+    if "iterations" in state:
+        validate.check_iterations(state["iterations"], path)
+    for key, value in state.items():
+        if key != "iterations":
+            floating = value.dtype if value.dtype.kind == "f" else np.dtype(np.float32)
+            state[key] = weights_module.check_value(path, _OPTIMIZER_PREFIX + key, value,
+                                                    floating, check_values)
+    try:
+        model.optimizer.set_state(state, model.trainable_weights)
+    except (ShenjingError, ValueError, TypeError) as error:
+        raise FileFormatError(path, str(error), field="optimizer state") from error
+
+
+def load_weights(model, path, skip_mismatch=False, by_name=True, check_values=True) -> None:
+    """Load weights saved by ``save_weights`` (or ``save_model``) into a built model.
+
+    Weights are matched by name; a copy of the same architecture whose layers were named
+    automatically (dense_1 for dense) matches by its layers' order, as Keras 3 matches by
+    topology. Args: skip_mismatch (skip, with a warning each, the weights whose shapes or
+    names do not fit, instead of refusing the file); by_name (False: pair the file's weights
+    with the model's in the saved order, shapes still checked); check_values (as load_model).
+    Everything is checked before anything is assigned: a refused file leaves the model as is.
+    """
+    if not getattr(model, "built", False):
+        raise FileFormatError(path, f"model '{model.name}' is not built yet; call it on data "
+                              "or give it an Input first", field="load_weights")
+    tensors, metadata = read_safetensors(path)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    order = None
+    if WEIGHT_ORDER_KEY in metadata:
+        order = validate.parse_json(metadata, WEIGHT_ORDER_KEY, path)
+        if not (isinstance(order, list) and all(isinstance(n, str) for n in order)
+                and sorted(order) == sorted(tensors)):
+            raise FileFormatError(path, "must list each weight tensor once",
+                                  field=WEIGHT_ORDER_KEY)
+    order = weights_module.file_order(tensors, order)
+    pairs = weights_module.match(model, tensors, order, path, by_name, skip_mismatch)
+    values = [weights_module.check_value(path, name, tensors[name], variable.dtype, check_values)
+              for variable, name in pairs]
+    for (variable, _), value in zip(pairs, values):
+        variable.assign(value)
