@@ -1,33 +1,87 @@
 """Convolution layers: Conv1D, Conv2D (channels-last; channels_first accepted) and
 ZeroPadding2D."""
 
-from .. import initializers, ops, regularizers
+import math
+
+from .. import arguments, initializers, ops, regularizers
 from ..ops import activation as activations
-from ..ops.conv import conv_output_length
+from ..ops.conv import conv_output_length, resolve_padding
 from .base import Layer, format_shape
 from .core import activation_name
 
 
 def _tuple(value, rank, what, layer):
-    values = (value,) * rank if isinstance(value, int) else tuple(value)
-    if len(values) != rank or not all(isinstance(v, int) and v > 0 for v in values):
-        raise layer._error(f"{what} must be a positive int or {rank} of them, got {value!r}.")
-    return values
+    """value (an int or rank of them) as a tuple of rank positive ints (Keras's wording)."""
+    return arguments.int_tuple(value, rank, what, layer)
+
+
+def _padding(value, rank, layer):
+    """'valid' or 'same' (any case), an int, or per-axis ints or (before, after) pairs, all
+    >= 0 and at most arguments.MAX_ELEMENTS; refused here rather than when the op pads."""
+    example = "(left, right)" if rank == 1 else "((top, bottom), (left, right))"
+    message = (f"padding must be 'valid', 'same', an int or explicit pairs like {example}, "
+               f"got {value!r}.")
+    if isinstance(value, str):
+        if value.lower() not in ("valid", "same"):
+            raise layer._error(message)
+        return value.lower()
+    try:
+        pads = resolve_padding(value, (1,) * rank, (1,) * rank, (1,) * rank, (1,) * rank)
+    except ValueError as error:
+        kind = arguments.ArgumentError if isinstance(value, (int, tuple, list)) \
+            else arguments.ArgumentTypeError
+        raise arguments.fail(layer, message, kind) from error
+    if max(max(pair) for pair in pads) > arguments.MAX_ELEMENTS:
+        raise layer._error(message)
+    return value
+
+
+def _zero_padding(value, layer):
+    """ZeroPadding2D's padding as ((top, bottom), (left, right)) of ints >= 0."""
+    message = (f"padding must be an int, (h, w) or ((top, bottom), (left, right)) of "
+               f"non-negative ints, got {value!r}.")
+    if arguments.is_int(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise arguments.fail(layer, message, arguments.ArgumentTypeError)
+    pairs = []
+    for entry in value:
+        pair = (entry, entry) if arguments.is_int(entry) else entry
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise arguments.fail(layer, message, arguments.ArgumentTypeError)
+        pairs.append(tuple(arguments.non_negative_int(v, "padding", layer) for v in pair))
+    return tuple(pairs)
+
+
+def check_window_sizes(layer, input_shape, spatial, channels, window, strides, dilations,
+                       padding, what):
+    """Refuse, before anything is allocated, a (padded) input or output of one sample larger
+    than arguments.MAX_ELEMENTS values: absurd padding, dilation or windows would otherwise
+    fail in NumPy with a MemoryError or an OverflowError."""
+    known = [n is not None for n in spatial]
+    if not all(known) or channels is None:
+        return
+    pads = resolve_padding(padding, spatial, window, strides, dilations)
+    padded = [n + before + after for n, (before, after) in zip(spatial, pads)]
+    culprit = (f"{what}, strides {tuple(strides)}, dilation {tuple(dilations)} and padding "
+               f"{padding!r} for input shape {format_shape(input_shape)}")
+    arguments.check_elements(math.prod(padded) * channels, "one padded input sample", layer,
+                             culprit)
 
 
 def set_weight_options(layer, data_format, activation, use_bias, kernel_initializer,
                        bias_initializer, kernel_regularizer, bias_regularizer):
     """The arguments every convolution-like layer shares, checked and resolved onto layer."""
-    layer.data_format = data_format or "channels_last"
-    if layer.data_format not in ("channels_last", "channels_first"):
-        raise layer._error(f"data_format must be 'channels_last' or 'channels_first', got "
-                           f"{data_format!r}.")
-    layer.activation = activations.get(activation)
-    layer.use_bias = use_bias
-    layer.kernel_initializer = initializers.get(kernel_initializer)
-    layer.bias_initializer = initializers.get(bias_initializer)
-    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
-    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.data_format = arguments.data_format(data_format, layer)
+    layer.activation = arguments.lookup(activations.get, activation, "activation", layer)
+    layer.use_bias = arguments.boolean(use_bias, "use_bias", layer)
+    get = arguments.lookup
+    layer.kernel_initializer = get(initializers.get, kernel_initializer, "kernel_initializer",
+                                   layer)
+    layer.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", layer)
+    layer.kernel_regularizer = get(regularizers.get, kernel_regularizer, "kernel_regularizer",
+                                   layer)
+    layer.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", layer)
 
 
 class _Conv(Layer):
@@ -40,18 +94,11 @@ class _Conv(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters <= 0:
-            raise self._error(f"filters must be a positive integer, got {filters!r}.")
-        self.filters = filters
+        self.filters = arguments.positive_int(filters, "filters", self)
         self.kernel_size = _tuple(kernel_size, self.rank, "kernel_size", self)
         self.strides = _tuple(strides, self.rank, "strides", self)
         self.dilation_rate = _tuple(dilation_rate, self.rank, "dilation_rate", self)
-        if isinstance(padding, str):
-            padding = padding.lower()
-            if padding not in ("valid", "same"):
-                raise self._error(f"padding must be 'valid', 'same', an int or explicit pairs, "
-                                  f"got {padding!r}.")
-        self.padding = padding
+        self.padding = _padding(padding, self.rank, self)
         set_weight_options(self, data_format, activation, use_bias, kernel_initializer,
                            bias_initializer, kernel_regularizer, bias_regularizer)
 
@@ -72,6 +119,11 @@ class _Conv(Layer):
         if self.built and channels != self.kernel.shape[-2]:
             raise self._error(f"expected {self.kernel.shape[-2]} input channels (as built), got "
                               f"{channels} (input shape {format_shape(input_shape)}).")
+        arguments.check_elements(math.prod(self.kernel_size) * channels * self.filters,
+                                 "the kernel", self, f"kernel_size {self.kernel_size}, "
+                                 f"filters {self.filters} and {channels} input channels")
+        check_window_sizes(self, input_shape, spatial, channels, self.kernel_size, self.strides,
+                           self.dilation_rate, self.padding, f"kernel_size {self.kernel_size}")
         sizes = []
         for axis, n in enumerate(spatial):
             if n is None:
@@ -169,15 +221,8 @@ class ZeroPadding2D(Layer):
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(padding, int):
-            padding = ((padding, padding), (padding, padding))
-        elif all(isinstance(p, int) for p in padding):
-            padding = ((padding[0], padding[0]), (padding[1], padding[1]))
-        self.padding = tuple(tuple(int(v) for v in p) for p in padding)
-        if len(self.padding) != 2 or any(len(p) != 2 or min(p) < 0 for p in self.padding):
-            raise self._error(f"padding must be an int, (h, w) or ((top, bottom), (left, "
-                              f"right)) of non-negative ints, got {padding!r}.")
-        self.data_format = data_format or "channels_last"
+        self.padding = _zero_padding(padding, self)
+        self.data_format = arguments.data_format(data_format, self)
 
     def _spatial_axes(self):
         return (2, 3) if self.data_format == "channels_first" else (1, 2)
@@ -188,6 +233,10 @@ class ZeroPadding2D(Layer):
         shape = list(input_shape)
         for axis, (before, after) in zip(self._spatial_axes(), self.padding):
             shape[axis] = None if shape[axis] is None else shape[axis] + before + after
+        if None not in shape[1:]:
+            arguments.check_elements(math.prod(shape[1:]), "one output sample", self,
+                                     f"padding {self.padding} for input shape "
+                                     f"{format_shape(input_shape)}")
         return tuple(shape)
 
     def call(self, inputs):

@@ -2,7 +2,7 @@
 
 import math
 
-from .. import initializers, ops, regularizers
+from .. import arguments, initializers, ops, regularizers
 from ..ops import activation as activations
 from .base import Layer, format_shape
 
@@ -10,6 +10,33 @@ from .base import Layer, format_shape
 def activation_name(fn):
     """The Keras name of an activation function, for get_config."""
     return "linear" if fn is None else getattr(fn, "__name__", str(fn))
+
+
+def _target_shape(value, layer):
+    """Reshape's target_shape: a tuple of positive ints, at most one of them -1 (inferred)."""
+    what = "a tuple of positive ints (at most one -1)"
+    if not isinstance(value, (tuple, list)):
+        raise arguments.fail(layer, f"target_shape must be {what}, got {value!r}.",
+                             arguments.ArgumentTypeError)
+    for size in value:
+        if size != -1:
+            arguments.positive_int(size, "target_shape", layer)
+    if sum(1 for s in value if s == -1) > 1:
+        raise layer._error(f"at most one -1 in target_shape, got {tuple(value)}.")
+    known = math.prod(s for s in value if s != -1)
+    arguments.check_elements(known, "one output sample", layer, f"target_shape {value!r}")
+    return tuple(int(s) for s in value)
+
+
+def _noise_shape(value, layer):
+    """Dropout's noise_shape: None, or a tuple of positive ints or None (Keras's rule)."""
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)):
+        raise arguments.fail(layer, f"noise_shape must be a tuple of positive ints or None, got "
+                             f"{value!r}.", arguments.ArgumentTypeError)
+    return tuple(None if s is None else arguments.positive_int(s, "noise_shape", layer)
+                 for s in value)
 
 
 class Dense(Layer):
@@ -25,14 +52,16 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units <= 0:
-            raise ValueError(f"Dense '{self.name}': units must be a positive integer, got {units!r}.")
-        self.units, self.use_bias = units, use_bias
-        self.activation = activations.get(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.units = arguments.positive_int(units, "units", self)
+        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
+        get = arguments.lookup
+        self.activation = get(activations.get, activation, "activation", self)
+        self.kernel_initializer = get(initializers.get, kernel_initializer, "kernel_initializer",
+                                      self)
+        self.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", self)
+        self.kernel_regularizer = get(regularizers.get, kernel_regularizer, "kernel_regularizer",
+                                      self)
+        self.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", self)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -51,6 +80,9 @@ class Dense(Layer):
                 f"last input dim was {self.kernel.shape[0]} when built, got {input_shape[-1]} "
                 f"(input shape {format_shape(input_shape)})."
             )
+        arguments.check_elements(input_shape[-1] * self.units, "the kernel", self,
+                                 f"units {self.units} for input shape "
+                                 f"{format_shape(input_shape)}")
         return (*input_shape[:-1], self.units)
 
     def build(self, input_shape):
@@ -84,7 +116,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self.activation = arguments.lookup(activations.get, activation, "activation", self)
 
     def call(self, inputs):
         return inputs if self.activation is None else self.activation(inputs)
@@ -111,9 +143,7 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        self.target_shape = tuple(target_shape)
-        if sum(1 for s in self.target_shape if s == -1) > 1:
-            raise self._error(f"at most one -1 in target_shape, got {self.target_shape}.")
+        self.target_shape = _target_shape(target_shape, self)
 
     def compute_output_shape(self, input_shape):
         size = math.prod(input_shape[1:]) if None not in input_shape[1:] else None
@@ -146,9 +176,19 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise self._error(f"rate must be in [0, 1), got {rate}.")
-        self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
+        self.rate = arguments.rate(rate, "rate", self)
+        self.noise_shape = _noise_shape(noise_shape, self)
+        self.seed = None if seed is None else arguments.non_negative_int(seed, "seed", self)
+
+    def compute_output_shape(self, input_shape):
+        noise = self.noise_shape
+        if noise is not None and (len(noise) != len(input_shape) or any(
+                m is not None and n is not None and m not in (1, n)
+                for m, n in zip(noise, input_shape))):
+            raise self._error(f"noise_shape {noise} must have one entry per input axis, each "
+                              f"None, 1 or the input's size; got input shape "
+                              f"{format_shape(input_shape)}.")
+        return input_shape
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from .. import initializers, ops, regularizers
-from ..tensor import Tensor
+from .. import arguments, initializers, ops, regularizers
 from .base import Layer, format_shape
 
 
@@ -17,14 +16,17 @@ class Embedding(Layer):
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, mask_zero=False, **kwargs):
         super().__init__(**kwargs)
-        for label, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise self._error(f"{label} must be a positive integer, got {value!r}.")
-        self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), mask_zero
+        self.input_dim = arguments.positive_int(input_dim, "input_dim", self)
+        self.output_dim = arguments.positive_int(output_dim, "output_dim", self)
+        arguments.check_elements(self.input_dim * self.output_dim, "the embeddings table", self,
+                                 f"input_dim {self.input_dim} and output_dim {self.output_dim}")
+        self.mask_zero = arguments.boolean(mask_zero, "mask_zero", self)
         if embeddings_initializer == "uniform":  # Keras's name for RandomUniform(-0.05, 0.05)
             embeddings_initializer = "random_uniform"
-        self.embeddings_initializer = initializers.get(embeddings_initializer)
-        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_initializer = arguments.lookup(
+            initializers.get, embeddings_initializer, "embeddings_initializer", self)
+        self.embeddings_regularizer = arguments.lookup(
+            regularizers.get, embeddings_regularizer, "embeddings_regularizer", self)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)
@@ -34,8 +36,12 @@ class Embedding(Layer):
                                           self.embeddings_initializer,
                                           regularizer=self.embeddings_regularizer)
 
-    def _to_tensor(self, x):  # ids stay integers
-        values = x.data if isinstance(x, Tensor) else np.asarray(x)
+    def _to_tensor(self, x):
+        """Ids stay integers; floats must hold whole numbers (Keras casts them to int)."""
+        values = arguments.as_array(x, "the input", self)
+        if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+            raise arguments.fail(self, f"ids must be whole numbers, got an input of dtype "
+                                 f"{values.dtype} with fractions.", arguments.ArgumentTypeError)
         return values.astype(np.int64) if values.dtype.kind != "i" else values
 
     def call(self, inputs):
@@ -61,7 +67,7 @@ class Masking(Layer):
 
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.mask_value = float(mask_value)
+        self.mask_value = arguments.number(mask_value, "mask_value", self)
 
     def compute_mask(self, inputs, mask=None):
         return np.any(inputs.data != self.mask_value, axis=-1)

@@ -1,6 +1,8 @@
 """LocallyConnected2D: local receptive fields without shared weights (Keras 2 semantics)."""
 
-from .. import initializers, ops, regularizers
+import math
+
+from .. import arguments, initializers, ops, regularizers
 from .base import Layer, format_shape
 from .conv import _tuple, set_weight_options
 from .core import activation_name
@@ -21,9 +23,7 @@ class LocallyConnected2D(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  implementation=1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise self._error(f"filters must be a positive integer, got {filters!r}.")
-        self.filters = filters
+        self.filters = arguments.positive_int(filters, "filters", self)
         self.kernel_size = _tuple(kernel_size, 2, "kernel_size", self)
         self.strides = _tuple(strides, 2, "strides", self)
         if not isinstance(padding, str) or padding.lower() != "valid":
@@ -73,6 +73,11 @@ class LocallyConnected2D(Layer):
                     f"{(n - k) // s + 1}. Use a smaller kernel or a larger input."
                 )
             out.append((n - k) // s + 1)
+        arguments.check_elements(math.prod(out) * math.prod(self.kernel_size) * channels
+                                 * self.filters, "the kernel", self,
+                                 f"kernel_size {self.kernel_size}, strides {self.strides} and "
+                                 f"filters {self.filters} for input shape "
+                                 f"{format_shape(input_shape)}")
         if self.data_format == "channels_first":
             return (input_shape[0], self.filters, *out)
         return (input_shape[0], *out, self.filters)

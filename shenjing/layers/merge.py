@@ -1,6 +1,6 @@
 """Layers that merge several inputs: Add, Multiply, Concatenate."""
 
-from .. import ops
+from .. import arguments, ops
 from .base import Layer, format_shape
 
 
@@ -45,12 +45,15 @@ class Concatenate(Layer):
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
-        self.axis = axis
+        self.axis = arguments.integer(axis, "axis", self)
 
     def compute_output_shape(self, input_shape):
         if not isinstance(input_shape, list) or len(input_shape) < 2:
             raise self._error(f"expected a list of at least 2 inputs, got {input_shape}.")
         rank = len(input_shape[0])
+        if not -rank <= self.axis < rank:
+            raise self._error(f"axis {self.axis} is out of range for inputs of rank {rank}, got "
+                              + ", ".join(format_shape(s) for s in input_shape) + ".")
         axis = self.axis % rank
         if axis == 0:
             raise self._error("cannot concatenate along the batch axis.")

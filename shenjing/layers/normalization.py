@@ -1,8 +1,20 @@
 """BatchNormalization (Keras semantics: momentum 0.99, epsilon 1e-3, biased moving variance),
 and the per-sample GroupNormalization and LayerNormalization (Keras 3 names and defaults)."""
 
-from .. import initializers, ops, regularizers
+from .. import arguments, initializers, ops, regularizers
 from .base import Layer, format_shape
+
+
+def _initializers(layer, **named):
+    """Resolve each named initializer onto layer; a bad one is an error naming it."""
+    for name, value in named.items():
+        setattr(layer, name, arguments.lookup(initializers.get, value, name, layer))
+
+
+def _regularizers(layer, **named):
+    """Resolve each named regularizer onto layer; a bad one is an error naming it."""
+    for name, value in named.items():
+        setattr(layer, name, arguments.lookup(regularizers.get, value, name, layer))
 
 
 class BatchNormalization(Layer):
@@ -21,18 +33,17 @@ class BatchNormalization(Layer):
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= momentum <= 1.0:
-            raise self._error(f"momentum must be in [0, 1], got {momentum}.")
-        if epsilon <= 0:
-            raise self._error(f"epsilon must be > 0, got {epsilon}.")
-        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
-        self.center, self.scale = center, scale
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.axis = arguments.integer(axis, "axis", self)
+        self.momentum = arguments.number(momentum, "momentum", self, 0.0, 1.0)
+        self.epsilon = arguments.number(epsilon, "epsilon", self, 0.0, low_open=True)
+        self.center = arguments.boolean(center, "center", self)
+        self.scale = arguments.boolean(scale, "scale", self)
+        _initializers(self, beta_initializer=beta_initializer,
+                      gamma_initializer=gamma_initializer,
+                      moving_mean_initializer=moving_mean_initializer,
+                      moving_variance_initializer=moving_variance_initializer)
+        _regularizers(self, beta_regularizer=beta_regularizer,
+                      gamma_regularizer=gamma_regularizer)
 
     def compute_output_shape(self, input_shape):
         rank = len(input_shape)
@@ -80,6 +91,10 @@ class BatchNormalization(Layer):
         }
 
 
+def _as_axes(axis):
+    return list(axis) if isinstance(axis, (list, tuple)) else [axis]
+
+
 class _PerSampleNorm(Layer):
     """Shared by GroupNormalization and LayerNormalization: gamma/beta, no moving statistics,
     so training and inference compute the same thing."""
@@ -89,14 +104,14 @@ class _PerSampleNorm(Layer):
     def __init__(self, axis, epsilon, center, scale, beta_initializer, gamma_initializer,
                  beta_regularizer, gamma_regularizer, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise self._error(f"epsilon must be a number > 0, got {epsilon!r}.")
-        self.axis, self.epsilon = axis, float(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.axis = axis
+        self.epsilon = arguments.number(epsilon, "epsilon", self, 0.0, low_open=True)
+        self.center = arguments.boolean(center, "center", self)
+        self.scale = arguments.boolean(scale, "scale", self)
+        _initializers(self, beta_initializer=beta_initializer,
+                      gamma_initializer=gamma_initializer)
+        _regularizers(self, beta_regularizer=beta_regularizer,
+                      gamma_regularizer=gamma_regularizer)
 
     def _axes(self, input_shape):
         """The normalized axes of input_shape, as sorted non-negative ints (explained errors)."""
@@ -160,15 +175,13 @@ class GroupNormalization(_PerSampleNorm):
                  gamma_regularizer=None, **kwargs):
         super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer,
                          beta_regularizer, gamma_regularizer, **kwargs)
-        if isinstance(groups, bool) or not isinstance(groups, int) or (groups <= 0
-                                                                        and groups != -1):
-            raise self._error(
-                f"groups must be a positive integer (or -1 for one group per channel), got "
-                f"{groups!r}."
-            )
-        if not isinstance(axis, int) or isinstance(axis, bool):
-            raise self._error(f"axis must be an int (the channel axis), got {axis!r}.")
-        self.groups = groups
+        what = "a positive integer (or -1 for one group per channel)"
+        if not (arguments.is_int(groups) and groups == -1):
+            arguments.integer(groups, "groups", self, 1, what=what)
+        self.groups = int(groups)
+        if not arguments.is_int(axis):
+            raise arguments.fail(self, f"axis must be an int (the channel axis), got {axis!r}.",
+                                 arguments.ArgumentTypeError)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:
@@ -223,10 +236,10 @@ class LayerNormalization(_PerSampleNorm):
                          beta_regularizer, gamma_regularizer, **kwargs)
         if isinstance(axis, (list, tuple)):
             self.axis = list(axis)
-        elif isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(f"LayerNormalization '{self.name}': axis must be an int or a list "
-                            f"of ints, got {axis!r}.")
-        self.rms_scaling = bool(rms_scaling)
+        if not all(arguments.is_int(a) for a in _as_axes(axis)) or not _as_axes(axis):
+            raise arguments.fail(self, f"axis must be an int or a list of ints, got {axis!r}.",
+                                 arguments.ArgumentTypeError)
+        self.rms_scaling = arguments.boolean(rms_scaling, "rms_scaling", self)
 
     def compute_output_shape(self, input_shape):
         axes = self._axes(input_shape)

@@ -1,8 +1,9 @@
 """Pooling (sub-sampling) layers: max and average over windows, and global pooling."""
 
-from .. import ops
+from .. import arguments, ops
 from ..ops.conv import conv_output_length
 from .base import Layer, format_shape
+from .conv import check_window_sizes
 
 
 class _Pooling(Layer):
@@ -13,21 +14,11 @@ class _Pooling(Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = self._tuple(pool_size, "pool_size")
-        self.strides = self.pool_size if strides is None else self._tuple(strides, "strides")
-        padding = padding.lower() if isinstance(padding, str) else padding
-        if padding not in ("valid", "same"):
-            raise self._error(f"padding must be 'valid' or 'same', got {padding!r}.")
-        self.padding = padding
-        self.data_format = data_format or "channels_last"
-        if self.data_format not in ("channels_last", "channels_first"):
-            raise self._error(f"unknown data_format {data_format!r}.")
-
-    def _tuple(self, value, what):
-        values = (value,) * self.rank if isinstance(value, int) else tuple(value)
-        if len(values) != self.rank or not all(isinstance(v, int) and v > 0 for v in values):
-            raise self._error(f"{what} must be a positive int or {self.rank} of them, got {value!r}.")
-        return values
+        self.pool_size = arguments.int_tuple(pool_size, self.rank, "pool_size", self)
+        self.strides = self.pool_size if strides is None else arguments.int_tuple(
+            strides, self.rank, "strides", self)
+        self.padding = arguments.choice(padding, ("valid", "same"), "padding", self)
+        self.data_format = arguments.data_format(data_format, self)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != self.rank + 2:
@@ -35,6 +26,9 @@ class _Pooling(Layer):
                               f"{format_shape(input_shape)}.")
         first = self.data_format == "channels_first"
         spatial = input_shape[2:] if first else input_shape[1:-1]
+        channels = input_shape[1] if first else input_shape[-1]
+        check_window_sizes(self, input_shape, spatial, channels, self.pool_size, self.strides,
+                           (1,) * self.rank, self.padding, f"pool_size {self.pool_size}")
         sizes = []
         for n, k, s in zip(spatial, self.pool_size, self.strides):
             size = None if n is None else conv_output_length(n, k, s, self.padding, 1)
@@ -100,8 +94,8 @@ class _GlobalPooling(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = data_format or "channels_last"
-        self.keepdims = keepdims
+        self.data_format = arguments.data_format(data_format, self)
+        self.keepdims = arguments.boolean(keepdims, "keepdims", self)
 
     def _axes(self):
         first = self.data_format == "channels_first"

@@ -8,11 +8,18 @@ because the dropout mask on h_{t-1} sits inside the recurrence.
 
 import numpy as np
 
-from .. import initializers, ops, regularizers, utils
+from .. import arguments, initializers, ops, regularizers, utils
 from ..ops import activation as activations
 from ..ops import recurrent as recurrent_ops
 from ..tensor import Tensor
 from .base import Layer, format_shape
+
+
+def _activation_name(value, name, layer):
+    """A recurrent activation is kept by name, one the fused ops compute (or None: linear);
+    refused here rather than at the first call."""
+    value = "linear" if value is None else value
+    return arguments.choice(value, recurrent_ops.ACTIVATIONS, name, layer, lower=False)
 
 
 class _RNN(Layer):
@@ -28,26 +35,27 @@ class _RNN(Layer):
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=True, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or units <= 0:
-            raise self._error(f"units must be a positive integer, got {units!r}.")
-        for label, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise self._error(f"{label} must be in [0, 1), got {rate}.")
-        self.units, self.use_bias = int(units), use_bias
-        self.activation_name = activation or "linear"
-        activations.get(self.activation_name)  # validates the name
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
-        self.return_sequences, self.return_state = return_sequences, return_state
-        self.go_backwards, self.stateful, self.unroll = go_backwards, stateful, unroll
+        self.units = arguments.positive_int(units, "units", self)
+        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
+        self.activation_name = _activation_name(activation, "activation", self)
+        for name, value in (("kernel_initializer", kernel_initializer),
+                            ("recurrent_initializer", recurrent_initializer),
+                            ("bias_initializer", bias_initializer)):
+            setattr(self, name, arguments.lookup(initializers.get, value, name, self))
+        for name, value in (("kernel_regularizer", kernel_regularizer),
+                            ("recurrent_regularizer", recurrent_regularizer),
+                            ("bias_regularizer", bias_regularizer)):
+            setattr(self, name, arguments.lookup(regularizers.get, value, name, self))
+        self.dropout = arguments.rate(dropout, "dropout", self)
+        self.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", self)
+        flag = arguments.boolean
+        self.return_sequences = flag(return_sequences, "return_sequences", self)
+        self.return_state = flag(return_state, "return_state", self)
+        self.go_backwards = flag(go_backwards, "go_backwards", self)
+        self.stateful, self.unroll = flag(stateful, "stateful", self), flag(unroll, "unroll", self)
         # NOTE: the output at a masked step is zero (Keras's cuDNN path and Bidirectional);
         # False repeats the last real output there (Keras 3's generic loop default).
-        self.zero_output_for_mask = zero_output_for_mask
+        self.zero_output_for_mask = flag(zero_output_for_mask, "zero_output_for_mask", self)
         self.states = None  # kept between batches when stateful
         self.keep_state_grads = False  # set by diagnostics.hidden_state_gradients
         self.last_op = None
@@ -60,6 +68,12 @@ class _RNN(Layer):
         if self.built and input_shape[-1] != self.kernel.shape[0]:
             raise self._error(f"last input dim was {self.kernel.shape[0]} when built, got "
                               f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
+        if input_shape[-1] is None:
+            raise self._error(f"the features axis of {format_shape(input_shape)} must be known.")
+        width = self.gates * self.units
+        arguments.check_elements(max(input_shape[-1], self.units) * width, "a kernel", self,
+                                 f"units {self.units} for input shape "
+                                 f"{format_shape(input_shape)}")
         batch, steps = input_shape[0], input_shape[1]
         output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
@@ -215,9 +229,9 @@ class LSTM(_RNN):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias=True, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
-        self.recurrent_activation_name = recurrent_activation
-        activations.get(recurrent_activation)
-        self.unit_forget_bias = unit_forget_bias
+        self.recurrent_activation_name = _activation_name(recurrent_activation,
+                                                          "recurrent_activation", self)
+        self.unit_forget_bias = arguments.boolean(unit_forget_bias, "unit_forget_bias", self)
 
     def make_bias_initializer(self):
         if not self.unit_forget_bias:
@@ -270,9 +284,9 @@ class GRU(_RNN):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  reset_after=True, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
-        self.recurrent_activation_name = recurrent_activation
-        activations.get(recurrent_activation)
-        self.reset_after = reset_after
+        self.recurrent_activation_name = _activation_name(recurrent_activation,
+                                                          "recurrent_activation", self)
+        self.reset_after = arguments.boolean(reset_after, "reset_after", self)
 
     def bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

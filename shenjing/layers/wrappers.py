@@ -1,7 +1,18 @@
 """Wrappers: Bidirectional (a recurrent layer read both ways) and TimeDistributed."""
 
-from .. import ops
+from .. import arguments, ops
 from .base import Layer, format_shape
+
+
+def _recurrent(layer, name, where):
+    """layer, if it is a recurrent layer (SimpleRNN, LSTM, GRU): Bidirectional runs a copy of
+    it backward over time, so it needs go_backwards, return_sequences and states."""
+    from .recurrent import _RNN
+
+    if not isinstance(layer, _RNN):
+        raise arguments.fail(where, f"{name} must be a recurrent layer instance (SimpleRNN, LSTM "
+                             f"or GRU), got {layer!r}.", arguments.ArgumentTypeError)
+    return layer
 
 
 class Bidirectional(Layer):
@@ -22,7 +33,14 @@ class Bidirectional(Layer):
             layer = deserialize_layer(layer)
         if isinstance(backward_layer, dict):
             backward_layer = deserialize_layer(backward_layer)
-        self.forward_layer = layer
+        self.forward_layer = _recurrent(layer, "layer", self)
+        if backward_layer is not None:
+            _recurrent(backward_layer, "backward_layer", self)
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise self._error(
+                    "the forward and backward layers must have different go_backwards values "
+                    f"(Keras's rule), got {layer.go_backwards} for both."
+                )
         if backward_layer is None:
             spec = serialize_layer(layer)
             spec["config"] = {**spec["config"], "name": f"backward_{layer.name}",
@@ -134,6 +152,10 @@ class TimeDistributed(Layer):
             from ..saving.registry import deserialize_layer
 
             layer = deserialize_layer(layer)
+        if not isinstance(layer, Layer):
+            raise arguments.fail(self, f"layer must be a Layer instance (Keras: \"Please "
+                                 "initialize `TimeDistributed` layer with a `keras.layers.Layer` "
+                                 f"instance\"), got {layer!r}.", arguments.ArgumentTypeError)
         self.layer = layer
 
     def compute_output_shape(self, input_shape):
