@@ -17,7 +17,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import arguments, initializers, regularizers
+from ..errors import ArgumentError
 from ..ops.elementwise import cast
 from ..tensor import Tensor
 from ..variable import Variable
@@ -185,8 +186,8 @@ class Layer:
         return [penalty(w) for w, penalty in self._regularized]
 
     # ----- calling -----------------------------------------------------------------------
-    def _error(self, message: str) -> ValueError:
-        return ValueError(f"{type(self).__name__} '{self.name}': {message}")
+    def _error(self, message: str) -> ArgumentError:
+        return ArgumentError(f"{type(self).__name__} '{self.name}': {message}")
 
     def build_for(self, input_shape):
         """Build once for input_shape and return the output shape; errors name the layer."""
@@ -239,10 +240,12 @@ class Layer:
         return self._to_tensor(inputs)
 
     def _to_tensor(self, x):
-        """Floating inputs are cast to the layer's dtype, as Keras autocasts."""
+        """Floating inputs are cast to the layer's dtype, as Keras autocasts; complex, string
+        and object inputs and zero-size feature axes are refused (arguments.layer_input)."""
+        values = arguments.layer_input(x, self)
         if isinstance(x, Tensor):
             return x if x.dtype == self.dtype else cast(x, self.dtype)
-        return Tensor(np.asarray(x, dtype=self.dtype))
+        return Tensor(values.astype(self.dtype, copy=False))
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
