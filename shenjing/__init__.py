@@ -4,19 +4,17 @@ Keras-shaped surface (``Sequential``, ``layers.Conv2D``, ``compile/fit``), PyTor
 (``Tensor`` autograd, ``ops`` with hand-written backward passes), NumPy only.
 """
 
-from . import memory
-
-memory.keep_on_import()  # large temporaries reuse freed memory (see shenjing/memory.py)
-
-from . import (  # noqa: E402
-    callbacks, data, datasets, diagnostics, errors, initializers, interop, layers, losses,
-    metrics, ops, optimizers, regularizers, schedules, utils,
+# Importing changes nothing in the process: shenjing's malloc setting is taken when its work
+# starts and handed back after fit/evaluate/predict (see shenjing/memory.py, shenjing/config.py).
+from . import (
+    callbacks, config, data, datasets, diagnostics, errors, initializers, interop, layers,
+    losses, memory, metrics, ops, optimizers, regularizers, schedules, utils,
 )
-from .layers import Input  # noqa: E402
-from .models import Model, Sequential  # noqa: E402
-from .saving import load_model  # noqa: E402
-from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # noqa: E402
-from .variable import Variable  # noqa: E402
+from .layers import Input
+from .models import Model, Sequential
+from .saving import load_model
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+from .variable import Variable
 
 __version__ = "0.1.0"
 
@@ -24,5 +22,5 @@ __all__ = [
     "Input", "Model", "Sequential", "Tensor", "Variable", "callbacks", "data", "datasets",
     "enable_grad", "initializers", "is_grad_enabled", "layers", "load_model", "losses",
     "metrics", "no_grad", "ops", "optimizers", "regularizers", "schedules", "utils",
-    "diagnostics", "errors", "interop", "memory",
+    "diagnostics", "errors", "interop", "memory", "config",
 ]

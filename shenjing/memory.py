@@ -1,15 +1,41 @@
-"""Keep freed memory for reuse, so that large temporaries do not fault in fresh pages each step.
+"""Keep freed memory for reuse while shenjing works, within a stated bound, and hand it back.
 
-glibc's malloc hands arrays above its mmap threshold (128 KiB, growing to at most 32 MiB) to
-the kernel and back on every allocation: each training step then maps, zero-fills and faults
+Why: glibc's malloc hands arrays above its mmap threshold (128 KiB, growing to at most 32 MiB)
+to the kernel and back on every allocation: each training step then maps, zero-fills and faults
 in every large activation again, about 1 ms per 6 MB, which costs a CNN training step a quarter
-of its time. ``keep_freed_memory()`` raises the thresholds with ``mallopt`` (M_MMAP_THRESHOLD
-64 MiB, M_TRIM_THRESHOLD 512 MiB, M_TOP_PAD 64 MiB): freed blocks stay in the process for the
-next step. The process keeps up to ~0.5 GiB it no longer uses instead of returning it.
+of its time (turning this off makes the reference CNN step ~75% slower). So while shenjing works
+it raises the thresholds with ``mallopt`` (M_MMAP_THRESHOLD 64 MiB, M_TRIM_THRESHOLD 512 MiB,
+M_TOP_PAD 64 MiB), and freed blocks stay in the process for the next step.
 
-shenjing calls it once on import (Linux with glibc only); set ``SHENJING_KEEP_MEMORY=0`` in the
-environment before importing to leave malloc as it is. ``release()`` hands what is kept back
-to the operating system now (glibc's malloc_trim), for example after training.
+When (Linux with glibc only; elsewhere nothing happens):
+- Importing shenjing changes nothing. The setting is applied when shenjing's own work starts:
+  ``fit``/``evaluate``/``predict``, a ``*_on_batch`` call, or the first op (ops/parallel.py).
+- ``fit``/``evaluate``/``predict`` hand back when they finish (``session``): glibc's documented
+  defaults again (all three 128 KiB), then ``malloc_trim(0)``; unless another of them is still
+  running in some thread (a process-wide count under a lock). NOTE: any mallopt of the mmap
+  threshold turns off glibc's dynamic threshold, so after a hand-back blocks above 128 KiB are
+  always mapped afresh; a process that shenjing never worked in keeps glibc's dynamic one.
+- ``train_on_batch``/``test_on_batch``/``predict_on_batch`` and bare ops keep the setting
+  between calls (a user's loop of them would otherwise lose the gain at every call);
+  ``release()`` hands back on demand, and the next piece of work takes the setting again.
+
+The bound: the thresholds hold per malloc arena, and glibc gives each thread of the process an
+arena (up to 8 per core), so alone they would let a host whose threads churn memory keep
+~0.5 GiB per thread. So at every batch of fit/evaluate/predict/*_on_batch and every
+OPS_PER_CHECK-th op (ops/parallel.py), ``at_work`` reads ``mallinfo2().fordblks`` (free bytes
+in all arenas; glibc >= 2.33, ~3 us) and calls ``malloc_trim(0)`` when it exceeds by more than
+``LIMIT`` (512 MiB) the free bytes malloc held when the setting was applied or after the last
+trim (memory a trim cannot return, as fragments between live blocks, stays out of the count, so
+a process with such fragments does not trim at every batch). Measured between steps: the
+reference CNN training step (batch 64) keeps 162 MiB by that count, the LSTM step 139 MiB, so
+neither trims. malloc_trim returns every arena's free pages except the top of each thread
+arena's last heap (at most 64 MiB each), which glibc's own dynamic threshold keeps too. Without
+mallinfo2 (older glibc) there is no check: the hand-backs and ``release()`` still work.
+
+Off: ``SHENJING_KEEP_MEMORY=0`` in the environment (read on import), or
+``shenjing.config.set_keep_memory(False)`` (restores the defaults and trims at once). Nothing
+is applied either when the environment already tunes these settings (``MALLOC_*_`` variables,
+``glibc.malloc.*`` in GLIBC_TUNABLES): the host's choice stands.
 
 ``new_block`` gives memory for buffers that are reused every step: it starts on a cache line
 (NumPy's arrays start 16 bytes into one) and comes from huge pages when large.
@@ -17,59 +43,198 @@ to the operating system now (glibc's malloc_trim), for example after training.
 
 import ctypes
 import ctypes.util
+import functools
 import mmap
 import os
 import sys
+import threading
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # from glibc's malloc.h
 MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 512 << 20
 TOP_PAD = 64 << 20
+GLIBC_DEFAULT = 128 << 10  # man mallopt: the default of all three settings
+LIMIT = 512 << 20  # free bytes kept beyond the floor before at_work trims (see the docstring)
+OPS_PER_CHECK = 64  # ops/parallel.py calls at_work once per this many outermost ops
 
-kept = False  # whether keep_freed_memory() has changed malloc's settings in this process
+_OFF = ("0", "false", "no", "off")
+_TUNABLES = ("mmap_threshold", "trim_threshold", "top_pad")
 
 
-def _libc():
-    """glibc's C library, or None on other systems and libcs."""
+def env_flag(name: str) -> bool:
+    """False when the environment variable name is '0', 'false', 'no' or 'off', else True."""
+    return os.environ.get(name, "1").strip().lower() not in _OFF
+
+
+def _tuned_by_environment() -> bool:
+    """Whether the environment sets any of the three malloc settings itself."""
+    if any(f"MALLOC_{name.upper()}_" in os.environ for name in _TUNABLES):
+        return True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(f"glibc.malloc.{name}" in tunables for name in _TUNABLES)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _load_libc():
+    """glibc's C library with mallopt/malloc_trim typed, or None on other systems and libcs."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
-    glibc = hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")  # not musl
-    return libc if glibc else None
+    if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):  # musl
+        return None
+    libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    if hasattr(libc, "mallinfo2"):  # glibc >= 2.33
+        libc.mallinfo2.argtypes, libc.mallinfo2.restype = (), _MallInfo2
+    return libc
+
+
+_libc = _load_libc()
+_mallinfo2 = getattr(_libc, "mallinfo2", None)
+_lock = threading.Lock()
+_enabled = env_flag("SHENJING_KEEP_MEMORY") and not _tuned_by_environment()
+_limit = LIMIT
+_sessions = 0  # fit/evaluate/predict calls running now, in all threads
+_floor = 0  # free bytes malloc held when the setting was applied or after the last trim
+_after_release = []  # callbacks release() runs (on_release)
+kept = False  # whether shenjing's setting is applied now
+
+
+def _free_bytes() -> int:
+    return _mallinfo2().fordblks if _mallinfo2 is not None else 0
+
+
+def _set(mmap_threshold, trim_threshold, top_pad):
+    _libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
+    _libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    _libc.mallopt(M_TOP_PAD, top_pad)
+
+
+def _apply():
+    """Take the setting if it is on and not applied yet (with _lock held)."""
+    global kept, _floor
+    if kept or not _enabled or _libc is None:
+        return
+    _set(MMAP_THRESHOLD, TRIM_THRESHOLD, TOP_PAD)
+    kept, _floor = True, _free_bytes()
+
+
+def _hand_back():
+    """glibc's documented defaults again, and what was kept back to the system (_lock held)."""
+    global kept
+    if kept:
+        _set(GLIBC_DEFAULT, GLIBC_DEFAULT, GLIBC_DEFAULT)
+        kept = False
+    _libc.malloc_trim(0)
+
+
+def _check_limit():
+    """malloc_trim(0) when malloc holds more than _limit free bytes over the floor (_lock held)."""
+    global _floor
+    free = _free_bytes()
+    if free < _floor:
+        _floor = free
+    elif free - _floor > _limit:
+        _libc.malloc_trim(0)
+        _floor = _free_bytes()
+
+
+def at_work() -> None:
+    """A piece of shenjing's work starts (a batch, or every OPS_PER_CHECK-th op): take the
+    setting if it is on, else keep what is kept within the limit."""
+    if not kept and not _enabled:
+        return
+    with _lock:
+        if kept:
+            if _mallinfo2 is not None:
+                _check_limit()
+        else:
+            _apply()
+
+
+def at_batch(method):
+    """Decorator for a per-batch method (train/test step, predict_on_batch): at_work first."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        at_work()
+        return method(*args, **kwargs)
+    return wrapper
+
+
+def session(method):
+    """Decorator for fit/evaluate/predict: the setting while it runs, handed back when the
+    last such call running in the process finishes (see the module docstring)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        global _sessions
+        with _lock:
+            _sessions += 1
+            _apply()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            with _lock:
+                _sessions -= 1
+                if _sessions == 0 and kept:
+                    _hand_back()
+    return wrapper
 
 
 def release() -> bool:
-    """Give the freed memory malloc keeps back to the operating system; True if it could."""
-    libc = _libc()
-    if libc is None:
+    """Hand back now: glibc's defaults if shenjing's setting is applied, then malloc_trim(0);
+    the next piece of shenjing's work takes the setting again. True where glibc is."""
+    if _libc is None:
         return False
-    libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
-    libc.malloc_trim(0)
+    with _lock:
+        _hand_back()
+    for callback in _after_release:
+        callback()
     return True
 
 
-def keep_freed_memory() -> bool:
-    """Tell glibc's malloc to keep freed blocks (see the module docstring); True if it did."""
-    global kept
-    libc = _libc()
-    if libc is None:
-        return False
-    mallopt = libc.mallopt
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    done = [mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-            mallopt(M_TOP_PAD, TOP_PAD)]
-    kept = all(result == 1 for result in done)
-    return kept
+def on_release(callback) -> None:
+    """Run callback() after each release(): ops/parallel.py then checks again at the next op."""
+    _after_release.append(callback)
 
 
-def keep_on_import() -> bool:
-    """keep_freed_memory() unless SHENJING_KEEP_MEMORY is '0', 'false' or 'no'."""
-    if os.environ.get("SHENJING_KEEP_MEMORY", "1").strip().lower() in ("0", "false", "no"):
-        return False
-    return keep_freed_memory()
+def set_enabled(enabled: bool, limit: int | None = None) -> None:
+    """Turn the setting on or off for this process (off: defaults and a trim at once); limit
+    in bytes replaces LIMIT. Used by shenjing.config.set_keep_memory."""
+    global _enabled, _limit
+    with _lock:
+        _enabled = enabled
+        if limit is not None:
+            _limit = limit
+        if not enabled and kept:
+            _hand_back()
+        elif enabled and _sessions:
+            _apply()
+    if enabled:
+        for callback in _after_release:  # bare ops take it at the next op, not 64 ops later
+            callback()
+
+
+def is_enabled() -> bool:
+    """Whether shenjing takes the setting when its work starts."""
+    return _enabled
+
+
+def _after_fork():
+    """A forked child has none of the parent's threads, so none holds the lock."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 # ----- aligned buffers ------------------------------------------------------------------------

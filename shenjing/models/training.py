@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from .. import losses as losses_module
+from .. import memory
 from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..callbacks.base import CallbackList, History
@@ -124,6 +125,7 @@ class TrainingMixin:
         for _, metric in self._metrics or []:
             metric.reset_state()
 
+    @memory.at_batch  # keeps the malloc setting within its limit (shenjing/memory.py)
     def _train_step(self, x, y, sample_weight):
         variables = self.trainable_weights
         for v in variables:
@@ -138,6 +140,7 @@ class TrainingMixin:
         self.optimizer.apply(variables)
         self._update_metrics(float(total.data), y, y_pred, sample_weight, len(_as_list(x)[0]))
 
+    @memory.at_batch
     def _test_step(self, x, y, sample_weight):
         with no_grad():
             y_pred = self(self._inputs(x), training=False)
@@ -159,6 +162,7 @@ class TrainingMixin:
         self._test_step(x, y, sample_weight)
         return self._result(return_dict)
 
+    @memory.at_batch  # *_on_batch keep the setting between calls; memory.release() ends it
     def predict_on_batch(self, x):
         with no_grad():
             out = self(self._inputs(x), training=False)
@@ -172,6 +176,7 @@ class TrainingMixin:
         return values[0] if len(values) == 1 else values
 
     # ----- loops -------------------------------------------------------------------------
+    @memory.session  # the malloc setting while it runs, handed back at the end
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0):
@@ -263,6 +268,7 @@ class TrainingMixin:
         return CallbackList(callbacks, model=self, verbose=verbose,
                             params={"steps": steps, "verbose": verbose})
 
+    @memory.session
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
                  return_dict=False, callbacks=None):
         """Loss and metrics over (x, y) in inference mode."""
@@ -271,6 +277,7 @@ class TrainingMixin:
         logs = self._evaluate_logs(x, y, batch_size, sample_weight, hooks=hooks)
         return self._result(return_dict, logs)
 
+    @memory.session
     def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """Outputs for x, computed batch by batch in inference mode, as NumPy arrays."""
         xs = _as_list(x)

@@ -8,8 +8,18 @@ one thread, where a hand-off would cost more than it saves.
 OpenBLAS's own worker threads spin for a while after each product, taking the second core from
 those passes; so while a shenjing op runs (``own_threads()``), NumPy's OpenBLAS is told to use
 one thread, and large products are split over the two threads here instead (``matmul``). That
-took the reference CNN's training step from 38 to 28 ms. Outside shenjing's ops the BLAS keeps
-its own setting; other BLAS libraries (MKL, Accelerate) are left alone.
+took the reference CNN's training step from 38 to 28 ms. OpenBLAS's thread count is one number
+for the whole process (its ``_local`` setter too), so while an op runs, other threads' products
+also run on one thread; the setting is restored when the outermost op of the thread that set it
+returns, and left alone where it already is 1 or the machine has one core. Other BLAS libraries
+(MKL, Accelerate) are left alone. ``SHENJING_BLAS_ONE_THREAD=0`` (read on import) or
+``shenjing.config.set_blas_one_thread(False)`` turns the narrowing off (turned off while an op
+runs in this thread, the BLAS gets its setting back at once; other threads' ops restore theirs
+when they return).
+
+``own_threads`` is also where ops tell shenjing.memory that work runs: the first op takes the
+malloc setting, and every memory.OPS_PER_CHECK-th keeps what is kept within its limit; the per-op
+cost is one module-global countdown.
 """
 
 import ctypes
@@ -19,6 +29,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .. import memory
 
 THREADS = max(1, min(2, os.cpu_count() or 1))
 MIN_ELEMENTS = 1 << 19  # below this, one thread (hand-off ~20 us vs ~50 us of work)
@@ -70,6 +82,36 @@ def _openblas_controls():
 
 _blas = _openblas_controls()
 _state = threading.local()  # depth of own_threads, and the BLAS setting it saved
+_narrow_blas = memory.env_flag("SHENJING_BLAS_ONE_THREAD")
+_ops_to_memory_check = 0  # the first op takes the malloc setting (shenjing.memory)
+
+
+def _memory_check():
+    global _ops_to_memory_check
+    _ops_to_memory_check = memory.OPS_PER_CHECK
+    memory.at_work()
+
+
+def _check_at_next_op():
+    global _ops_to_memory_check
+    _ops_to_memory_check = 0
+
+
+memory.on_release(_check_at_next_op)
+
+
+def set_blas_one_thread(enabled: bool) -> None:
+    """Whether ops narrow NumPy's OpenBLAS to one thread while they run (see the docstring)."""
+    global _narrow_blas
+    _narrow_blas = enabled
+    saved = getattr(_state, "saved", None)
+    if not enabled and getattr(_state, "depth", 0) and saved not in (None, 1):
+        _blas[0](saved)  # inside an op of this thread: the setting back now, not at its exit
+        _state.saved = None
+
+
+def blas_one_thread() -> bool:
+    return _narrow_blas
 
 
 class own_threads:
@@ -78,11 +120,15 @@ class own_threads:
     __slots__ = ()
 
     def __enter__(self):
+        global _ops_to_memory_check
         depth = getattr(_state, "depth", 0)
         _state.depth = depth + 1
         if depth == 0:
+            _ops_to_memory_check -= 1
+            if _ops_to_memory_check < 0:
+                _memory_check()
             _state.saved = None
-            if _blas is not None and THREADS > 1:
+            if _narrow_blas and _blas is not None and THREADS > 1:
                 _state.saved = _blas[1]()
                 if _state.saved != 1:
                     _blas[0](1)

@@ -1,0 +1,56 @@
+"""Process-wide settings, as Keras 3's ``keras.config``: here, what shenjing may change in the
+process it runs in (README, "What shenjing changes in its process").
+
+- ``set_keep_memory(False)``: leave glibc's malloc settings alone (shenjing/memory.py); the
+  environment's ``SHENJING_KEEP_MEMORY=0`` does the same from the start. Code wins over the
+  environment.
+- ``set_blas_one_thread(False)``: leave NumPy's OpenBLAS thread count alone while ops run
+  (shenjing/ops/parallel.py); the environment's ``SHENJING_BLAS_ONE_THREAD=0`` likewise.
+"""
+
+from . import memory
+from .errors import ArgumentError, ArgumentTypeError
+from .ops import parallel
+
+
+def _check_flag(function, enabled):
+    if not isinstance(enabled, bool):
+        raise ArgumentTypeError(f"{function}: enabled must be True or False, got "
+                                f"{enabled!r} of type {type(enabled).__name__}.")
+
+
+def set_keep_memory(enabled: bool, limit_mib: int | None = None) -> None:
+    """Whether shenjing keeps freed memory for reuse while it works (default True: a CNN
+    training step runs ~1.75x faster). False while it is applied restores glibc's defaults and
+    hands the kept memory back at once. limit_mib (default 512): how much freed memory it may
+    keep beyond what malloc held anyway before it trims (shenjing/memory.py)."""
+    _check_flag("set_keep_memory", enabled)
+    if limit_mib is not None:
+        if isinstance(limit_mib, bool) or not isinstance(limit_mib, int):
+            raise ArgumentTypeError(f"set_keep_memory: limit_mib must be an int (MiB), got "
+                                    f"{limit_mib!r} of type {type(limit_mib).__name__}.")
+        if limit_mib <= 0:
+            raise ArgumentError(f"set_keep_memory: limit_mib must be > 0, got {limit_mib}.")
+    memory.set_enabled(enabled, None if limit_mib is None else limit_mib << 20)
+
+
+def keep_memory() -> bool:
+    """Whether shenjing keeps freed memory while it works (set_keep_memory)."""
+    return memory.is_enabled()
+
+
+def set_blas_one_thread(enabled: bool) -> None:
+    """Whether NumPy's OpenBLAS runs on one thread while a shenjing op runs (default True: its
+    idle workers would spin on the core shenjing's own second thread uses). The count is
+    process-wide, so other threads' products run on one thread during an op too; False leaves
+    it alone (and, called inside an op, gives it back at once)."""
+    _check_flag("set_blas_one_thread", enabled)
+    parallel.set_blas_one_thread(enabled)
+
+
+def blas_one_thread() -> bool:
+    """Whether ops narrow NumPy's OpenBLAS to one thread while they run."""
+    return parallel.blas_one_thread()
+
+
+__all__ = ["blas_one_thread", "keep_memory", "set_blas_one_thread", "set_keep_memory"]
