@@ -139,7 +139,7 @@ def open_regular_file(path):
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _NOT_REGULAR if test(mode)), "another kind of file")
+            kind = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
             raise FileFormatError(path, f"it is {kind}, not a regular file", field="path")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)

@@ -64,13 +64,14 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
 
 def restore_saved_rng(model, initial_epoch) -> bool:
     """When ``fit`` resumes a loaded model where it stopped (``initial_epoch`` equal to
-    ``model.completed_epochs``), put the random state saved with it back, once; True if it did.
-    Called by fit: restoring it on load would change the host process's random stream."""
+    ``model.completed_epochs``), put the random state saved with it back; True if it did.
+    Called by fit: restoring it on load would change the host process's random stream. Only
+    the first fit after the load can resume: any fit forgets the saved state."""
     state = getattr(model, "_saved_rng_state", None)
+    model._saved_rng_state = None
     if state is None or initial_epoch != model.completed_epochs:
         return False
     utils.set_rng_state(state)
-    model._saved_rng_state = None
     return True
 
 

@@ -18,6 +18,11 @@ _REGISTRY: dict[str, type] = {}
 _custom_objects: contextvars.ContextVar = contextvars.ContextVar("custom_objects", default=None)
 
 
+class CustomObjectError(ArgumentTypeError):
+    """A custom_objects entry (or a registered object) that is not the class it must be: the
+    caller's mistake, not the file's, so it is not turned into a file error."""
+
+
 class LayerConfigError(ArgumentError):
     """A saved layer config that cannot be rebuilt. ``where`` lists the layers from the
     outermost ("Sequential 'small'", "Dense 'dense'"); ``problem`` says what is wrong."""
@@ -63,10 +68,10 @@ def _builds_a_working_layer(obj) -> bool:
 
 def _check_layer_class(cls, where):
     if not isinstance(cls, type):
-        raise ArgumentTypeError(f"{where}: expected a Layer subclass, got "
+        raise CustomObjectError(f"{where}: expected a Layer subclass, got "
                                 f"{type(cls).__name__} {cls!r:.80}.")
     if not _builds_a_working_layer(cls):
-        raise ArgumentTypeError(f"{where}: expected a Layer subclass that implements call(), "
+        raise CustomObjectError(f"{where}: expected a Layer subclass that implements call(), "
                                 f"got {cls.__name__}.")
 
 
@@ -110,9 +115,9 @@ def _deserialize(spec, custom_objects):
             check_model_config(cls, config)
             return cls.from_config(config, custom_objects=custom_objects)
         return cls.from_config(config)
-    except (LayerConfigError, FileFormatError) as error:
-        if isinstance(error, FileFormatError):
-            raise
+    except (FileFormatError, CustomObjectError):
+        raise
+    except LayerConfigError as error:
         raise LayerConfigError([label, *error.where], error.problem) from error
     except (ShenjingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise LayerConfigError([label], _explain(cls, config, error)) from error

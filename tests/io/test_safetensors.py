@@ -470,3 +470,22 @@ def test_reference_package_also_refuses_the_bad_files(tmp_path, st, name, data):
     path.write_bytes(data)
     with pytest.raises((st.SafetensorError, ValueError)):  # ValueError: NumPy's 64-dim limit
         load_file(path)
+
+
+@pytest.mark.parametrize("reader", [read_safetensors, read_safetensors_metadata])
+def test_named_pipe_and_directory_are_refused_without_blocking(tmp_path, reader):
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)  # opening it for reading would wait for a writer
+    for path, kind in ((pipe, "named pipe"), (tmp_path, "directory")):
+        with pytest.raises(FileFormatError, match=kind) as info:
+            reader(path)
+        assert str(path) in str(info.value)
+
+
+def test_file_format_error_wording_with_and_without_a_field():
+    framing = FileFormatError("m.safetensors", "the header is not UTF-8")
+    assert str(framing) == "m.safetensors: not a valid safetensors file: the header is not UTF-8."
+    entry = FileFormatError("m.safetensors", "'loss' must be a non-empty list",
+                            field="compile_config")
+    assert str(entry) == "m.safetensors: compile_config: 'loss' must be a non-empty list."
+    assert entry.field == "compile_config" and isinstance(entry, ValueError)
