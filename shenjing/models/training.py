@@ -19,7 +19,6 @@ from ..callbacks.base import CallbackList, History
 from ..data import class_weight_to_sample_weight, split_validation
 from ..progbar import is_dynamic
 from ..tensor import no_grad
-from . import resume
 
 
 def _as_list(x):
@@ -36,10 +35,6 @@ def _num_samples(arrays) -> int:
 
 def _take(arrays, index):
     return [None if a is None else a[index] for a in arrays]
-
-
-def _epoch_order(n, shuffle):
-    return utils.get_rng().permutation(n) if shuffle else np.arange(n)
 
 
 class TrainingMixin:
@@ -116,7 +111,6 @@ class TrainingMixin:
         y_true, y_pred = _as_list(y_true), [np.asarray(p) for p in _as_list(y_pred)]
         if self._metrics is None:
             self._resolve_metrics(y_true, y_pred)
-            resume.apply_pending_metric_totals(self)  # a resumed epoch's totals so far
         for index, metric in self._metrics:
             metric.update_state(y_true[index], y_pred[index], sample_weight)
 
@@ -221,24 +215,17 @@ class TrainingMixin:
         from ..saving.loading import restore_saved_rng
 
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
-        saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
-        self._fit_callbacks = callback_list.callbacks  # checkpoints save their states
         callback_list.on_train_begin()
-        if saved is not None:
-            saved.restore_callbacks(callback_list.callbacks)
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
             self._reset_metrics()
-            order, first_step = resume.start_epoch(  # (0, a fresh order) unless resuming
-                self, epoch, steps, lambda: _epoch_order(n, shuffle),
-                saved if epoch == initial_epoch else None)
-            for step in range(first_step, steps):
+            order = utils.get_rng().permutation(n) if shuffle else np.arange(n)
+            for step in range(steps):
                 index = order[step * batch_size:(step + 1) * batch_size]
                 callback_list.on_train_batch_begin(step)
                 batch_x, batch_y = _take(xs, index), _take(ys, index)
                 weights = None if sample_weight is None else sample_weight[index]
                 self._train_step(batch_x, batch_y, weights)
-                resume.note_batch_done(self, step + 1)
                 callback_list.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
@@ -251,7 +238,6 @@ class TrainingMixin:
             if self.stop_training:
                 break
         callback_list.on_train_end()
-        resume.note_fit_end(self)
         self.history = history
         return history
 
