@@ -19,6 +19,8 @@ from ..callbacks.base import CallbackList, History
 from ..data import class_weight_to_sample_weight, split_validation
 from ..progbar import is_dynamic
 from ..tensor import no_grad
+from . import resume
+from . import fit_arguments
 
 
 def _as_list(x):
@@ -35,6 +37,10 @@ def _num_samples(arrays) -> int:
 
 def _take(arrays, index):
     return [None if a is None else a[index] for a in arrays]
+
+
+def _epoch_order(n, shuffle):
+    return utils.get_rng().permutation(n) if shuffle else np.arange(n)
 
 
 class TrainingMixin:
@@ -111,6 +117,7 @@ class TrainingMixin:
         y_true, y_pred = _as_list(y_true), [np.asarray(p) for p in _as_list(y_pred)]
         if self._metrics is None:
             self._resolve_metrics(y_true, y_pred)
+            resume.apply_pending_metric_totals(self)  # a resumed epoch's totals so far
         for index, metric in self._metrics:
             metric.update_state(y_true[index], y_pred[index], sample_weight)
 
@@ -152,18 +159,21 @@ class TrainingMixin:
     def train_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
         self._require_compiled("train_on_batch")
+        x, y, sample_weight = fit_arguments.check_batch("train_on_batch", x, y, sample_weight)
         self._reset_metrics()
         self._train_step(x, y, sample_weight)
         return self._result(return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
+        x, y, sample_weight = fit_arguments.check_batch("test_on_batch", x, y, sample_weight)
         self._reset_metrics()
         self._test_step(x, y, sample_weight)
         return self._result(return_dict)
 
     @memory.at_batch  # *_on_batch keep the setting between calls; memory.release() ends it
     def predict_on_batch(self, x):
+        x = fit_arguments.check_batch("predict_on_batch", x, targets=False)[0]
         with no_grad():
             out = self(self._inputs(x), training=False)
         return [o.numpy() for o in out] if isinstance(out, list) else out.numpy()
@@ -188,6 +198,10 @@ class TrainingMixin:
         state saved with it (load_model leaves the process's random state alone).
         """
         self._require_compiled("fit")
+        x, y, sample_weight, batch_size, verbose, validation_split, validation_data = (
+            fit_arguments.check_fit("fit", x, y, batch_size, epochs, verbose, validation_split,
+                                    validation_data, shuffle, class_weight, sample_weight,
+                                    initial_epoch))
         xs, ys = _as_list(x), _as_list(y)
         if class_weight is not None:
             if sample_weight is not None:
@@ -215,17 +229,24 @@ class TrainingMixin:
         from ..saving.loading import restore_saved_rng
 
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
+        saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
+        self._fit_callbacks = callback_list.callbacks  # checkpoints save their states
         callback_list.on_train_begin()
+        if saved is not None:
+            saved.restore_callbacks(callback_list.callbacks)
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
             self._reset_metrics()
-            order = utils.get_rng().permutation(n) if shuffle else np.arange(n)
-            for step in range(steps):
+            order, first_step = resume.start_epoch(  # (0, a fresh order) unless resuming
+                self, epoch, steps, lambda: _epoch_order(n, shuffle),
+                saved if epoch == initial_epoch else None)
+            for step in range(first_step, steps):
                 index = order[step * batch_size:(step + 1) * batch_size]
                 callback_list.on_train_batch_begin(step)
                 batch_x, batch_y = _take(xs, index), _take(ys, index)
                 weights = None if sample_weight is None else sample_weight[index]
                 self._train_step(batch_x, batch_y, weights)
+                resume.note_batch_done(self, step + 1)
                 callback_list.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
@@ -238,6 +259,7 @@ class TrainingMixin:
             if self.stop_training:
                 break
         callback_list.on_train_end()
+        resume.note_fit_end(self)
         self.history = history
         return history
 
@@ -273,6 +295,8 @@ class TrainingMixin:
                  return_dict=False, callbacks=None):
         """Loss and metrics over (x, y) in inference mode."""
         self._require_compiled("evaluate")
+        x, y, sample_weight, batch_size, verbose = fit_arguments.check_evaluate(
+            "evaluate", x, y, batch_size, verbose, sample_weight)
         hooks = self._hooks(callbacks, verbose, _num_samples(_as_list(x)), batch_size)
         logs = self._evaluate_logs(x, y, batch_size, sample_weight, hooks=hooks)
         return self._result(return_dict, logs)
@@ -280,6 +304,7 @@ class TrainingMixin:
     @memory.session
     def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """Outputs for x, computed batch by batch in inference mode, as NumPy arrays."""
+        x, batch_size, verbose = fit_arguments.check_predict("predict", x, batch_size, verbose)
         xs = _as_list(x)
         n = _num_samples(xs)
         hooks = self._hooks(callbacks, verbose, n, batch_size)
