@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from .errors import ArgumentError, ArgumentTypeError
 from .ops import loss as _ops
 from .ops.elementwise import cast
 from .ops.reduce import sum as _sum
@@ -53,7 +54,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
         # the op averages over the last axis: move the axis there
         y_true = y_true if isinstance(y_true, Tensor) else np.asarray(y_true)
         if np.shape(y_true) != y_pred.shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"binary_crossentropy: y_true and y_pred must have the same shape for axis="
                 f"{axis}, got y_true {np.shape(y_true)} and y_pred {y_pred.shape}."
             )
@@ -90,12 +91,12 @@ class Loss:
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         self.name = name or _snake(type(self).__name__)
         if reduction not in REDUCTIONS:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}: reduction must be one of 'sum_over_batch_size', "
                 f"'mean', 'mean_with_sample_weight', 'sum', 'none' or None, got {reduction!r}."
             )
         if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
-            raise TypeError(f"{type(self).__name__}: dtype must be floating, got {dtype!r}.")
+            raise ArgumentTypeError(f"{type(self).__name__}: dtype must be floating, got {dtype!r}.")
         self.reduction = reduction
         self.dtype = None if dtype is None else np.dtype(dtype).name
 
@@ -132,7 +133,7 @@ class LossFunctionWrapper(Loss):
 
     def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **kwargs):
         if not callable(fn):
-            raise TypeError(f"LossFunctionWrapper: fn must be callable, got {fn!r}.")
+            raise ArgumentTypeError(f"LossFunctionWrapper: fn must be callable, got {fn!r}.")
         super().__init__(name=name or getattr(fn, "__name__", None), reduction=reduction,
                          dtype=dtype)
         self.fn, self._fn_kwargs = fn, kwargs
@@ -148,7 +149,7 @@ class LossFunctionWrapper(Loss):
         config = super().get_config()
         if type(self) is LossFunctionWrapper:
             if _FUNCTIONS.get(getattr(self.fn, "__name__", None)) is not self.fn:
-                raise ValueError(
+                raise ArgumentError(
                     f"LossFunctionWrapper '{self.name}': only built-in loss functions can be "
                     f"serialized ({', '.join(sorted(_FUNCTIONS))}), got {self.fn!r}."
                 )
@@ -194,7 +195,7 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
                  axis=-1, name="sparse_categorical_crossentropy", dtype=None):
         if ignore_class is not None and (isinstance(ignore_class, bool)
                                          or not isinstance(ignore_class, (int, np.integer))):
-            raise TypeError(f"{type(self).__name__}: ignore_class must be an int or None, got "
+            raise ArgumentTypeError(f"{type(self).__name__}: ignore_class must be an int or None, got "
                             f"{ignore_class!r}.")
         _check_axis(type(self).__name__, axis)
         ignore_class = None if ignore_class is None else int(ignore_class)
@@ -247,7 +248,7 @@ class Huber(LossFunctionWrapper):
                  dtype=None):
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) or not (
                 np.isfinite(delta) and delta > 0):
-            raise ValueError(f"Huber: delta must be a finite number > 0, got {delta!r}.")
+            raise ArgumentError(f"Huber: delta must be a finite number > 0, got {delta!r}.")
         super().__init__(huber, reduction, name, dtype, delta=float(delta))
 
 
@@ -283,13 +284,13 @@ def get(identifier, custom_objects=None):
         return _lookup(identifier, _NAMES, "loss")()
     if isinstance(identifier, dict):
         if not isinstance(identifier.get("config", {}), dict):
-            raise TypeError(f"loss: config must be a dict, got {identifier.get('config')!r}.")
+            raise ArgumentTypeError(f"loss: config must be a dict, got {identifier.get('config')!r}.")
         cls = _lookup(identifier.get("class_name"), {**_CLASSES, **(custom_objects or {})},
                       "loss class")
         return cls.from_config(identifier.get("config", {}))
     if callable(identifier):
         return LossFunctionWrapper(identifier)
-    raise ValueError(f"loss: could not interpret loss identifier {identifier!r}; expected a "
+    raise ArgumentError(f"loss: could not interpret loss identifier {identifier!r}; expected a "
                      f"name, a Loss, a config dict or a callable(y_true, y_pred).")
 
 
@@ -298,7 +299,7 @@ def serialize(loss) -> dict:
     as the LossFunctionWrapper around them."""
     if not isinstance(loss, Loss):
         if _FUNCTIONS.get(getattr(loss, "__name__", None)) is not loss:
-            raise ValueError(f"serialize: expected a Loss or a built-in loss function, got "
+            raise ArgumentError(f"serialize: expected a Loss or a built-in loss function, got "
                              f"{loss!r}.")
         loss = LossFunctionWrapper(loss)
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
@@ -342,7 +343,7 @@ def _reduce_weighted(name, values, sample_weight, mask, reduction):
         try:
             np.broadcast_shapes(values.shape, sample_weight.shape)
         except ValueError:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: sample_weight of shape {np.shape(sample_weight)} does not match the "
                 f"per-sample losses of shape {values.shape}; expected (batch,) or {values.shape}."
             ) from None
@@ -380,21 +381,21 @@ def _ignored(y_true, y_pred, ignore_class, axis):
 def _check_smoothing(name, label_smoothing):
     if isinstance(label_smoothing, bool) or not isinstance(
             label_smoothing, (int, float, np.number)) or not 0 <= label_smoothing <= 1:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}.")
+        raise ArgumentError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}.")
 
 
 def _check_axis(name, axis, ndim=None):
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name}: axis must be an int, got {axis!r}.")
+        raise ArgumentTypeError(f"{name}: axis must be an int, got {axis!r}.")
     if ndim is not None and not -ndim <= axis < ndim:
-        raise ValueError(f"{name}: axis {axis} is out of range for y_pred of rank {ndim}.")
+        raise ArgumentError(f"{name}: axis {axis} is out of range for y_pred of rank {ndim}.")
     return axis % ndim if ndim else axis
 
 
 def _lookup(name, table, what):
     if isinstance(name, str) and name in table:
         return table[name]
-    raise ValueError(f"{what.split()[0]}: unknown {what} {name!r}; known: "
+    raise ArgumentError(f"{what.split()[0]}: unknown {what} {name!r}; known: "
                      f"{', '.join(sorted(table))}.")
 
 

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor
 from .activation import _stable_sigmoid
 from .elementwise import cast
@@ -88,7 +89,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     _check_smoothing(name, label_smoothing)
     y_true, y_pred = _align(name, y_true, y_pred)
     if y_pred.ndim == 0:
-        raise ValueError(f"{name}: expected y_pred with a class axis, got shape {y_pred.shape}.")
+        raise ArgumentError(f"{name}: expected y_pred with a class axis, got shape {y_pred.shape}.")
     axis = _check_axis(name, y_pred, axis)
     op = CategoricalCrossentropy(bool(from_logits), float(label_smoothing), axis)
     return _reduce(op(y_pred, y_true), reduction)
@@ -152,7 +153,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1,
     _check_reduction(name, reduction)
     y_pred = _prediction(name, y_pred)
     if y_pred.ndim == 0:
-        raise ValueError(f"{name}: expected y_pred with a class axis, got shape {y_pred.shape}.")
+        raise ArgumentError(f"{name}: expected y_pred with a class axis, got shape {y_pred.shape}.")
     axis = _check_axis(name, y_pred, axis)
     labels = _labels(name, y_true, y_pred, axis)
     op = SparseCategoricalCrossentropy(labels, bool(from_logits), axis)
@@ -279,9 +280,9 @@ def huber(y_true, y_pred, delta=1.0, reduction="mean"):
     name = "huber"
     _check_reduction(name, reduction)
     if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: delta must be a real number, got {delta!r}.")
+        raise ArgumentTypeError(f"{name}: delta must be a real number, got {delta!r}.")
     if not (math.isfinite(delta) and delta > 0):
-        raise ValueError(f"{name}: delta must be a finite number > 0, got {delta}.")
+        raise ArgumentError(f"{name}: delta must be a finite number > 0, got {delta}.")
     y_true, y_pred = _align(name, y_true, y_pred, rank=1)
     return _reduce(Huber(float(delta))(y_pred, y_true), reduction)
 
@@ -295,7 +296,7 @@ _REDUCTIONS = ("mean", "sum_over_batch_size", "sum", "none", None)
 
 def _check_reduction(name, reduction):
     if reduction not in _REDUCTIONS:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: reduction must be one of 'mean' (or 'sum_over_batch_size'), 'sum', "
             f"'none', got {reduction!r}."
         )
@@ -311,17 +312,20 @@ def _reduce(loss, reduction):
 
 def _check_smoothing(name, label_smoothing):
     if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}.")
+        raise ArgumentError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}.")
 
 
 def _check_axis(name, y_pred, axis):
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name}: axis must be an int, got {axis!r}.")
+        raise ArgumentTypeError(f"{name}: axis must be an int, got {axis!r}.")
     if not -y_pred.ndim <= axis < y_pred.ndim:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: axis {axis} is out of range for y_pred of rank {y_pred.ndim} "
             f"(shape {y_pred.shape})."
         )
+    if y_pred.shape[axis] == 0:  # no class to be right about: refused, not a NaN or inf loss
+        raise ArgumentError(f"{name}: y_pred has 0 classes on axis {axis} (shape "
+                            f"{y_pred.shape}); it needs at least one class.")
     return int(axis) % y_pred.ndim
 
 
@@ -331,7 +335,7 @@ def _prediction(name, y_pred):
         return y_pred
     array = np.asarray(y_pred)
     if not np.issubdtype(array.dtype, np.floating):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name}: expected a floating-point y_pred (float32 or float64), got dtype "
             f"{array.dtype}."
         )
@@ -359,12 +363,12 @@ def _align(name, y_true, y_pred, rank=0):
                     y_true, y_pred = (a_new, b) if a is y_true else (b, a_new)
                 break
     if y_true.shape != y_pred.shape:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: y_true and y_pred must have the same shape, got y_true {y_true.shape} "
             f"and y_pred {y_pred.shape}."
         )
     if rank and y_pred.ndim == 0:
-        raise ValueError(f"{name}: expected inputs of rank >= 1, got shape {y_pred.shape}.")
+        raise ArgumentError(f"{name}: expected inputs of rank >= 1, got shape {y_pred.shape}.")
     return y_true, y_pred
 
 
@@ -375,14 +379,14 @@ def _labels(name, y_true, y_pred, axis):
         labels = labels.reshape(labels.shape[:-1])
     if np.issubdtype(labels.dtype, np.floating):
         if not np.all(np.floor(labels) == labels):
-            raise ValueError(f"{name}: y_true must hold integer class labels, got non-integer "
+            raise ArgumentError(f"{name}: y_true must hold integer class labels, got non-integer "
                              f"values such as {labels[np.floor(labels) != labels].flat[0]}.")
         labels = labels.astype(np.int64)
     elif not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{name}: y_true must hold integer class labels, got {labels.dtype}.")
+        raise ArgumentTypeError(f"{name}: y_true must hold integer class labels, got {labels.dtype}.")
     expected = y_pred.shape[:axis] + y_pred.shape[axis + 1:]
     if labels.shape != expected:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: y_true must have y_pred's shape without the class axis {axis}, i.e. "
             f"{expected} (or with a trailing 1), got y_true {np.shape(y_true)} and y_pred "
             f"{y_pred.shape}."
@@ -391,7 +395,7 @@ def _labels(name, y_true, y_pred, axis):
     bad = (labels < 0) | (labels >= k)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: labels must be in [0, {k}) for {k} classes, got {labels[where]} at "
             f"index {where}."
         )
@@ -415,6 +419,6 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _LOSSES:
         return _LOSSES[identifier.lower()]
-    raise ValueError(
+    raise ArgumentError(
         f"loss: unknown loss {identifier!r}; known names: {', '.join(sorted(_LOSSES))}."
     )
