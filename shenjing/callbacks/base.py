@@ -13,6 +13,14 @@ class Callback:
     def set_params(self, params):
         self.params = params
 
+    def get_state(self):
+        """What a checkpoint saves of this callback for fit to resume it: plain JSON data (a
+        dict; a list of arrays in it is stored as tensors), or None for nothing (the default)."""
+        return None
+
+    def set_state(self, state):
+        """Take back the state get_state returned, when fit resumes a loaded checkpoint."""
+
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...
     def on_epoch_begin(self, epoch, logs=None): ...
@@ -52,10 +60,14 @@ class History(Callback):
 class CallbackList:
     """Calls each hook on every callback in order; the History and the progress bar (when
     verbose) come after the user's callbacks, as in Keras 3, so they see the keys those add to
-    the logs (ReduceLROnPlateau's ``learning_rate``)."""
+    the logs (ReduceLROnPlateau's ``learning_rate``). Callbacks that save the model
+    (``saves_model = True``: ModelCheckpoint) come after the other callbacks of the user, so
+    that a checkpoint holds the state the others reached at that epoch (EarlyStopping's count
+    of epochs without improvement, the learning rate ReduceLROnPlateau just set)."""
 
     def __init__(self, callbacks, model, history=None, verbose=0, params=None):
-        self.callbacks = list(callbacks or [])
+        callbacks = list(callbacks or [])
+        self.callbacks = sorted(callbacks, key=lambda c: getattr(c, "saves_model", False))
         if history is not None:
             self.callbacks.append(history)
         if verbose:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .. import progbar
+from . import state_fields
 from .early_stopping import MonitorCallback
 
 
@@ -16,7 +17,10 @@ class ModelCheckpoint(MonitorCallback):
     Args: filepath; monitor ("val_loss"); verbose; save_best_only (save only when the monitored
     quantity improves); save_weights_only; mode ("auto", "min", "max"); save_freq ("epoch" or a
     number of batches); initial_value_threshold (a best value to beat from the start).
+    Within fit it runs after the other callbacks, so a checkpoint holds the state they reached.
     """
+
+    saves_model = True  # see CallbackList
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
@@ -37,6 +41,13 @@ class ModelCheckpoint(MonitorCallback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+
+    def get_state(self):
+        return {**super().get_state(), "batches_since_save": self._batches_since_save}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._batches_since_save = state_fields.count(state, "batches_since_save")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 from .. import progbar
+from . import state_fields
 from .base import Callback
 
 # metric names (without "val_") that grow as the model gets better; others are minimized
@@ -31,6 +32,12 @@ class MonitorCallback(Callback):
         self.monitor, self.mode = monitor, mode
         self.min_delta = abs(min_delta)
         self.best = baseline
+
+    def get_state(self):
+        return {"best": None if self.best is None else float(self.best)}
+
+    def set_state(self, state):
+        self.best = state_fields.optional_number(state, "best")
 
     def _is_improvement(self, current, reference) -> bool:
         if reference is None:
@@ -92,6 +99,16 @@ class EarlyStopping(MonitorCallback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+
+    def get_state(self):
+        return {**super().get_state(), "wait": self.wait, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.wait, self.best_epoch, self.stopped_epoch = (
+            state_fields.count(state, key) for key in ("wait", "best_epoch", "stopped_epoch"))
+        self.best_weights = state_fields.optional_arrays(state, "best_weights")
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:

@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .. import progbar
+from . import state_fields
 from .base import Callback
 from .early_stopping import MonitorCallback
 
@@ -76,6 +77,16 @@ class ReduceLROnPlateau(MonitorCallback):
 
     def on_train_begin(self, logs=None):
         self.best, self.cooldown_counter, self.wait = None, 0, 0
+
+    def get_state(self):
+        # the learning rate already set travels in the optimizer's config in the same file
+        return {**super().get_state(), "wait": self.wait,
+                "cooldown_counter": self.cooldown_counter}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.wait = state_fields.count(state, "wait")
+        self.cooldown_counter = state_fields.count(state, "cooldown_counter")
 
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0

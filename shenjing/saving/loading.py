@@ -17,10 +17,13 @@ from .. import optimizers, utils
 from ..errors import ArgumentTypeError, ShenjingError
 from ..io import FileFormatError, read_safetensors
 from ..layers.base import weights_provided_by
+from ..models import resume
 from . import validate
 from . import weights as weights_module
 from .model_io import _OPTIMIZER_PREFIX, FORMAT, WEIGHT_ORDER_KEY
 from .registry import LayerConfigError, deserialize_layer
+
+_NOT_WEIGHTS = (_OPTIMIZER_PREFIX, resume.TENSOR_PREFIX)  # optimizer slots, callback arrays
 
 
 def load_model(path, custom_objects=None, compile=True, check_values=True):  # noqa: A002
@@ -48,7 +51,7 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
         if "training_state" in metadata:
             training = validate.parse_json(metadata, "training_state", path)
             validate.check_training_state(training, path)
-    weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    weights = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}
     model = _rebuild(config, weights, path, custom_objects, check_values)
     if spec is not None:
         _compile(model, spec, path, custom_objects)
@@ -59,6 +62,7 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
         if training is not None:
             model.completed_epochs = training["epoch"]
             model._saved_rng_state = training["rng_state"]
+            resume.keep_saved_position(model, training, tensors, path)  # batch, callbacks
     return model
 
 
@@ -166,7 +170,7 @@ def load_weights(model, path, skip_mismatch=False, by_name=True, check_values=Tr
         raise FileFormatError(path, f"model '{model.name}' is not built yet; call it on data "
                               "or give it an Input first", field="load_weights")
     tensors, metadata = read_safetensors(path)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_PREFIX)}
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}
     order = None
     if WEIGHT_ORDER_KEY in metadata:
         order = validate.parse_json(metadata, WEIGHT_ORDER_KEY, path)

@@ -14,6 +14,7 @@ import numpy as np
 from .. import losses as losses_module
 from .. import optimizers, utils
 from ..io import read_safetensors_metadata, write_safetensors
+from ..models import resume
 from .paths import check_save_path
 from .registry import serialize_layer
 
@@ -60,8 +61,11 @@ def save_model(model, path, include_optimizer=True) -> None:
         if include_optimizer:
             for key, value in model.optimizer.get_state().items():
                 tensors[_OPTIMIZER_PREFIX + key] = np.asarray(value)
+            # during fit: the batch within the epoch, the callbacks' states (models/resume.py)
+            position, callback_tensors = resume.checkpoint_state(model)
+            tensors.update(callback_tensors)
             metadata["training_state"] = json.dumps(
-                {"epoch": model.completed_epochs, "rng_state": utils.get_rng_state()}
+                {"epoch": model.completed_epochs, "rng_state": utils.get_rng_state(), **position}
             )
     write_safetensors(path, tensors, metadata)
 

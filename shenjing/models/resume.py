@@ -1,0 +1,213 @@
+"""Resume fit exactly where a checkpoint was written: mid-epoch, with the callbacks' state.
+
+A model saved during fit (by ModelCheckpoint, or model.save from any callback) records in its
+``training_state`` metadata, beside ``epoch`` (epochs completed) and ``rng_state``:
+- ``batch``: batches done in the epoch under way (absent at an epoch's end);
+- ``epoch_rng_state``: the random state at that epoch's start, which drew its shuffle order;
+- ``metrics``: the epoch's running totals ({name: [total, count]}), so its logs cover every batch;
+- ``callbacks``: each callback's ``get_state()``, keyed by class name (``EarlyStopping``, then
+  ``EarlyStopping_1`` for a second one); a list of arrays in a state (EarlyStopping's best
+  weights) is stored as tensors ``callbacks/<key>/<field>/<i>`` and as {"tensors": count}.
+``fit(initial_epoch=model.completed_epochs)`` on the loaded model, with the same data,
+batch_size, shuffle and callbacks, puts it all back: it draws the same shuffle order, skips the
+batches already done, continues the random stream, and each callback picks its state up, so
+the run goes on as if never interrupted. (Keras 3 has no mid-epoch resume; this is ours.)
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import utils
+from ..io import FileFormatError
+
+TENSOR_PREFIX = "callbacks/"  # callback arrays in a model file; never weights of the model
+
+
+# ----- while fit runs: where it stands --------------------------------------------------------
+def note_epoch_start(model, epoch):
+    """Fit is about to draw epoch `epoch`'s order: remember the random state that draws it."""
+    model._fit_position = {"epoch": epoch, "batch": 0, "epoch_rng_state": utils.get_rng_state()}
+
+
+def note_batch_done(model, batches_done):
+    model._fit_position["batch"] = batches_done
+
+
+def note_fit_end(model):
+    """Saves after fit carry no position or callback state of a finished run."""
+    model._fit_position, model._fit_callbacks = None, None
+
+
+# ----- saving ----------------------------------------------------------------------------------
+def checkpoint_state(model):
+    """(fields for ``training_state``, tensors) that let fit resume exactly; for save_model."""
+    fields, tensors = {}, {}
+    position = getattr(model, "_fit_position", None)
+    if position and position["batch"] and position["epoch"] == model.completed_epochs:
+        fields["batch"] = position["batch"]
+        fields["epoch_rng_state"] = position["epoch_rng_state"]
+        fields["metrics"] = _metric_totals(model)
+    states = {}
+    for key, callback in _keyed(getattr(model, "_fit_callbacks", None) or []):
+        state = callback.get_state() if hasattr(callback, "get_state") else None
+        if state is not None:
+            states[key] = _tensors_out(key, dict(state), tensors)
+    if states:
+        fields["callbacks"] = states
+    return fields, tensors
+
+
+def _keyed(callbacks):
+    """(key, callback) pairs: the class name, with _1, _2 ... for further ones of a class."""
+    seen = {}
+    for callback in callbacks:
+        name = type(callback).__name__
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        yield (name if count == 0 else f"{name}_{count}"), callback
+
+
+def _tensors_out(key, state, tensors):
+    for field, value in state.items():
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(item, np.ndarray) for item in value):
+            for i, array in enumerate(value):
+                tensors[f"{TENSOR_PREFIX}{key}/{field}/{i}"] = array
+            state[field] = {"tensors": len(value)}
+    return state
+
+
+def _metric_totals(model):
+    trackers = [model._loss_tracker] + [metric for _, metric in model._metrics or []]
+    return {m.name: [float(m.total), float(m.count)] for m in trackers if hasattr(m, "total")}
+
+
+# ----- loading ---------------------------------------------------------------------------------
+class SavedPosition:
+    """The checked resume fields of a loaded model file (see the module docstring)."""
+
+    def __init__(self, training, tensors, path):
+        self.path = path
+        self.rng_state = training["rng_state"]
+        self.batch = training.get("batch", 0)
+        if type(self.batch) is not int or self.batch < 0:
+            self._fail(f"'batch' must be an int >= 0, got {self.batch!r:.100}")
+        self.epoch_rng_state = training.get("epoch_rng_state")
+        if self.batch:
+            self._check_rng_state(self.epoch_rng_state)
+        self.metrics = training.get("metrics", {})
+        if not isinstance(self.metrics, dict) or not all(
+                _is_pair_of_numbers(value) for value in self.metrics.values()):
+            self._fail(f"'metrics' must map names to [total, count], got {self.metrics!r:.100}")
+        self.callbacks = training.get("callbacks", {})
+        if not isinstance(self.callbacks, dict) or not all(
+                isinstance(state, dict) for state in self.callbacks.values()):
+            self._fail(f"'callbacks' must map names to objects, got {self.callbacks!r:.100}")
+        self.callbacks = {key: self._tensors_in(key, state, tensors)
+                          for key, state in self.callbacks.items()}
+
+    def _fail(self, problem):
+        raise FileFormatError(self.path, problem, field="training_state")
+
+    def _check_rng_state(self, state):
+        generator = type(utils.get_rng().bit_generator)()  # a scratch one: the global stays
+        try:
+            if not isinstance(state, dict):
+                raise TypeError(f"expected an object, got {state!r:.100}")
+            generator.state = state
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
+            self._fail(f"'epoch_rng_state' is not a state of {type(generator).__name__} "
+                       f"({error})")
+
+    def _tensors_in(self, key, state, tensors):
+        state = dict(state)
+        for field, value in state.items():
+            if isinstance(value, dict) and set(value) == {"tensors"}:
+                count = value["tensors"]
+                if type(count) is not int or not 0 <= count <= len(tensors):
+                    self._fail(f"callback {key!r}: field {field!r} claims {count!r:.50} tensors")
+                names = [f"{TENSOR_PREFIX}{key}/{field}/{i}" for i in range(count)]
+                missing = [name for name in names if name not in tensors]
+                if missing:
+                    self._fail(f"callback {key!r}: its field {field!r} needs tensor "
+                               f"{missing[0]!r}, which the file does not hold")
+                state[field] = [tensors[name] for name in names]
+        return state
+
+    # ----- fit puts it back ---------------------------------------------------------------------
+    def restore_callbacks(self, callbacks):
+        """Give each callback of this fit the state saved under its key."""
+        for key, callback in _keyed(callbacks):
+            if key in self.callbacks and hasattr(callback, "set_state"):
+                try:
+                    callback.set_state(self.callbacks[key])
+                except (KeyError, TypeError, ValueError) as error:
+                    self._fail(f"callback {key!r}: its saved state does not fit it ({error})")
+
+    def draw_order(self, draw):
+        """The interrupted epoch's order, drawn from the random state at its start; then the
+        random stream goes on from where the checkpoint left it."""
+        utils.set_rng_state(self.epoch_rng_state)
+        order = draw()
+        utils.set_rng_state(self.rng_state)
+        return order
+
+    def restore_metrics(self, model):
+        """The epoch's running totals; metrics made at the next batch get theirs then."""
+        model._loss_tracker.total, model._loss_tracker.count = self.metrics.get("loss", (0, 0))
+        model._pending_metric_totals = dict(self.metrics)
+        apply_pending_metric_totals(model)
+
+
+def apply_pending_metric_totals(model):
+    """Set the running totals saved for the metrics once they exist (made at the first batch),
+    before that batch adds to them: the same additions in the same order as without a pause."""
+    pending = getattr(model, "_pending_metric_totals", None)
+    if not pending or model._metrics is None:
+        return
+    for _, metric in model._metrics:
+        if metric.name in pending and hasattr(metric, "total"):
+            metric.total, metric.count = pending[metric.name]
+    model._pending_metric_totals = None
+
+
+def _is_pair_of_numbers(value):
+    return isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+
+
+def keep_saved_position(model, training, tensors, path):
+    """For load_model: check the resume fields of ``training_state`` and keep them on the model
+    until ``fit(initial_epoch=model.completed_epochs)`` takes them."""
+    model._saved_position = SavedPosition(training, tensors, path)
+
+
+def take_saved_position(model, initial_epoch):
+    """The kept position if this fit resumes the loaded model where it stopped (once), or None."""
+    position = getattr(model, "_saved_position", None)
+    if position is None or initial_epoch != model.completed_epochs:
+        return None
+    model._saved_position = None
+    return position
+
+
+def start_epoch(model, epoch, steps, draw_order, saved=None):
+    """(order, first batch) of an epoch of fit; with `saved` (the loaded model's position, on
+    the first epoch of the resumed fit) the interrupted epoch's order and the batch after the
+    checkpoint. draw_order() draws the epoch's order from the global random generator."""
+    if saved is None or not saved.batch:
+        note_epoch_start(model, epoch)
+        return draw_order(), 0
+    if saved.batch > steps:
+        raise FileFormatError(saved.path, f"the checkpoint was written after batch {saved.batch} "
+                              f"of epoch {epoch + 1}, but this fit has {steps} batches an epoch; "
+                              "resume with the same data and batch_size",
+                              field="training_state")
+    model._fit_position = {"epoch": epoch, "batch": saved.batch,
+                           "epoch_rng_state": saved.epoch_rng_state}
+    order = saved.draw_order(draw_order)
+    saved.restore_metrics(model)
+    return order, saved.batch
