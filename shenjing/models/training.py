@@ -195,7 +195,9 @@ class TrainingMixin:
         class_weight ({class id: weight}) weighs each training sample by its class, as Keras
         does (one output only; not together with sample_weight). To resume a loaded
         checkpoint, pass ``initial_epoch=model.completed_epochs``: that also restores the random
-        state saved with it (load_model leaves the process's random state alone).
+        state saved with it (load_model leaves the process's random state alone), goes on at
+        the batch after a mid-epoch checkpoint with the same shuffle order, and gives the
+        callbacks their saved state (same data, batch_size and callbacks; see models/resume.py).
         """
         self._require_compiled("fit")
         x, y, sample_weight, batch_size, verbose, validation_split, validation_data = (

@@ -41,7 +41,7 @@ SUPERVISOR = textwrap.dedent(
                 for w in model.weights:
                     w.assign(np.full(w.shape, version, w.dtype))
                 model.save(path)
-        time.sleep(rng.uniform(0.002, 0.05))
+        time.sleep(rng.uniform(0.002, 0.06))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         print(round_, pid, os.WTERMSIG(status) if os.WIFSIGNALED(status) else -1, flush=True)
