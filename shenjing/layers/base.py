@@ -200,6 +200,10 @@ class Layer:
         return output_shape
 
     def __call__(self, inputs, *args, training=False, **kwargs):
+        if self.single_input and isinstance(inputs, (list, tuple)):
+            raise self._error(f"expects one input tensor, got a {type(inputs).__name__} of "
+                              f"{len(inputs)}; a list means several inputs here (as in Keras's "
+                              "merge layers). Pass np.asarray(...) for one nested-list input.")
         if _is_symbolic(inputs):
             output_shape = self.build_for(_shape_of(inputs))
             node = Node(self, inputs, kwargs, output_shape, self.dtype)
@@ -226,6 +230,8 @@ class Layer:
         elif output_mask is not None:
             outputs._keras_mask = output_mask
         return outputs
+
+    single_input = False  # True: a list or tuple passed as inputs is refused (shenjing's own)
 
     # ----- masks -------------------------------------------------------------------------
     supports_masking = False  # True: the output keeps the input's (batch, time) mask

@@ -87,6 +87,7 @@ def set_weight_options(layer, data_format, activation, use_bias, kernel_initiali
 class _Conv(Layer):
     """Shared by Conv1D and Conv2D: kernel (*kernel_size, C, filters), bias (filters,)."""
 
+    single_input = True
     rank = 2
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
@@ -120,8 +121,9 @@ class _Conv(Layer):
             raise self._error(f"expected {self.kernel.shape[-2]} input channels (as built), got "
                               f"{channels} (input shape {format_shape(input_shape)}).")
         arguments.check_elements(math.prod(self.kernel_size) * channels * self.filters,
-                                 "the kernel", self, f"kernel_size {self.kernel_size}, "
-                                 f"filters {self.filters} and {channels} input channels")
+                                 "the kernel", self, f"kernel_size {self.kernel_size} and "
+                                 f"filters {self.filters} for input shape "
+                                 f"{format_shape(input_shape)}")
         check_window_sizes(self, input_shape, spatial, channels, self.kernel_size, self.strides,
                            self.dilation_rate, self.padding, f"kernel_size {self.kernel_size}")
         sizes = []
@@ -218,6 +220,8 @@ class Conv1D(_Conv):
 
 class ZeroPadding2D(Layer):
     """Pads height and width with zeros: padding int, (h, w) or ((top, bottom), (left, right))."""
+
+    single_input = True
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)

@@ -46,6 +46,7 @@ class Dense(Layer):
     Weights kernel (d, units), bias (units,). Params: (d + 1) * units.
     """
 
+    single_input = True
     supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -112,6 +113,7 @@ class Dense(Layer):
 class Activation(Layer):
     """y = activation(x), by Keras name ('relu', 'softmax', ...) or a function."""
 
+    single_input = True
     supports_masking = True
 
     def __init__(self, activation, **kwargs):
@@ -128,6 +130,8 @@ class Activation(Layer):
 class Flatten(Layer):
     """(batch, d1, d2, ...) -> (batch, d1 * d2 * ...); channels-last order, as Keras."""
 
+    single_input = True
+
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
         if any(s is None for s in rest):
@@ -140,6 +144,8 @@ class Flatten(Layer):
 
 class Reshape(Layer):
     """(batch, ...) -> (batch, *target_shape); one entry of target_shape may be -1."""
+
+    single_input = True
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -172,6 +178,7 @@ class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability rate and scale the
     rest by 1 / (1 - rate); identity at inference."""
 
+    single_input = True
     supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):

@@ -13,6 +13,8 @@ class Embedding(Layer):
     Params: input_dim * output_dim.
     """
 
+    single_input = True
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, mask_zero=False, **kwargs):
         super().__init__(**kwargs)
@@ -64,6 +66,8 @@ class Embedding(Layer):
 class Masking(Layer):
     """Marks time steps whose features all equal mask_value as padding (mask False) and zeroes
     them; the mask then flows to the recurrent layers after it."""
+
+    single_input = True
 
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)

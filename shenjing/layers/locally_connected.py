@@ -18,6 +18,8 @@ class LocallyConnected2D(Layer):
     Params: OH * OW * (KH * KW * C + 1) * filters.
     """
 
+    single_input = True
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,

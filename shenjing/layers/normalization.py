@@ -26,6 +26,7 @@ class BatchNormalization(Layer):
     Params: 4 * C (gamma, beta trainable; moving_mean, moving_variance not).
     """
 
+    single_input = True
     supports_masking = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
@@ -99,6 +100,7 @@ class _PerSampleNorm(Layer):
     """Shared by GroupNormalization and LayerNormalization: gamma/beta, no moving statistics,
     so training and inference compute the same thing."""
 
+    single_input = True
     supports_masking = True
 
     def __init__(self, axis, epsilon, center, scale, beta_initializer, gamma_initializer,

@@ -9,6 +9,7 @@ from .conv import check_window_sizes
 class _Pooling(Layer):
     """Shared by the windowed pooling layers; strides default to pool_size (Keras)."""
 
+    single_input = True
     rank = 2
     op = None
 
@@ -89,6 +90,7 @@ class AveragePooling1D(_Pooling):
 class _GlobalPooling(Layer):
     """Reduce every spatial axis: (batch, ..., channels) -> (batch, channels)."""
 
+    single_input = True
     rank = 2
     op = None
 

@@ -25,6 +25,7 @@ def _activation_name(value, name, layer):
 class _RNN(Layer):
     """Shared by SimpleRNN, LSTM and GRU: weights, options, states and masks."""
 
+    single_input = True
     gates = 1  # blocks of `units` columns in the kernels
     state_names = ("h",)
 

@@ -22,6 +22,8 @@ class Bidirectional(Layer):
     return_sequences the backward outputs are flipped back, so step t of both lines up.
     """
 
+    single_input = True
+
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
         super().__init__(**kwargs)
         if merge_mode not in ("concat", "sum", "mul", "ave", None):
@@ -144,6 +146,7 @@ class TimeDistributed(Layer):
     """Applies ``layer`` to every time step: (N, T, ...) -> (N, T, ...out), one set of weights.
     The mask passes through unchanged."""
 
+    single_input = True
     supports_masking = True
 
     def __init__(self, layer, **kwargs):
