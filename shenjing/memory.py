@@ -22,15 +22,19 @@ When (Linux with glibc only; elsewhere nothing happens):
 The bound: the thresholds hold per malloc arena, and glibc gives each thread of the process an
 arena (up to 8 per core), so alone they would let a host whose threads churn memory keep
 ~0.5 GiB per thread. So at every batch of fit/evaluate/predict/*_on_batch and every
-OPS_PER_CHECK-th op (ops/parallel.py), ``at_work`` reads ``mallinfo2().fordblks`` (free bytes
-in all arenas; glibc >= 2.33, ~3 us) and calls ``malloc_trim(0)`` when it exceeds by more than
-``LIMIT`` (512 MiB) the free bytes malloc held when the setting was applied or after the last
-trim (memory a trim cannot return, as fragments between live blocks, stays out of the count, so
-a process with such fragments does not trim at every batch). Measured between steps: the
-reference CNN training step (batch 64) keeps 162 MiB by that count, the LSTM step 139 MiB, so
-neither trims. malloc_trim returns every arena's free pages except the top of each thread
-arena's last heap (at most 64 MiB each), which glibc's own dynamic threshold keeps too. Without
-mallinfo2 (older glibc) there is no check: the hand-backs and ``release()`` still work.
+OPS_PER_CHECK-th op (ops/parallel.py), ``at_work`` checks: when malloc holds more than ``LIMIT``
+(512 MiB) free (``mallinfo2().fordblks``, all arenas; glibc >= 2.33; ~3 us, the whole check
+when below), it reads the resident anonymous memory malloc's callers do not use (/proc/self/statm
+less mallinfo2's in-use bytes; ~10-30 us) and calls ``malloc_trim(0)`` when that exceeds by
+more than LIMIT its value when the setting was applied or after the last trim (the floor; it
+follows the value down). Resident, because fordblks still counts what a trim has released, and
+a host's threads reusing and freeing that would go unseen; over a floor, because memory a trim
+cannot return (and memory outside malloc) should not make every batch trim. Measured between
+steps by that count: the reference CNN training step (batch 64) keeps 35 MiB, its inference
+(batch 256) 40 MiB, an LSTM step 63 MiB (fordblks: 162 MiB), so none of them trims. malloc_trim
+returns every arena's free pages except the top of each thread arena's last heap (at most
+64 MiB each, as much as glibc's own dynamic threshold keeps there). Without mallinfo2 (older
+glibc) there is no check: the hand-backs and ``release()`` still work.
 
 Off: ``SHENJING_KEEP_MEMORY=0`` in the environment (read on import), or
 ``shenjing.config.set_keep_memory(False)`` (restores the defaults and trims at once). Nothing
@@ -103,13 +107,22 @@ _lock = threading.Lock()
 _enabled = env_flag("SHENJING_KEEP_MEMORY") and not _tuned_by_environment()
 _limit = LIMIT
 _sessions = 0  # fit/evaluate/predict calls running now, in all threads
-_floor = 0  # free bytes malloc held when the setting was applied or after the last trim
-_after_release = []  # callbacks release() runs (on_release)
+_floor = 0  # _idle_bytes() when the setting was applied or after the last trim
+_after_release = []  # callbacks each hand-back runs (on_release)
 kept = False  # whether shenjing's setting is applied now
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _free_bytes() -> int:
-    return _mallinfo2().fordblks if _mallinfo2 is not None else 0
+def _idle_bytes(info) -> int:
+    """Resident anonymous memory not in use by malloc's callers (info: mallinfo2()): what
+    malloc keeps free, plus memory outside malloc (Python's object arenas), which the floor
+    takes out. fordblks alone will not do: it still counts what a trim has released."""
+    fd = os.open("/proc/self/statm", os.O_RDONLY)
+    try:
+        fields = os.read(fd, 256).split()
+    finally:
+        os.close(fd)
+    return (int(fields[1]) - int(fields[2])) * _PAGE - info.uordblks - info.hblkhd
 
 
 def _set(mmap_threshold, trim_threshold, top_pad):
@@ -124,7 +137,9 @@ def _apply():
     if kept or not _enabled or _libc is None:
         return
     _set(MMAP_THRESHOLD, TRIM_THRESHOLD, TOP_PAD)
-    kept, _floor = True, _free_bytes()
+    kept = True
+    if _mallinfo2 is not None:
+        _floor = _idle_bytes(_mallinfo2())
 
 
 def _hand_back():
@@ -134,17 +149,22 @@ def _hand_back():
         _set(GLIBC_DEFAULT, GLIBC_DEFAULT, GLIBC_DEFAULT)
         kept = False
     _libc.malloc_trim(0)
+    for callback in _after_release:
+        callback()
 
 
 def _check_limit():
-    """malloc_trim(0) when malloc holds more than _limit free bytes over the floor (_lock held)."""
+    """malloc_trim(0) when idle memory exceeds the floor by more than _limit (_lock held)."""
     global _floor
-    free = _free_bytes()
-    if free < _floor:
-        _floor = free
-    elif free - _floor > _limit:
+    info = _mallinfo2()
+    if info.fordblks <= _limit:  # malloc holds less than the limit free, resident or not
+        return
+    idle = _idle_bytes(info)
+    if idle < _floor:
+        _floor = idle
+    elif idle - _floor > _limit:
         _libc.malloc_trim(0)
-        _floor = _free_bytes()
+        _floor = _idle_bytes(_mallinfo2())
 
 
 def at_work() -> None:
@@ -195,13 +215,11 @@ def release() -> bool:
         return False
     with _lock:
         _hand_back()
-    for callback in _after_release:
-        callback()
     return True
 
 
 def on_release(callback) -> None:
-    """Run callback() after each release(): ops/parallel.py then checks again at the next op."""
+    """Run callback() after each hand-back: ops/parallel.py then checks again at the next op."""
     _after_release.append(callback)
 
 

@@ -1,6 +1,10 @@
 """shenjing.ops.parallel: ops that split the batch over two threads give the one-thread answer
 (and PyTorch's). The split is forced on small inputs so that every machine runs it."""
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -93,6 +97,86 @@ def test_blas_runs_on_one_thread_inside_ops_only(monkeypatch):
         assert seen == {"forward": 2, "backward": 2} and get_threads() == 2
     finally:
         set_threads(before)
+
+
+def _openblas_threads():
+    """NumPy's OpenBLAS thread count as threadpoolctl reads it (independent of parallel.py)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    counts = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+              if info["internal_api"] == "openblas" and "numpy" in info["filepath"]]
+    if not counts:
+        pytest.skip("threadpoolctl finds no OpenBLAS in NumPy")
+    return counts[0]
+
+
+class _Reads(sj.tensor.Op):
+    """An op whose forward records the BLAS thread count, and may run a hook first."""
+
+    def __init__(self, seen, hook=None):
+        self.seen, self.hook = seen, hook
+
+    def forward(self, x):
+        self.seen.append(_openblas_threads())
+        if self.hook is not None:
+            self.hook()
+            self.seen.append(_openblas_threads())
+        return x * 2
+
+
+@pytest.fixture
+def two_blas_threads(monkeypatch):
+    """THREADS 2 (as on a multi-core machine), the BLAS on 2 threads; both restored after."""
+    if parallel._blas is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS we can set")
+    set_threads, get_threads = parallel._blas
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    before = get_threads()
+    set_threads(2)
+    yield
+    sj.config.set_blas_one_thread(True)
+    set_threads(before)
+
+
+def test_blas_switch_off_leaves_the_thread_count_alone(two_blas_threads):
+    seen = []
+    _Reads(seen)(sj.Tensor(np.ones(3)))
+    assert seen == [1] and sj.config.blas_one_thread()  # on by default: narrowed inside
+    sj.config.set_blas_one_thread(False)
+    _Reads(seen)(sj.Tensor(np.ones(3)))
+    assert seen == [1, 2] and _openblas_threads() == 2 and not sj.config.blas_one_thread()
+
+
+def test_blas_switch_off_inside_an_op_gives_the_count_back_at_once(two_blas_threads):
+    seen = []
+    _Reads(seen, hook=lambda: sj.config.set_blas_one_thread(False))(sj.Tensor(np.ones(3)))
+    assert seen == [1, 2] and _openblas_threads() == 2
+    sj.config.set_blas_one_thread(True)  # back on: narrowed again from the next op
+    _Reads(seen)(sj.Tensor(np.ones(3)))
+    assert seen == [1, 2, 1] and _openblas_threads() == 2
+
+
+@pytest.mark.skipif(parallel._blas is None, reason="NumPy's BLAS is not an OpenBLAS we can set")
+def test_blas_switch_from_the_environment():
+    pytest.importorskip("threadpoolctl")
+    code = """
+import json, numpy as np, shenjing as sj, threadpoolctl
+from shenjing.ops import parallel
+def openblas_threads():
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+            if i["internal_api"] == "openblas" and "numpy" in i["filepath"]][0]
+class Reads(sj.tensor.Op):
+    def forward(self, x):
+        seen.append(openblas_threads())
+        return x
+parallel.THREADS, seen = 2, []
+with threadpoolctl.threadpool_limits(2, user_api="blas"):
+    Reads()(sj.Tensor(np.ones(3)))
+print(json.dumps([sj.config.blas_one_thread(), seen]))
+"""
+    env = dict(os.environ, SHENJING_BLAS_ONE_THREAD="0")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [False, [2]]  # on, it would read [1]
 
 
 @pytest.mark.parametrize("channels", [1, 3])
