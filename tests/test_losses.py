@@ -313,3 +313,14 @@ def test_dtype_argument_casts_and_empty_mask(rng):
     loss = L.SparseCategoricalCrossentropy(ignore_class=3)(labels, _probs(rng, (N, K)))
     ref = keras.losses.SparseCategoricalCrossentropy(ignore_class=3)(labels, _probs(rng, (N, K)))
     assert loss.item() == 0.0 == float(ref)
+
+
+@pytest.mark.parametrize("loss", [L.sparse_categorical_crossentropy,
+                                  L.SparseCategoricalCrossentropy(),
+                                  L.categorical_crossentropy])
+def test_zero_classes_are_refused_naming_y_pred(loss):
+    """A (N, 0) prediction has no class to score: refused naming y_pred's shape, not read as
+    out-of-range labels or reduced to a NaN."""
+    y_true = np.zeros((4, 0)) if loss is L.categorical_crossentropy else np.zeros(4)
+    with pytest.raises(sj.errors.ArgumentError, match=r"y_pred has 0 classes .*\(4, 0\)"):
+        loss(y_true, np.zeros((4, 0)))
