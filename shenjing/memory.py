@@ -170,7 +170,7 @@ def _check_limit():
 def at_work() -> None:
     """A piece of shenjing's work starts (a batch, or every OPS_PER_CHECK-th op): take the
     setting if it is on, else keep what is kept within the limit."""
-    if not kept and not _enabled:
+    if not kept and (not _enabled or _libc is None):
         return
     with _lock:
         if kept:
