@@ -188,11 +188,49 @@ def as_array(value, name, where):
 
 
 def layer_input(value, where):
-    """A layer's input as a checked ndarray: numbers only, and no zero-size axis after the
-    batch axis (a sample with no features has nothing to compute with)."""
+    """A layer's input as a checked ndarray: numbers only, a batch axis, and no zero-size axis
+    (a sample with no features has nothing to compute with; fit and predict refuse empty data
+    before it gets here, so an empty batch is a mistake too)."""
     array = as_array(value, "the input", where)
-    empty = [axis for axis, size in enumerate(array.shape) if size == 0 and axis > 0]
+    if array.ndim == 0:
+        raise fail(where, f"the input must have a batch axis, got a scalar {array!r}.")
+    empty = [axis for axis, size in enumerate(array.shape) if size == 0]
     if empty:
         raise fail(where, f"the input of shape {tuple(array.shape)} has a zero-size axis "
                           f"{empty[0]}; every sample needs at least one value on each axis.")
     return array
+
+
+def layer_options(where, name, trainable, dtype, input_shape):
+    """The arguments every layer takes (Layer.__init__): name a string or None, trainable a
+    bool, dtype one NumPy knows of numbers (float32 by default), input_shape None or sizes.
+    Returns (the dtype's name, input_shape as a tuple or None)."""
+    if name is not None and not isinstance(name, str):
+        raise fail(where, f"name must be a string or None, got {name!r}.", ArgumentTypeError)
+    boolean(trainable, "trainable", where)
+    try:
+        dtype = np.dtype(dtype or "float32")
+    except (TypeError, ValueError) as error:
+        raise fail(where, f"dtype: {error}", ArgumentTypeError) from error
+    if dtype.kind not in "biuf":
+        raise fail(where, f"dtype must be a numeric dtype such as 'float32', got {dtype}.",
+                   ArgumentTypeError)
+    if input_shape is not None:
+        input_shape = shape(input_shape, "input_shape", where)
+    return dtype.name, input_shape
+
+
+def shape(value, name, where):
+    """A shape without the batch axis: an int or a tuple/list of positive ints or None."""
+    sizes = (value,) if is_int(value) else value
+    if not isinstance(sizes, (tuple, list)):
+        raise fail(where, f"{name} must be a tuple of positive ints or None, got {value!r}.",
+                   ArgumentTypeError)
+    for size in sizes:
+        if size is not None:
+            positive_int(size, name, where, maximum=None)
+    known = math.prod(s for s in sizes if s is not None)
+    if known > MAX_ELEMENTS:
+        raise fail(where, f"{name} {tuple(sizes)} holds {known:,} values per sample, more than "
+                          f"{MAX_ELEMENTS:,}.")
+    return tuple(None if s is None else int(s) for s in sizes)

@@ -110,9 +110,11 @@ class Layer:
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
                  input_shape=None):
+        dtype, input_shape = arguments.layer_options(type(self).__name__, name, trainable, dtype,
+                                                     input_shape)
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.trainable = trainable
-        self.dtype = np.dtype(dtype or "float32").name
+        self.dtype = dtype
         self.built = False
         self._weights: list[Variable] = []
         self._regularized: list[tuple[Variable, object]] = []
@@ -265,13 +267,10 @@ class InputLayer(Layer):
         super().__init__(name=name or unique_name("input_layer"), dtype=dtype, **kwargs)
         shape = shape if shape is not None else input_shape
         if shape is None:
-            raise ValueError(f"InputLayer '{self.name}': a shape is required, e.g. Input((28, 28, 1)).")
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if any(s is not None and (not isinstance(s, (int, np.integer)) or s <= 0) for s in shape):
-            raise ValueError(
-                f"InputLayer '{self.name}': dimensions must be positive integers or None, "
-                f"got shape {shape}."
-            )
+            raise self._error("a shape is required, e.g. Input((28, 28, 1)).")
+        shape = arguments.shape(shape, "shape", self)
+        if batch_size is not None:
+            batch_size = arguments.positive_int(batch_size, "batch_size", self)
         self.shape, self.batch_size = shape, batch_size
         self.built = True
         self.output_shape = self.input_shape = (batch_size, *shape)

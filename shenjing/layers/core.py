@@ -133,6 +133,9 @@ class Flatten(Layer):
     single_input = True
 
     def compute_output_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise self._error(f"expected input of rank >= 2 (batch, ...), got shape "
+                              f"{format_shape(input_shape)}.")
         rest = input_shape[1:]
         if any(s is None for s in rest):
             raise self._error(f"needs every non-batch axis known, got {format_shape(input_shape)}.")

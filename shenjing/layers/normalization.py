@@ -73,6 +73,13 @@ class BatchNormalization(Layer):
 
     def call(self, inputs, training=False):
         # a frozen layer (trainable=False) runs in inference mode, as in Keras
+        per_channel = inputs.size // inputs.shape[self.axis]
+        if training and self.trainable and per_channel < 2:
+            raise self._error(
+                f"training needs more than one value per channel to estimate a batch variance, "
+                f"got input shape {format_shape(inputs.shape)} ({per_channel} per channel on "
+                f"axis {self.axis}); use a larger batch."
+            )
         return ops.batch_norm(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance,
             training=training and self.trainable, momentum=self.momentum,
