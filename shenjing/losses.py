@@ -96,7 +96,8 @@ class Loss:
                 f"'mean', 'mean_with_sample_weight', 'sum', 'none' or None, got {reduction!r}."
             )
         if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
-            raise ArgumentTypeError(f"{type(self).__name__}: dtype must be floating, got {dtype!r}.")
+            raise ArgumentTypeError(f"{type(self).__name__}: dtype must be floating, got "
+                                    f"{dtype!r}.")
         self.reduction = reduction
         self.dtype = None if dtype is None else np.dtype(dtype).name
 
@@ -195,8 +196,8 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
                  axis=-1, name="sparse_categorical_crossentropy", dtype=None):
         if ignore_class is not None and (isinstance(ignore_class, bool)
                                          or not isinstance(ignore_class, (int, np.integer))):
-            raise ArgumentTypeError(f"{type(self).__name__}: ignore_class must be an int or None, got "
-                            f"{ignore_class!r}.")
+            raise ArgumentTypeError(f"{type(self).__name__}: ignore_class must be an int or "
+                                    f"None, got {ignore_class!r}.")
         _check_axis(type(self).__name__, axis)
         ignore_class = None if ignore_class is None else int(ignore_class)
         super().__init__(sparse_categorical_crossentropy, reduction, name, dtype,
@@ -284,14 +285,15 @@ def get(identifier, custom_objects=None):
         return _lookup(identifier, _NAMES, "loss")()
     if isinstance(identifier, dict):
         if not isinstance(identifier.get("config", {}), dict):
-            raise ArgumentTypeError(f"loss: config must be a dict, got {identifier.get('config')!r}.")
+            raise ArgumentTypeError(f"loss: config must be a dict, got "
+                                    f"{identifier.get('config')!r}.")
         cls = _lookup(identifier.get("class_name"), {**_CLASSES, **(custom_objects or {})},
                       "loss class")
         return cls.from_config(identifier.get("config", {}))
     if callable(identifier):
         return LossFunctionWrapper(identifier)
     raise ArgumentError(f"loss: could not interpret loss identifier {identifier!r}; expected a "
-                     f"name, a Loss, a config dict or a callable(y_true, y_pred).")
+                        f"name, a Loss, a config dict or a callable(y_true, y_pred).")
 
 
 def serialize(loss) -> dict:
@@ -300,7 +302,7 @@ def serialize(loss) -> dict:
     if not isinstance(loss, Loss):
         if _FUNCTIONS.get(getattr(loss, "__name__", None)) is not loss:
             raise ArgumentError(f"serialize: expected a Loss or a built-in loss function, got "
-                             f"{loss!r}.")
+                                f"{loss!r}.")
         loss = LossFunctionWrapper(loss)
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
@@ -396,7 +398,7 @@ def _lookup(name, table, what):
     if isinstance(name, str) and name in table:
         return table[name]
     raise ArgumentError(f"{what.split()[0]}: unknown {what} {name!r}; known: "
-                     f"{', '.join(sorted(table))}.")
+                        f"{', '.join(sorted(table))}.")
 
 
 def _snake(name):

@@ -89,7 +89,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     _check_smoothing(name, label_smoothing)
     y_true, y_pred = _align(name, y_true, y_pred)
     if y_pred.ndim == 0:
-        raise ArgumentError(f"{name}: expected y_pred with a class axis, got shape {y_pred.shape}.")
+        raise ArgumentError(f"{name}: expected y_pred with a class axis, got shape "
+                            f"{y_pred.shape}.")
     axis = _check_axis(name, y_pred, axis)
     op = CategoricalCrossentropy(bool(from_logits), float(label_smoothing), axis)
     return _reduce(op(y_pred, y_true), reduction)
@@ -153,7 +154,8 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1,
     _check_reduction(name, reduction)
     y_pred = _prediction(name, y_pred)
     if y_pred.ndim == 0:
-        raise ArgumentError(f"{name}: expected y_pred with a class axis, got shape {y_pred.shape}.")
+        raise ArgumentError(f"{name}: expected y_pred with a class axis, got shape "
+                            f"{y_pred.shape}.")
     axis = _check_axis(name, y_pred, axis)
     labels = _labels(name, y_true, y_pred, axis)
     op = SparseCategoricalCrossentropy(labels, bool(from_logits), axis)
@@ -380,10 +382,11 @@ def _labels(name, y_true, y_pred, axis):
     if np.issubdtype(labels.dtype, np.floating):
         if not np.all(np.floor(labels) == labels):
             raise ArgumentError(f"{name}: y_true must hold integer class labels, got non-integer "
-                             f"values such as {labels[np.floor(labels) != labels].flat[0]}.")
+                                f"values such as {labels[np.floor(labels) != labels].flat[0]}.")
         labels = labels.astype(np.int64)
     elif not np.issubdtype(labels.dtype, np.integer):
-        raise ArgumentTypeError(f"{name}: y_true must hold integer class labels, got {labels.dtype}.")
+        raise ArgumentTypeError(f"{name}: y_true must hold integer class labels, got "
+                                f"{labels.dtype}.")
     expected = y_pred.shape[:axis] + y_pred.shape[axis + 1:]
     if labels.shape != expected:
         raise ArgumentError(

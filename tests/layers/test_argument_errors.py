@@ -165,7 +165,7 @@ def test_ragged_input_is_refused_naming_its_object_dtype():
 
 
 def test_a_list_given_to_a_one_input_layer_is_refused():
-    with pytest.raises(ArgumentError, match="Dense 'd': expects one input tensor, got a list of 2"):
+    with pytest.raises(ArgumentError, match="'d': expects one input tensor, got a list of 2"):
         layers.Dense(2, name="d")([[1.0, 2.0], [3.0, 4.0]])
 
 
