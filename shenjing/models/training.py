@@ -17,10 +17,10 @@ from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..callbacks.base import CallbackList, History
 from ..data import class_weight_to_sample_weight, split_validation
+from ..errors import ArgumentError
 from ..progbar import is_dynamic
 from ..tensor import no_grad
-from . import resume
-from . import fit_arguments
+from . import fit_arguments, resume
 
 
 def _as_list(x):
@@ -207,19 +207,20 @@ class TrainingMixin:
         xs, ys = _as_list(x), _as_list(y)
         if class_weight is not None:
             if sample_weight is not None:
-                raise ValueError("fit: pass class_weight or sample_weight, not both (Keras "
-                                 "refuses both too); fold the class weights into sample_weight.")
+                raise ArgumentError("fit: pass class_weight or sample_weight, not both (Keras "
+                                    "refuses both too); fold the class weights into "
+                                    "sample_weight.")
             if len(ys) != 1:
-                raise ValueError(f"fit: class_weight works for a model with one output; this "
-                                 f"one has {len(ys)} targets. Use sample_weight.")
-            sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
+                raise ArgumentError(f"fit: class_weight works for a model with one output; "
+                                    f"this one has {len(ys)} targets. Use sample_weight.")
         if validation_split and validation_data is None:
-            # Keras's rule: the last fraction of the samples, taken before any shuffling
+            # Keras's rule: the last fraction of the samples, taken before any shuffling; the
+            # held-out samples keep their sample weights (class_weight weighs training only)
             train, held_out = split_validation([*xs, *ys, sample_weight], validation_split)
-            validation_data = (held_out[:len(xs)], held_out[len(xs):-1])
+            validation_data = (held_out[:len(xs)], held_out[len(xs):-1], held_out[-1])
             xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
+        if class_weight is not None:
+            sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
         n = _num_samples(xs + ys)
         steps = max(1, math.ceil(n / batch_size))
         if verbose == "auto":  # a bar where it can be redrawn (terminal, notebook), else lines
@@ -254,8 +255,9 @@ class TrainingMixin:
                     break
             logs = self._logs()
             if validation_data is not None:
-                val_x, val_y = validation_data[0], validation_data[1]
-                logs.update(self._evaluate_logs(val_x, val_y, batch_size, prefix="val_"))
+                val_x, val_y, *val_weights = validation_data  # (x, y) or (x, y, weights)
+                logs.update(self._evaluate_logs(val_x, val_y, batch_size, prefix="val_",
+                                                sample_weight=next(iter(val_weights), None)))
             self.completed_epochs = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:

@@ -194,3 +194,47 @@ def test_class_weight_errors(rng):
     two.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="one output; this one has 2 targets"):
         two.fit(x, [y[:, :1], y[:, 1:]], class_weight={0: 1.0}, verbose=0)
+
+
+def _keras_and_ours(rng):
+    """The same 4 -> 3 softmax model in Keras 3 and shenjing, compiled with a learning rate of
+    zero, so that fit leaves the weights as they are and only the logged losses differ."""
+    from tests.keras_oracle import import_keras
+
+    keras = import_keras()
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    ours = sj.Sequential([layers.Input((4,)), layers.Dense(3, activation="softmax")])
+    ours.set_weights([w.astype(np.float32) for w in theirs.get_weights()])
+    theirs.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer=sj.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    return theirs, ours
+
+
+def test_validation_sample_weights_count_as_in_keras(rng):
+    """validation_data's third element and the held-out rows of sample_weight under
+    validation_split weigh val_loss as in Keras 3 (they were dropped before)."""
+    theirs, ours = _keras_and_ours(rng)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    w = rng.uniform(0.0, 3.0, 40).astype(np.float32)
+    for kwargs in ({"validation_data": (x[:16], y[:16], w[:16])},
+                   {"validation_split": 0.25, "sample_weight": w}):
+        expected = theirs.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False,
+                              **kwargs).history["val_loss"][0]
+        got = ours.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False,
+                       **kwargs).history["val_loss"][0]
+        assert got == pytest.approx(expected, rel=1e-5), kwargs
+    unweighted = ours.evaluate(x[:16], y[:16], batch_size=8, verbose=0)
+    assert ours.fit(x, y, epochs=1, verbose=0, validation_data=(x[:16], y[:16], w[:16])) \
+        .history["val_loss"][0] != pytest.approx(unweighted, rel=1e-3)
+
+
+def test_class_weight_weighs_training_only_as_in_keras(rng):
+    theirs, ours = _keras_and_ours(rng)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    kwargs = {"validation_split": 0.25, "class_weight": {0: 1.0, 1: 4.0, 2: 0.5},
+              "batch_size": 8, "epochs": 1, "verbose": 0, "shuffle": False}
+    expected, got = theirs.fit(x, y, **kwargs).history, ours.fit(x, y, **kwargs).history
+    assert got["loss"][0] == pytest.approx(expected["loss"][0], rel=1e-5)
+    assert got["val_loss"][0] == pytest.approx(expected["val_loss"][0], rel=1e-5)
