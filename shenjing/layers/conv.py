@@ -4,10 +4,9 @@ ZeroPadding2D."""
 import math
 
 from .. import arguments, initializers, ops, regularizers
-from ..ops import activation as activations
 from ..ops.conv import conv_output_length, resolve_padding
 from .base import Layer, format_shape
-from .core import activation_name
+from .core import activation_name, set_kernel_options
 
 
 def _tuple(value, rank, what, layer):
@@ -73,15 +72,8 @@ def set_weight_options(layer, data_format, activation, use_bias, kernel_initiali
                        bias_initializer, kernel_regularizer, bias_regularizer):
     """The arguments every convolution-like layer shares, checked and resolved onto layer."""
     layer.data_format = arguments.data_format(data_format, layer)
-    layer.activation = arguments.lookup(activations.get, activation, "activation", layer)
-    layer.use_bias = arguments.boolean(use_bias, "use_bias", layer)
-    get = arguments.lookup
-    layer.kernel_initializer = get(initializers.get, kernel_initializer, "kernel_initializer",
-                                   layer)
-    layer.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", layer)
-    layer.kernel_regularizer = get(regularizers.get, kernel_regularizer, "kernel_regularizer",
-                                   layer)
-    layer.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", layer)
+    set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
+                       kernel_regularizer, bias_regularizer)
 
 
 class _Conv(Layer):
@@ -147,7 +139,7 @@ class _Conv(Layer):
         return (batch, *sizes, self.filters)
 
     def _axis_padding(self, axis):
-        if isinstance(self.padding, str) or isinstance(self.padding, int):
+        if isinstance(self.padding, (str, int)):
             return self.padding
         pads = self.padding if self.rank > 1 else (self.padding,)
         entry = pads[axis]  # an int (both sides) or a (before, after) pair

@@ -39,6 +39,20 @@ def _noise_shape(value, layer):
                  for s in value)
 
 
+def set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
+                       kernel_regularizer, bias_regularizer):
+    """The arguments every layer with a kernel and a bias shares, checked and set on layer."""
+    get = arguments.lookup
+    layer.activation = get(activations.get, activation, "activation", layer)
+    layer.use_bias = arguments.boolean(use_bias, "use_bias", layer)
+    layer.kernel_initializer = get(initializers.get, kernel_initializer, "kernel_initializer",
+                                   layer)
+    layer.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", layer)
+    layer.kernel_regularizer = get(regularizers.get, kernel_regularizer, "kernel_regularizer",
+                                   layer)
+    layer.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", layer)
+
+
 class Dense(Layer):
     """Fully connected: y = activation(x @ kernel + bias) over the last axis.
 
@@ -54,15 +68,8 @@ class Dense(Layer):
                  **kwargs):
         super().__init__(**kwargs)
         self.units = arguments.positive_int(units, "units", self)
-        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
-        get = arguments.lookup
-        self.activation = get(activations.get, activation, "activation", self)
-        self.kernel_initializer = get(initializers.get, kernel_initializer, "kernel_initializer",
-                                      self)
-        self.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", self)
-        self.kernel_regularizer = get(regularizers.get, kernel_regularizer, "kernel_regularizer",
-                                      self)
-        self.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", self)
+        set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                           kernel_regularizer, bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:

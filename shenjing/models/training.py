@@ -12,9 +12,8 @@ import sys
 import numpy as np
 
 from .. import losses as losses_module
-from .. import memory
+from .. import memory, optimizers, utils
 from .. import metrics as metrics_module
-from .. import optimizers, utils
 from ..callbacks.base import CallbackList, History
 from ..data import class_weight_to_sample_weight, split_validation
 from ..errors import ArgumentError

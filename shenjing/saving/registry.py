@@ -174,7 +174,7 @@ def _explain(cls, config, error) -> str:
     if isinstance(error, ShenjingError):  # already names the layer: drop that part
         own = f"{cls.__name__} {config.get('name')!r}: "
         message = str(error)
-        return (message[len(own):] if message.startswith(own) else message).rstrip(".")
+        return message.removeprefix(own).rstrip(".")
     return f"{type(error).__name__}: {error}"
 
 

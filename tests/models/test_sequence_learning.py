@@ -6,8 +6,8 @@ import pytest
 import shenjing as sj
 from shenjing import layers
 from shenjing.datasets import sequences
-from shenjing.diagnostics import hidden_state_gradient_norms
 from shenjing.demo import run_lstm_demo
+from shenjing.diagnostics import hidden_state_gradient_norms
 
 T = 50
 

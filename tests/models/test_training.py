@@ -11,7 +11,7 @@ from shenjing.datasets import mnist
 @pytest.fixture(scope="module")
 def digits():
     (x_train, y_train), (x_test, y_test) = mnist.load_subset(n_test=1000, seed=0)
-    prep = lambda x: (x[..., None] / 255.0).astype(np.float32)  # noqa: E731
+    prep = lambda x: (x[..., None] / 255.0).astype(np.float32)
     return (prep(x_train), y_train.astype(np.int64)), (prep(x_test), y_test.astype(np.int64))
 
 
