@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._files import MAX_SAMPLES, DatasetFileError, read_exactly
+from ._files import DatasetFileError, read_exactly
 
 NPY_HEADER_MAX = 10_000  # np.lib.format's default limit on the header dictionary
 DEFLATE_MAX_RATIO = 1032  # deflate never inflates more than 1032:1; a higher claim is a lie
@@ -40,7 +40,7 @@ class ArraySpec:
     item_shape: tuple
     kinds: str
     max_itemsize: int
-    max_len: int = MAX_SAMPLES
+    max_len: int
 
     @property
     def max_bytes(self):
@@ -65,16 +65,29 @@ class ArraySpec:
             )
 
 
-def read_npz(path, specs):
-    """{name: array} for each name of `specs` ({name: ArraySpec}) in the npz file `path`."""
+def read_npz(path, specs, same_length=()):
+    """{name: array} for each name of `specs` ({name: ArraySpec}) in the npz file `path`.
+
+    Every member's zip entry and .npy header is checked, and the arrays of each group of names
+    in `same_length` are checked to announce as many rows, before any member's data is read.
+    """
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(path) as zf, contextlib.ExitStack() as stack:
             names = zf.namelist()
             missing = [k for k in specs if f"{k}.npy" not in names]
             if missing:
                 held = [n.removesuffix(".npy") for n in names]
                 raise DatasetFileError(path, f"npz lacks {missing}; it holds {held}")
-            return {k: _read_member(zf, path, k, spec) for k, spec in specs.items()}
+            opened = {k: _open_member(zf, stack, path, k, spec) for k, spec in specs.items()}
+            for first, *others in same_length:
+                for other in others:
+                    n, m = opened[first][2][0], opened[other][2][0]
+                    if n != m:
+                        raise DatasetFileError(
+                            path, f"{other}.npy announces {m} rows but {first}.npy announces "
+                            f"{n}; expected as many (one per sample)"
+                        )
+            return {k: _read_member_data(*member) for k, member in opened.items()}
     except DatasetFileError:
         raise
     except (OSError, ValueError, EOFError, RecursionError, zipfile.BadZipFile, zlib.error) as e:
@@ -82,20 +95,26 @@ def read_npz(path, specs):
         raise DatasetFileError(path, f"cannot read as npz ({e})") from e
 
 
-def _read_member(zf, path, key, spec):
+def _open_member(zf, stack, path, key, spec):
+    """(stream past the .npy header, where, shape, fortran_order, dtype) of member `key`,
+    checked against `spec` and the zip directory; no data is read yet."""
     info = zf.getinfo(f"{key}.npy")
     where = f"{path}:{info.filename}"
     _check_zip_entry(info, where, 12 + NPY_HEADER_MAX + spec.max_bytes)
-    with zf.open(info) as f:
-        shape, fortran_order, dtype = _read_npy_header(f, where)
-        spec.check(where, shape, dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if info.file_size != f.tell() + nbytes:
-            raise DatasetFileError(
-                where, f"the zip directory gives {info.file_size} bytes but the .npy header "
-                f"announces {f.tell()} + {nbytes} (corrupt file)"
-            )
-        data = read_exactly(f, nbytes, where)
+    f = stack.enter_context(zf.open(info))
+    shape, fortran_order, dtype = _read_npy_header(f, where)
+    spec.check(where, shape, dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if info.file_size != f.tell() + nbytes:
+        raise DatasetFileError(
+            where, f"the zip directory gives {info.file_size} bytes but the .npy header "
+            f"announces {f.tell()} + {nbytes} (corrupt file)"
+        )
+    return f, where, shape, fortran_order, dtype
+
+
+def _read_member_data(f, where, shape, fortran_order, dtype):
+    data = read_exactly(f, math.prod(shape) * dtype.itemsize, where)
     order = "F" if fortran_order else "C"
     array = np.frombuffer(data, dtype).reshape(shape, order=order)
     return array.astype(dtype.newbyteorder("="), copy=False)

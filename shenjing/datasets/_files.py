@@ -25,10 +25,11 @@ import numpy as np
 from ..errors import ShenjingError
 
 CIFAR_RECORD_BYTES = 1 + 32 * 32 * 3  # label byte, then the red, green and blue 32x32 planes
-# Samples one file may hold: MNIST and Fashion-MNIST have 60,000 train and 10,000 test images;
-# EMNIST ByClass, the largest 28x28 variant, 697,932 and 116,323. A header announcing more is
-# refused before anything is allocated.
-MAX_SAMPLES = 1_000_000
+# Samples per file of MNIST and Fashion-MNIST (same layout): 60,000 train, 10,000 test.
+# A file may hold at most these, not exactly: a subset in the same format (a sample kept for a
+# quick run, a test fixture) is a legitimate file, and "at most" already bounds what a hostile
+# header can make us allocate to what the real release costs; exact counts would add no safety.
+MNIST_SIZES = {"train": 60_000, "test": 10_000}
 CHUNK_BYTES = 1 << 20  # reads go by 1 MiB, so a short stream never costs its announced size
 
 
@@ -159,21 +160,44 @@ def check_labels(y, where, num_classes=10):
         )
 
 
-def read_idx(path, ndim, item_shape=None, max_items=MAX_SAMPLES):
+def read_idx(path, ndim, item_shape=None, *, max_items):
     """An IDX file (gzipped if its name ends in .gz) of unsigned bytes with `ndim` dimensions.
 
     The header is checked before the data is read: at most `max_items` along the first axis
     and, when given, `item_shape` for the others (else at most max_items * 784 bytes in all).
     """
     path = Path(path)
+    f, shape = _open_idx(path, ndim, item_shape, max_items)
+    with f:
+        return _read_idx_body(f, path, shape)
+
+
+@contextlib.contextmanager
+def _reading(path):
+    # what a truncated or corrupt (gzip) stream raises, as a DatasetFileError naming the file
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            shape = _read_idx_header(f, path, ndim)
-            _check_idx_shape(path, shape, item_shape, max_items)
-            data = read_exactly(f, math.prod(shape), path)
+        yield
     except (OSError, EOFError, zlib.error) as e:
         raise DatasetFileError(path, f"cannot read the file, truncated or corrupt ({e})") from e
+
+
+def _open_idx(path, ndim, item_shape, max_items):
+    """(stream past the header, shape) of the IDX file `path`, its header checked; nothing of
+    the body is read, so a caller can compare several headers before inflating any body."""
+    with _reading(path):
+        f = (gzip.open if path.suffix == ".gz" else open)(path, "rb")
+        try:
+            shape = _read_idx_header(f, path, ndim)
+            _check_idx_shape(path, shape, item_shape, max_items)
+        except BaseException:
+            f.close()
+            raise
+    return f, shape
+
+
+def _read_idx_body(f, path, shape):
+    with _reading(path):
+        data = read_exactly(f, math.prod(shape), path)
     return np.frombuffer(data, np.uint8).reshape(shape)
 
 
@@ -199,24 +223,37 @@ def _check_idx_shape(path, shape, item_shape, max_items):
     if shape[0] > max_items or math.prod(shape) > limit:
         raise DatasetFileError(
             path, f"IDX header announces shape {shape}, i.e. {math.prod(shape)} bytes; this "
-            f"format holds at most {max_items} items and {limit} bytes"
+            f"file holds at most {max_items} items and {limit} bytes"
         )
 
 
-def read_idx_set(folder, files, image_shape, num_classes=10):
-    """((x_train, y_train), (x_test, y_test)) from IDX `files` (train x, y, then test x, y)."""
+def read_idx_set(folder, files, image_shape, sizes, num_classes=10):
+    """((x_train, y_train), (x_test, y_test)) from IDX `files` (train x, y, then test x, y).
+
+    All four headers are read and checked (each split at most `sizes[split]` samples, images
+    and labels announcing as many) before any body is inflated.
+    """
     paths = [find_file(folder, [f]) for f in files]
     missing = [f for f, p in zip(files, paths, strict=True) if p is None]
     if missing:
         raise FileNotFoundError(f"{folder}: missing {', '.join(missing)}.")
-    x_train, y_train, x_test, y_test = (
-        read_idx(p, n, shape) for p, n, shape in zip(paths, (3, 1) * 2, (image_shape, ()) * 2)
-    )
+    splits = ("train", "train", "test", "test")
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for path, ndim, split in zip(paths, (3, 1, 3, 1), splits, strict=True):
+            item_shape = image_shape if ndim == 3 else ()
+            f, shape = _open_idx(path, ndim, item_shape, sizes[split])
+            opened.append((stack.enter_context(f), path, shape))
+        for i, split in ((0, "train"), (2, "test")):
+            (_, x_path, x_shape), (_, y_path, y_shape) = opened[i], opened[i + 1]
+            if x_shape[0] != y_shape[0]:
+                raise DatasetFileError(
+                    y_path, f"header announces {y_shape[0]} {split} labels but {x_path.name} "
+                    f"announces {x_shape[0]} {split} images; expected one label per image"
+                )
+        x_train, y_train, x_test, y_test = (_read_idx_body(*o) for o in opened)
     for y, path in ((y_train, paths[1]), (y_test, paths[3])):
         check_labels(y, path, num_classes)
-    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-        if len(x) != len(y):
-            raise DatasetFileError(folder, f"{len(x)} {split} images but {len(y)} labels")
     return (x_train, y_train), (x_test, y_test)
 
 

@@ -16,9 +16,10 @@ FOLDER = "cifar-10-batches-bin"
 SHA256 = {
     "cifar-10-binary.tar.gz": "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
 }
-# records per batch file: the release's batches hold 10,000; a file announcing more than
-# this bound is refused before it is read or inflated
-MAX_BATCH_RECORDS = 20_000
+# records per batch file: the release's batches hold 10,000 each, and a file may hold at most
+# that (a smaller one is a legitimate subset, as for MNIST in _files.MNIST_SIZES); a file or
+# archive member over it is refused before it is read or inflated
+MAX_BATCH_RECORDS = 10_000
 MAX_BATCH_BYTES = MAX_BATCH_RECORDS * _files.CIFAR_RECORD_BYTES
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILE = "test_batch.bin"

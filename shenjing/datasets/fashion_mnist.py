@@ -35,6 +35,7 @@ CLASS_NAMES = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 NUM_CLASSES = len(CLASS_NAMES)  # label files holding another value are refused
+SIZES = _files.MNIST_SIZES  # MNIST's split sizes: at most 60,000 train, 10,000 test samples
 
 
 def load_data(path=None, origin=None):
@@ -51,9 +52,9 @@ def load_data(path=None, origin=None):
                 f"fashion_mnist.load_data: path must be a folder holding {list(FILES)}, "
                 f"got {path}."
             )
-        return _files.read_idx_set(path, FILES, (28, 28), NUM_CLASSES)
+        return _files.read_idx_set(path, FILES, (28, 28), SIZES, NUM_CLASSES)
     folder = _files.cache_dir("fashion_mnist")
     for name in FILES:
         if _files.find_file(folder, [name]) is None:
             _files.fetch("fashion_mnist", name, origin or ORIGIN, SHA256)
-    return _files.read_idx_set(folder, FILES, (28, 28), NUM_CLASSES)
+    return _files.read_idx_set(folder, FILES, (28, 28), SIZES, NUM_CLASSES)

@@ -23,13 +23,16 @@ IDX_FILES = (
 )
 NUM_CLASSES = 10
 # What mnist.npz may hold, checked from each member's header before it is read: 28x28 uint8
-# images, integer labels, at most _files.MAX_SAMPLES of each (the release has 60,000 + 10,000).
+# images, integer labels, each split at most its size in the release (_files.MNIST_SIZES:
+# 60,000 train, 10,000 test; at most, not exactly, for the reason given there).
+_TRAIN, _TEST = _files.MNIST_SIZES["train"], _files.MNIST_SIZES["test"]
 NPZ_SPECS = {
-    "x_train": _archives.ArraySpec((28, 28), "u", 1),
-    "y_train": _archives.ArraySpec((), "ui", 8),
-    "x_test": _archives.ArraySpec((28, 28), "u", 1),
-    "y_test": _archives.ArraySpec((), "ui", 8),
+    "x_train": _archives.ArraySpec((28, 28), "u", 1, _TRAIN),
+    "y_train": _archives.ArraySpec((), "ui", 8, _TRAIN),
+    "x_test": _archives.ArraySpec((28, 28), "u", 1, _TEST),
+    "y_test": _archives.ArraySpec((), "ui", 8, _TEST),
 }
+NPZ_PAIRS = (("x_train", "y_train"), ("x_test", "y_test"))  # one label per image
 
 
 def load_data(path=None, origin=None):
@@ -102,17 +105,14 @@ def _load_from(path):
     if (path / FILENAME).is_file():
         return _load_npz(path / FILENAME)
     if any(_files.find_file(path, [f]) is not None for f in IDX_FILES):
-        return _files.read_idx_set(path, IDX_FILES, (28, 28), NUM_CLASSES)
+        return _files.read_idx_set(path, IDX_FILES, (28, 28), _files.MNIST_SIZES, NUM_CLASSES)
     raise FileNotFoundError(
         f"mnist.load_data: {path} holds neither {FILENAME} nor the IDX files {list(IDX_FILES)}."
     )
 
 
 def _load_npz(path):
-    arrays = _archives.read_npz(path, NPZ_SPECS)
+    arrays = _archives.read_npz(path, NPZ_SPECS, same_length=NPZ_PAIRS)
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if len(x) != len(y):
-            raise _files.DatasetFileError(path, f"{len(x)} {split} images but {len(y)} labels")
-        _files.check_labels(y, f"{path}:y_{split}", NUM_CLASSES)
+        _files.check_labels(arrays[f"y_{split}"], f"{path}:y_{split}", NUM_CLASSES)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])

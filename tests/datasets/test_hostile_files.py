@@ -18,7 +18,13 @@ import pytest
 
 from shenjing.datasets import cifar10, fashion_mnist, mnist
 from shenjing.datasets._files import DatasetFileError
-from tests.datasets.helpers import cifar_bytes, digits_like, idx_bytes, write_idx_set
+from tests.datasets.helpers import (
+    cifar_bytes,
+    digits_like,
+    idx_bytes,
+    write_idx,
+    write_idx_set,
+)
 
 PEAK_LIMIT = 4 << 20  # bytes any refusal below may allocate; the files announce far more
 TIB = 1 << 40
@@ -153,12 +159,14 @@ def test_npz_with_unusual_compression_is_refused(tmp_path, rng):
 
 
 def _gzip_bomb(head, inflated):
-    """gzip of `head` followed by `inflated` zero bytes, compressed by 1 MiB pieces."""
+    """gzip of `head` followed by `inflated` zero bytes, compressed by 1 MiB pieces (also a
+    valid IDX file of blank images when `inflated` is what `head` announces)."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
     out = [packer.compress(head)]
     zeros = bytes(1 << 20)
     for _ in range(inflated >> 20):
         out.append(packer.compress(zeros))
+    out.append(packer.compress(zeros[: inflated & ((1 << 20) - 1)]))
     return b"".join(out) + packer.flush()
 
 
@@ -183,11 +191,101 @@ def test_idx_header_with_huge_dimensions_is_refused_unread(tmp_path, rng, index,
 def test_idx_gzip_bomb_stops_one_byte_past_the_header_size(tmp_path, rng, loader):
     x, y = digits_like(rng, 3)
     files = loader.IDX_FILES if loader is mnist else loader.FILES
-    write_idx_set(tmp_path, files, x, y, x, y)
+    write_idx_set(tmp_path, files, x, y, x[:2], y[:2])
     bomb = _gzip_bomb(idx_bytes(x[:2]), 64 << 20)  # 2 images announced, 64 MiB more inflate
     assert len(bomb) < 100_000
     (tmp_path / files[2]).write_bytes(bomb)
     _refused(lambda: loader.load_data(tmp_path), files[2], "holds more than the 1568 data bytes")
+
+
+# --- sample counts: each file at most its split's size in the release ------------------------
+# MNIST and Fashion-MNIST hold 60,000 train and 10,000 test samples; a file may hold fewer (a
+# subset), never more, so a header can make the reader allocate no more than the release costs.
+
+
+@pytest.mark.parametrize(
+    "member, shape",
+    [("x_train.npy", (1_000_000, 28, 28)),  # the tester's 764 KB file: 790 MB RSS before
+     ("x_train.npy", (60_001, 28, 28)), ("y_train.npy", (60_001,)),
+     ("x_test.npy", (10_001, 28, 28)), ("y_test.npy", (10_001,))],
+)  # fmt: skip
+def test_npz_member_over_its_split_size_is_refused_unread(tmp_path, rng, member, shape):
+    members = _good_members(rng)
+    members[member] = _npy(shape, "|u1", b"\x00" * 64)
+    path = _zip(tmp_path / "mnist.npz", members)
+    limit = 60_000 if "train" in member else 10_000
+    err = _refused(lambda: mnist.load_data(path), f"mnist.npz:{member}", r"array of shape")
+    assert str(shape) in str(err) and f"N <= {limit}" in str(err)
+
+
+def test_files_of_exactly_the_release_sizes_load(tmp_path):
+    x_train, x_test = np.zeros((60_000, 28, 28), np.uint8), np.zeros((10_000, 28, 28), np.uint8)
+    y_train, y_test = np.zeros(60_000, np.uint8), np.ones(10_000, np.uint8)
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    splits = ((*mnist.IDX_FILES[:2], x_train, y_train), (*mnist.IDX_FILES[2:], x_test, y_test))
+    for images, labels, x, y in splits:
+        header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", *x.shape)
+        (folder / images).write_bytes(_gzip_bomb(header, x.size))  # blank images
+        write_idx(folder / labels, y)
+    for source in (path, folder):
+        (xa, ya), (xb, yb) = mnist.load_data(source)
+        assert xa.shape == x_train.shape and ya.shape == y_train.shape
+        assert xb.shape == x_test.shape and yb.tolist() == y_test.tolist()
+
+
+@pytest.mark.parametrize(
+    "index, dims",
+    [(0, (1_000_000, 28, 28)), (0, (900_000, 28, 28)), (0, (60_001, 28, 28)),
+     (1, (60_001,)), (2, (10_001, 28, 28)), (3, (10_001,))],
+)  # fmt: skip
+@pytest.mark.parametrize("loader", [mnist, fashion_mnist])
+def test_idx_file_over_its_split_size_is_refused_unread(tmp_path, rng, loader, index, dims):
+    x, y = digits_like(rng, 3)
+    files = loader.IDX_FILES if loader is mnist else loader.FILES
+    write_idx_set(tmp_path, files, x, y, x, y)
+    header = bytes([0, 0, 0x08, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    (tmp_path / files[index]).write_bytes(_gzip_bomb(header, 16 << 20))
+    limit = 60_000 if index < 2 else 10_000
+    err = _refused(lambda: loader.load_data(tmp_path), files[index], "IDX header announces")
+    assert str(dims) in str(err) and f"at most {limit} items" in str(err)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_idx_counts_are_compared_before_any_body_is_inflated(tmp_path, split):
+    # images and labels both within their split's size, but 20 labels against all the images:
+    # every header is read before a body, so not even the other split's images are inflated
+    # (fashion_mnist reads its files through the same _files.read_idx_set)
+    loader, files = mnist, mnist.IDX_FILES
+    n_train, n_test = (60_000, 3) if split == "train" else (60_000, 10_000)
+    for name, n in ((files[0], n_train), (files[2], n_test)):
+        header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", n, 28, 28)
+        (tmp_path / name).write_bytes(_gzip_bomb(header, n * 784))
+    labels = {"train": 20 if split == "train" else n_train, "test": 20}
+    for name, n in ((files[1], labels["train"]), (files[3], labels["test"])):
+        write_idx(tmp_path / name, np.zeros(n, np.uint8))
+    bad = files[1] if split == "train" else files[3]
+    images = files[0] if split == "train" else files[2]
+    err = _refused(lambda: loader.load_data(tmp_path), bad, f"announces 20 {split} labels")
+    n_images = n_train if split == "train" else n_test
+    assert f"{images} announces {n_images} {split} images" in str(err)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_npz_counts_are_compared_before_any_member_is_read(tmp_path, rng, split):
+    members = _good_members(rng)
+    members["x_train.npy"] = _npy((60_000, 28, 28), "|u1", bytes(60_000 * 784))
+    y = np.zeros(60_000 if split == "test" else 20, np.uint8)
+    members["y_train.npy"] = _npy(y.shape, y.dtype.str, y.tobytes())
+    if split == "test":
+        members["x_test.npy"] = _npy((10_000, 28, 28), "|u1", bytes(10_000 * 784))
+        members["y_test.npy"] = _npy((20,), "|u1", bytes(20))
+    path = _zip(tmp_path / "mnist.npz", members)
+    n = 60_000 if split == "train" else 10_000
+    message = f"y_{split}.npy announces 20 rows but x_{split}.npy announces {n}"
+    _refused(lambda: mnist.load_data(path), "mnist.npz", message)
 
 
 # --- CIFAR-10 tar archives: huge members, bombs, links ---------------------------------------
@@ -272,7 +370,7 @@ def test_cifar_batch_file_over_its_size_is_refused_unread(tmp_path, rng):
         (tmp_path / name.split("/")[-1]).write_bytes(data)
     with open(tmp_path / cifar10.TEST_FILE, "r+b") as f:
         f.truncate(cifar10.MAX_BATCH_BYTES + cifar10._files.CIFAR_RECORD_BYTES)  # sparse
-    _refused(lambda: cifar10.load_data(tmp_path), cifar10.TEST_FILE, "more than the 61460000")
+    _refused(lambda: cifar10.load_data(tmp_path), cifar10.TEST_FILE, "more than the 30730000")
 
 
 # --- labels outside 0..9 --------------------------------------------------------------------

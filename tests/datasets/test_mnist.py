@@ -129,23 +129,25 @@ def test_idx_reader_checks_magic_sizes_and_gzip(tmp_path, rng):
     good = idx_bytes(x)
     (tmp_path / "bad_magic.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01" + good[4:]))
     with pytest.raises(ValueError, match="expected IDX magic number 2051, got 2049"):
-        _files.read_idx(tmp_path / "bad_magic.gz", 3)
+        _files.read_idx(tmp_path / "bad_magic.gz", 3, max_items=10)
     (tmp_path / "short.gz").write_bytes(gzip.compress(good[:-5]))
     with pytest.raises(DatasetFileError, match=r"short.gz: header announces 2352 data .*2347"):
-        _files.read_idx(tmp_path / "short.gz", 3)
+        _files.read_idx(tmp_path / "short.gz", 3, max_items=10)
     (tmp_path / "cut.gz").write_bytes(gzip.compress(good)[:-20])
     with pytest.raises(ValueError, match="cannot read the file, truncated or corrupt"):
-        _files.read_idx(tmp_path / "cut.gz", 3)
+        _files.read_idx(tmp_path / "cut.gz", 3, max_items=10)
     (tmp_path / "header.gz").write_bytes(gzip.compress(good[:9]))
     with pytest.raises(ValueError, match="truncated IDX header"):
-        _files.read_idx(tmp_path / "header.gz", 3)
-    np.testing.assert_array_equal(_files.read_idx(write_idx(tmp_path / "ok.gz", x), 3), x)
+        _files.read_idx(tmp_path / "header.gz", 3, max_items=10)
+    ok = write_idx(tmp_path / "ok.gz", x)
+    np.testing.assert_array_equal(_files.read_idx(ok, 3, max_items=10), x)
 
 
 def test_idx_set_errors(tmp_path, rng):
     x, y = digits_like(rng, 5)
     write_idx_set(tmp_path, mnist.IDX_FILES, x, y[:4], x, y)
-    with pytest.raises(ValueError, match="5 train images but 4 labels"):
+    with pytest.raises(DatasetFileError, match=r"labels-idx1-ubyte.gz: header announces 4 train "
+                       r"labels but train-images-idx3-ubyte.gz announces 5 train images"):
         mnist.load_data(tmp_path)
     (tmp_path / mnist.IDX_FILES[3]).unlink()
     with pytest.raises(FileNotFoundError, match="missing t10k-labels-idx1-ubyte.gz"):
