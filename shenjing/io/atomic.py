@@ -5,34 +5,48 @@ named after its writer, `.<name>.tmp-<pid>-<8 hex digits>`, and the next save to
 removes the siblings whose writer is gone (no live process has that pid), or that nobody has
 written for a day (a dead writer whose pid a new process reuses, a writer on another machine
 sharing the folder). A live writer's file, in this process or another, is never removed.
+
+Only a regular file (or nothing) is ever replaced: a target that is, or whose symlink leads to,
+a device, FIFO, socket or directory is refused before any temporary file exists (check_target),
+and checked again just before the rename.
 """
 
 import contextlib
+import errno
 import os
 import re
 import secrets
 import stat
 import time
 
+from ..errors import ArgumentError
+
+
+class TargetIsADirectoryError(ArgumentError, IsADirectoryError):
+    """A save target that is a directory: the caller's mistake (ArgumentError), and still the
+    IsADirectoryError open() raised before, so code that catches that keeps working."""
+
+
 # A temp file untouched this long is stale even if its pid is alive again (the pid was reused).
 STALE_AFTER_S = 24 * 3600
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="wb"):
+def atomic_open(path, mode="wb", caller="atomic_open"):
     """Open a temporary file beside `path` that replaces `path` only when the block succeeds.
 
     Readers see the old file or the complete new one, never a mix, even if the process dies.
     A symlink is written through, as open() would: the temporary file goes beside the link's
-    final target, which the rename replaces (the link stays). An exception removes the
-    temporary file; one left by a killed writer is removed by the next save to the same path
-    (see the module docstring). A new file gets the permissions open() would give it; an
-    existing one keeps its.
-    Args: path (target file); mode ("wb", or "w" for UTF-8 text).
+    final target, which the rename replaces (the link stays). A target that exists and is not
+    a regular file, or whose folder is missing, is refused first (see check_target). An
+    exception removes the temporary file; one left by a killed writer is removed by the next
+    save to the same path (see the module docstring). A new file gets the permissions open()
+    would give it; an existing one keeps its.
+    Args: path (target file); mode ("wb", or "w" for UTF-8 text); caller (named in errors).
     """
     if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}.")
-    target = os.path.realpath(os.fspath(path))  # through symlinks, as open() writes
+        raise ValueError(f"{caller}: mode must be 'wb' or 'w', got {mode!r}.")
+    target = check_target(path, caller)  # through symlinks, as open() writes
     folder, name = os.path.split(target)
     remove_stale_temp_files(target)
     fd, tmp = _create_sibling(folder, name)
@@ -43,12 +57,73 @@ def atomic_open(path, mode="wb"):
             os.fsync(f.fileno())  # the data must be on disk before the rename makes it visible
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        # again: a device or folder put there while we wrote must not be replaced either
+        _check_kind(os.fsdecode(os.fspath(path)), target, caller)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def check_target(path, caller="atomic_open", folder_must_exist=True):
+    """Refuse a path that a save cannot write as a regular file; returns its final target.
+
+    The target is `path` with symlinks resolved (os.path.realpath). Refused, naming `path`:
+    a NUL byte or empty path, a symlink loop, a path through a non-folder, or a target that
+    exists and is a directory, device, FIFO or socket (ArgumentError, TargetIsADirectoryError
+    for a directory: the rename would destroy it, e.g. a link to /dev/null); a missing folder
+    (FileNotFoundError naming it; not checked without folder_must_exist, for a caller that
+    creates folders before saving).
+    Args: path (str, bytes or os.PathLike); caller (named in the errors, e.g. "save_model").
+    """
+    raw = os.fspath(path)
+    text = os.fsdecode(raw)
+    if "\0" in text:
+        raise ArgumentError(f"{caller}: the path holds a NUL byte, which no file name can "
+                            f"contain. Received: filepath={text!r}")
+    if not text:
+        raise ArgumentError(f"{caller}: the path is empty; give a file name. Received: "
+                            f"filepath=''")
+    target = os.path.realpath(text)  # on a loop (before Python 3.13): the path unresolved
+    _check_kind(text, target, caller)
+    folder = os.path.dirname(target)
+    if folder_must_exist and not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"{caller}: cannot write {text!r}: its folder "
+                                f"{folder!r} does not exist; create it first", folder)
+    return target
+
+
+def _check_kind(text, target, caller):
+    """Refuse a `target` (the resolved `text`) that exists and is not a regular file."""
+    linked = target != os.path.abspath(text)  # through a symlink: name both
+    where = f"{text} (which resolves to {target})" if linked else text
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return  # a new file; a dangling symlink creates its target, as open() does
+    except OSError as error:
+        reasons = {errno.ELOOP: "it is a symlink loop (or a chain of too many links)",
+                   errno.ENOTDIR: "a part of it that should be a folder is a file",
+                   errno.ENAMETOOLONG: "the name is too long"}
+        if error.errno not in reasons:
+            raise  # e.g. PermissionError, whose message names the path
+        raise ArgumentError(f"{caller}: cannot write {where}: {reasons[error.errno]}. "
+                            f"Received: filepath={text}") from None
+    if stat.S_ISREG(info.st_mode):
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise TargetIsADirectoryError(f"{caller}: cannot write {where}: it is a directory; "
+                                      f"give a file name inside it. Received: filepath={text}")
+    kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+    raise ArgumentError(f"{caller}: refusing to write {where}: it is {kind}; shenjing writes "
+                        f"regular files only (a save replaces the file, which would destroy "
+                        f"this one). Received: filepath={text}")
+
+
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 
 
 def temp_prefix(name):

@@ -4,6 +4,7 @@ import glob
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shenjing.errors import ArgumentError
 from shenjing.io import atomic_open, read_safetensors, write_safetensors
+from shenjing.io.atomic import TargetIsADirectoryError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -234,3 +237,123 @@ def test_a_dangling_symlink_creates_its_target(tmp_path):
     with atomic_open(tmp_path / "link") as f:
         f.write(b"x")
     assert (tmp_path / "link").is_symlink() and (tmp_path / "new.bin").read_bytes() == b"x"
+
+
+# ----------------------------------------------------------------------------- targets
+# Only a regular file is ever replaced: anything else is refused before a temp file exists.
+
+
+def _refused(path, error_type, *fragments):
+    """atomic_open(path) raises error_type naming the path; nothing is created beside it."""
+    folder = os.path.dirname(os.path.realpath(path))
+    before = sorted(os.listdir(folder)) if os.path.isdir(folder) else None
+    with pytest.raises(error_type) as info, atomic_open(path) as f:
+        f.write(b"never")
+    message = str(info.value)
+    assert "atomic_open: " in message  # a FileNotFoundError's str starts with its errno
+    for fragment in (str(path), *fragments):
+        assert fragment in message, message
+    if before is not None:
+        assert sorted(os.listdir(folder)) == before  # no temp file, nothing replaced
+    return message
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("through_symlink", [False, True])
+def test_a_fifo_is_refused_not_replaced(tmp_path, through_symlink):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    path = fifo
+    if through_symlink:
+        path = tmp_path / "link.bin"
+        path.symlink_to(fifo)
+    _refused(path, ArgumentError, "is a FIFO (named pipe)", "writes regular files only")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs Unix sockets")
+def test_a_socket_is_refused_not_replaced(tmp_path):
+    path = tmp_path / "s"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            server.bind(str(path))
+        except OSError as error:  # a tmp_path longer than sun_path allows
+            pytest.skip(f"cannot bind a Unix socket here: {error}")
+        _refused(path, ArgumentError, "is a socket")
+        assert stat.S_ISSOCK(os.lstat(path).st_mode)
+    finally:
+        server.close()
+
+
+def _char_device(tmp_path):
+    """A character device node (/dev/null's numbers) in tmp_path, or skip without mknod."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (AttributeError, OSError) as error:
+        pytest.skip(f"mknod is not allowed here: {error}")
+    return node
+
+
+@pytest.mark.parametrize("through_symlink", [False, True])
+def test_a_character_device_is_refused_not_replaced(tmp_path, through_symlink):
+    node = _char_device(tmp_path)
+    path = node
+    if through_symlink:  # the reported case: a link to a device, saved over as root
+        path = tmp_path / "l.safetensors"
+        path.symlink_to(node)
+    message = _refused(path, ArgumentError, "is a character device")
+    if through_symlink:
+        assert f"resolves to {node}" in message
+    assert stat.S_ISCHR(os.lstat(node).st_mode)
+
+
+@pytest.mark.parametrize("through_symlink", [False, True])
+def test_a_directory_is_refused(tmp_path, through_symlink):
+    folder = tmp_path / "d.bin"
+    folder.mkdir()
+    path = folder
+    if through_symlink:
+        path = tmp_path / "link.bin"
+        path.symlink_to(folder)
+    _refused(path, IsADirectoryError, "is a directory")  # and an ArgumentError: see below
+    assert issubclass(TargetIsADirectoryError, ArgumentError)
+    assert folder.is_dir() and os.listdir(folder) == []
+
+
+def test_a_symlink_loop_is_refused(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    _refused(tmp_path / "a", ArgumentError, "symlink loop")
+    assert (tmp_path / "a").is_symlink() and (tmp_path / "b").is_symlink()
+
+
+def test_a_path_through_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_bytes(b"old")
+    _refused(tmp_path / "file" / "f.bin", ArgumentError, "should be a folder is a file")
+    assert (tmp_path / "file").read_bytes() == b"old"
+
+
+def test_a_nul_byte_or_an_empty_path_is_refused(tmp_path):
+    nul = r"atomic_open: the path holds a NUL byte.*filepath='.*f\\x00\.bin'"
+    with pytest.raises(ArgumentError, match=nul), atomic_open(str(tmp_path / "f\0.bin")):
+        pass
+    with pytest.raises(ArgumentError, match="atomic_open: the path is empty"), atomic_open(""):
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    path = tmp_path / "missing" / "f.bin"
+    message = _refused(path, FileNotFoundError, f"its folder {str(tmp_path / 'missing')!r}")
+    assert "does not exist" in message and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_appearing_during_the_write_is_not_replaced(tmp_path):
+    path = tmp_path / "f.bin"
+    with pytest.raises(ArgumentError, match="is a FIFO"), atomic_open(path) as f:
+        f.write(b"new")
+        os.mkfifo(path)  # put there by someone else while we wrote
+    assert stat.S_ISFIFO(os.lstat(path).st_mode) and os.listdir(tmp_path) == ["f.bin"]

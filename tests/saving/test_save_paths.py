@@ -1,6 +1,7 @@
 """save / save_weights refuse file names of other formats (Keras's .keras, .h5) and write ours."""
 
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -65,3 +66,70 @@ def test_saving_to_a_symlink_writes_its_target(tmp_path):
     for ours, saved in zip(model.get_weights(), sj.load_model(target).get_weights()):
         np.testing.assert_array_equal(ours, saved)
     assert sorted(os.listdir(tmp_path / "store")) == ["v1.safetensors"]
+
+
+# A name of ours that is not a regular file is refused before any work, and left as it was.
+
+
+def _refused(save, caller, path, *fragments):
+    before = sorted(os.listdir(os.path.dirname(os.path.realpath(path))))
+    with pytest.raises(ArgumentError) as info:
+        save(path)
+    message = str(info.value)
+    assert message.startswith(f"{caller}: ") and message.endswith(f"Received: filepath={path}")
+    for fragment in fragments:
+        assert fragment in message, message
+    assert sorted(os.listdir(os.path.dirname(os.path.realpath(path)))) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_a_symlink_to_a_fifo_is_refused_not_replaced(tmp_path, weights_only):
+    model = small_model()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "l.safetensors").symlink_to(tmp_path / "pipe")
+    save, caller = ((model.save_weights, "save_weights") if weights_only
+                    else (model.save, "save_model"))
+    _refused(save, caller, tmp_path / "l.safetensors", "is a FIFO", "regular files only")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+
+
+def test_a_symlink_to_a_character_device_is_refused_not_replaced(tmp_path):
+    node = tmp_path / "null"
+    try:  # /dev/null's numbers, made in tmp_path: the real one is never touched
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (AttributeError, OSError) as error:
+        pytest.skip(f"mknod is not allowed here: {error}")
+    (tmp_path / "l.safetensors").symlink_to(node)
+    _refused(small_model().save, "save_model", tmp_path / "l.safetensors",
+             "is a character device", f"resolves to {node}")
+    assert stat.S_ISCHR(os.lstat(node).st_mode)
+
+
+def test_a_directory_is_refused(tmp_path):
+    (tmp_path / "m.safetensors").mkdir()
+    _refused(small_model().save, "save_model", tmp_path / "m.safetensors", "is a directory")
+    assert os.listdir(tmp_path / "m.safetensors") == []
+
+
+def test_a_symlink_loop_is_refused(tmp_path):
+    (tmp_path / "a.safetensors").symlink_to(tmp_path / "b.safetensors")
+    (tmp_path / "b.safetensors").symlink_to(tmp_path / "a.safetensors")
+    _refused(small_model().save_weights, "save_weights", tmp_path / "a.safetensors",
+             "symlink loop")
+
+
+def test_a_nul_byte_is_refused(tmp_path):
+    with pytest.raises(ArgumentError, match=r"save_model: the path holds a NUL byte.*"
+                                            r"filepath='.*m\\x00\.safetensors'"):
+        small_model().save(str(tmp_path / "m\0.safetensors"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    path = tmp_path / "missing" / "m.safetensors"
+    with pytest.raises(FileNotFoundError) as info:
+        small_model().save(path)
+    assert f"cannot write {str(path)!r}: its folder {str(tmp_path / 'missing')!r} does not " \
+           "exist" in str(info.value)
+    assert os.listdir(tmp_path) == []
