@@ -108,7 +108,7 @@ class EarlyStopping(MonitorCallback):
         super().set_state(state)
         self.wait, self.best_epoch, self.stopped_epoch = (
             state_fields.count(state, key) for key in ("wait", "best_epoch", "stopped_epoch"))
-        self.best_weights = state_fields.optional_arrays(state, "best_weights")
+        self.best_weights = state_fields.model_weights(state, "best_weights", self.model)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:

@@ -16,11 +16,14 @@ the run goes on as if never interrupted. (Keras 3 has no mid-epoch resume; this 
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
 
 import numpy as np
 
 from .. import utils
+from ..callbacks import state_fields
 from ..io import FileFormatError
 
 TENSOR_PREFIX = "callbacks/"  # callback arrays in a model file; never weights of the model
@@ -87,27 +90,31 @@ def _metric_totals(model):
 
 # ----- loading ---------------------------------------------------------------------------------
 class SavedPosition:
-    """The checked resume fields of a loaded model file (see the module docstring)."""
+    """The checked resume fields of a loaded model file (see the module docstring). Every
+    field must be one a writer makes: callback states by the callback's fields (the built-in
+    ones' in full, best weights against the model's weights), metric totals as running sums,
+    and each ``callbacks/...`` tensor claimed by a field."""
 
-    def __init__(self, training, tensors, path):
-        self.path = path
+    def __init__(self, training, tensors, path, model, check_values=True, custom_objects=None):
+        self.path, self.check_values = path, check_values
         self.rng_state = training["rng_state"]
         self.batch = training.get("batch", 0)
-        if type(self.batch) is not int or self.batch < 0:
-            self._fail(f"'batch' must be an int >= 0, got {self.batch!r:.100}")
+        if type(self.batch) is not int or not 0 <= self.batch < state_fields.MAX_COUNT:
+            self._fail(f"'batch' must be an int from 0 to {state_fields.MAX_COUNT - 1}, got "
+                       f"{self.batch!r:.100}")
         self.epoch_rng_state = training.get("epoch_rng_state")
         if self.batch:
             self._check_rng_state(self.epoch_rng_state)
-        self.metrics = training.get("metrics", {})
-        if not isinstance(self.metrics, dict) or not all(
-                _is_pair_of_numbers(value) for value in self.metrics.values()):
-            self._fail(f"'metrics' must map names to [total, count], got {self.metrics!r:.100}")
-        self.callbacks = training.get("callbacks", {})
-        if not isinstance(self.callbacks, dict) or not all(
-                isinstance(state, dict) for state in self.callbacks.values()):
-            self._fail(f"'callbacks' must map names to objects, got {self.callbacks!r:.100}")
-        self.callbacks = {key: self._tensors_in(key, state, tensors)
-                          for key, state in self.callbacks.items()}
+        self.metrics = self._checked_metrics(training.get("metrics", {}))
+        callbacks = training.get("callbacks", {})
+        if not isinstance(callbacks, dict) or not all(
+                isinstance(state, dict) for state in callbacks.values()):
+            self._fail(f"'callbacks' must map names to objects, got {callbacks!r:.100}")
+        claimed = set()
+        self.callbacks = {key: self._callback_state(key, state, tensors, claimed, model,
+                                                    custom_objects)
+                          for key, state in callbacks.items()}
+        check_callback_tensors(tensors, claimed, path)
 
     def _fail(self, problem):
         raise FileFormatError(self.path, problem, field="training_state")
@@ -122,7 +129,78 @@ class SavedPosition:
             self._fail(f"'epoch_rng_state' is not a state of {type(generator).__name__} "
                        f"({error})")
 
-    def _tensors_in(self, key, state, tensors):
+    def _checked_metrics(self, metrics):
+        """{name: [total, count]}: running sums of the epoch's batches so far, so a count is a
+        finite number >= 0 (a sum of sample weights), 0 only with a total of 0, the total
+        finite (unless check_values is off), and the loss's count a number of samples."""
+        if not isinstance(metrics, dict) or not all(
+                _is_pair_of_numbers(value) for value in metrics.values()):
+            self._fail(f"'metrics' must map names to [total, count], got {metrics!r:.100}")
+        for name, (total, count) in metrics.items():
+            where = f"'metrics'[{name!r:.50}]"
+            if not (_finite(count) and 0 <= count < 2.0**53):
+                self._fail(f"{where}: the count must be a finite number >= 0, got {count!r:.50}")
+            if self.check_values and not _finite(total):
+                self._fail(f"{where}: the total is {total!r:.50}; pass check_values=False to load "
+                           "it as it is")
+            if count == 0 and total != 0:
+                self._fail(f"{where}: a total of {total!r:.50} over a count of 0")
+        if self.batch:
+            loss = metrics.get("loss")
+            if loss is None or loss[1] < 1 or not float(loss[1]).is_integer():
+                self._fail(f"'metrics' must hold 'loss' as [total, samples so far] (a whole "
+                           f"number >= 1) for the {self.batch} batches before the checkpoint, "
+                           f"got {loss!r:.100}")
+        return metrics
+
+    def _callback_state(self, key, state, tensors, claimed, model, custom_objects):
+        """A callback's saved state, its tensors put in; a built-in callback's state field by
+        field, a custom one's (a class passed in custom_objects) by its own set_state later."""
+        fields = state_fields.FIELDS.get(_callback_class(key, custom_objects, self._fail))
+        state = self._tensors_in(key, state, tensors, claimed)
+        if fields is None:
+            return state
+        unknown, missing = sorted(set(state) - set(fields)), sorted(set(fields) - set(state))
+        if unknown or missing:
+            self._fail(f"callback {key!r}: unknown fields {unknown[:5]!r:.200}, missing "
+                       f"{missing!r}; its state holds {', '.join(fields)}")
+        for field, check in fields.items():
+            try:
+                check(state, field)
+            except (TypeError, ValueError) as error:
+                self._fail(f"callback {key!r}: {error}")
+        best = state["best"]
+        if self.check_values and best is not None and not _finite(best):
+            self._fail(f"callback {key!r}: 'best' is {best!r:.50}; pass check_values=False to load "
+                       "it as it is")
+        if state.get("best_weights") is not None:
+            self._check_best_weights(key, state["best_weights"], model)
+        return state
+
+    def _check_best_weights(self, key, arrays, model):
+        """Weights to restore into ``model`` at the end of fit: one per model weight, each of
+        its shape, floating (not cast from ints), checked as the model's weights are."""
+        from ..saving.weights import check_value  # here: saving imports this module
+
+        weights = model.weights
+        if len(arrays) != len(weights):
+            self._fail(f"callback {key!r}: 'best_weights' holds {len(arrays)} tensors, the model "
+                       f"has {len(weights)} weights")
+        for i, (array, variable) in enumerate(zip(arrays, weights)):
+            name = f"{TENSOR_PREFIX}{key}/best_weights/{i}"
+            if array.shape != variable.shape:
+                raise FileFormatError(self.path, f"shape {array.shape}, where the model's weight "
+                                      f"{variable.name!r} has shape {variable.shape}",
+                                      field=f"tensor {name!r}")
+            arrays[i] = check_value(self.path, name, array, variable.dtype, self.check_values)
+            if (self.check_values and variable.name.endswith("moving_variance") and array.size
+                    and array.min() < 0):
+                raise FileFormatError(self.path, f"negative variances (down to "
+                                      f"{array.min():.3g}) for {variable.name!r}; pass "
+                                      "check_values=False to load them as they are",
+                                      field=f"tensor {name!r}")
+
+    def _tensors_in(self, key, state, tensors, claimed):
         state = dict(state)
         for field, value in state.items():
             if isinstance(value, dict) and set(value) == {"tensors"}:
@@ -134,6 +212,7 @@ class SavedPosition:
                 if missing:
                     self._fail(f"callback {key!r}: its field {field!r} needs tensor "
                                f"{missing[0]!r}, which the file does not hold")
+                claimed.update(names)
                 state[field] = [tensors[name] for name in names]
         return state
 
@@ -158,20 +237,35 @@ class SavedPosition:
     def restore_metrics(self, model):
         """The epoch's running totals; metrics made at the next batch get theirs then."""
         model._loss_tracker.total, model._loss_tracker.count = self.metrics.get("loss", (0, 0))
-        model._pending_metric_totals = dict(self.metrics)
+        model._pending_metric_totals = (self.path, dict(self.metrics))
         apply_pending_metric_totals(model)
 
 
 def apply_pending_metric_totals(model):
     """Set the running totals saved for the metrics once they exist (made at the first batch),
-    before that batch adds to them: the same additions in the same order as without a pause."""
+    before that batch adds to them: the same additions in the same order as without a pause.
+    The file must hold the totals of exactly the model's metrics (a missing one would restart
+    from 0, an unknown one would be dropped: either way a wrong log)."""
     pending = getattr(model, "_pending_metric_totals", None)
     if not pending or model._metrics is None:
         return
-    for _, metric in model._metrics:
-        if metric.name in pending and hasattr(metric, "total"):
-            metric.total, metric.count = pending[metric.name]
+    path, totals = pending
     model._pending_metric_totals = None
+    tracked = {metric.name: metric for _, metric in model._metrics if hasattr(metric, "total")}
+    if set(totals) != {"loss", *tracked}:
+        raise FileFormatError(path, f"'metrics' holds the running totals of {sorted(totals)}, "
+                              f"but the model's metrics are {sorted({'loss', *tracked})}; resume "
+                              "with the model compiled as it was saved", field="training_state")
+    for name, metric in tracked.items():
+        metric.total, metric.count = totals[name]
+
+
+def _finite(number) -> bool:
+    """Whether a JSON number is finite as a float (an int of 400 digits is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _is_pair_of_numbers(value):
@@ -179,10 +273,38 @@ def _is_pair_of_numbers(value):
         isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
 
 
-def keep_saved_position(model, training, tensors, path):
+def _callback_class(key, custom_objects, fail):
+    """The class name a callback key stands for (``EarlyStopping_1``: the second
+    EarlyStopping): a built-in callback with a state, or a Callback subclass the caller passed
+    in custom_objects; any other key is refused."""
+    from ..callbacks import Callback
+
+    custom_objects = custom_objects or {}
+    for name in (key, re.sub(r"_[1-9][0-9]*$", "", key)):
+        custom = custom_objects.get(name)
+        if name in state_fields.FIELDS or (isinstance(custom, type)
+                                            and issubclass(custom, Callback)):
+            return name
+    fail(f"callback {key!r:.100}: no known callback saves a state under that name (the "
+         f"built-in ones that do: {', '.join(state_fields.FIELDS)}); for a callback of your "
+         "own, pass its class in custom_objects")
+
+
+def check_callback_tensors(tensors, claimed, path):
+    """Every ``callbacks/...`` tensor of the file must belong to a saved callback field."""
+    stray = sorted(name for name in tensors if name.startswith(TENSOR_PREFIX)
+                   and name not in claimed)
+    if stray:
+        raise FileFormatError(path, f"tensors {stray[:5]!r:.300} belong to no field of a saved "
+                              "callback state", field="training_state")
+
+
+def keep_saved_position(model, training, tensors, path, check_values=True,
+                        custom_objects=None):
     """For load_model: check the resume fields of ``training_state`` and keep them on the model
     until ``fit(initial_epoch=model.completed_epochs)`` takes them."""
-    model._saved_position = SavedPosition(training, tensors, path)
+    model._saved_position = SavedPosition(training, tensors, path, model, check_values,
+                                          custom_objects)
 
 
 def take_saved_position(model, initial_epoch):

@@ -20,7 +20,7 @@ from ..layers.base import weights_provided_by
 from ..models import resume
 from . import validate
 from . import weights as weights_module
-from .model_io import _OPTIMIZER_PREFIX, FORMAT, WEIGHT_ORDER_KEY
+from .model_io import _OPTIMIZER_PREFIX, FORMAT, FORMAT_VERSION, WEIGHT_ORDER_KEY
 from .registry import LayerConfigError, deserialize_layer
 
 _NOT_WEIGHTS = (_OPTIMIZER_PREFIX, resume.TENSOR_PREFIX)  # optimizer slots, callback arrays
@@ -29,10 +29,12 @@ _NOT_WEIGHTS = (_OPTIMIZER_PREFIX, resume.TENSOR_PREFIX)  # optimizer slots, cal
 def load_model(path, custom_objects=None, compile=True, check_values=True):  # noqa: A002
     """Rebuild a model saved by ``save_model``; with ``compile`` restore the optimizer too.
 
-    Args: custom_objects ({class name: class}: your Layer and Loss subclasses; classes are
-    never imported by name); compile (restore the compile arguments, the optimizer state and
-    ``model.completed_epochs``); check_values (refuse NaN/Inf weights and negative moving
-    variances; False loads them as they are, e.g. to inspect a diverged run).
+    Args: custom_objects ({class name: class}: your Layer and Loss subclasses, and Callback
+    subclasses whose state a checkpoint holds; classes are never imported by name); compile
+    (restore the compile arguments, the optimizer state, ``model.completed_epochs`` and what a
+    checkpoint saved to resume fit); check_values (refuse NaN/Inf weights, negative moving
+    variances and second moments, and the same in a checkpoint's callback state; False loads
+    them as they are, e.g. to inspect a diverged run).
     The random generator's state saved with the model is not applied on load: it is kept on
     the model and restored when training resumes, i.e. when ``fit(initial_epoch=
     model.completed_epochs)`` starts, so the resumed run repeats the uninterrupted one.
@@ -43,6 +45,7 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
         raise FileFormatError(path, "it is a safetensors file but not a shenjing model "
                               "(no 'format': 'shenjing' metadata); use load_weights for weights",
                               field="format")
+    validate.check_format_version(metadata, path, FORMAT_VERSION)
     config = validate.parse_json(metadata, "shenjing_config", path)
     spec = training = None
     if compile and "compile_config" in metadata:
@@ -52,7 +55,10 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
             training = validate.parse_json(metadata, "training_state", path)
             validate.check_training_state(training, path)
     weights = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}
+    if compile and training is None:  # callback tensors without a state to hold them
+        resume.check_callback_tensors(tensors, set(), path)
     model = _rebuild(config, weights, path, custom_objects, check_values)
+    validate.check_weight_names(metadata, WEIGHT_ORDER_KEY, weights, path)
     if spec is not None:
         _compile(model, spec, path, custom_objects)
         state = {k[len(_OPTIMIZER_PREFIX):]: v for k, v in tensors.items()
@@ -60,9 +66,10 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
         if state:
             _set_optimizer_state(model, state, path, check_values)
         if training is not None:
+            resume.keep_saved_position(model, training, tensors, path, check_values,
+                                       custom_objects)  # batch, metrics, callbacks
             model.completed_epochs = training["epoch"]
             model._saved_rng_state = training["rng_state"]
-            resume.keep_saved_position(model, training, tensors, path)  # batch, callbacks
     return model
 
 
@@ -80,9 +87,22 @@ def restore_saved_rng(model, initial_epoch) -> bool:
 
 
 def _check_custom_objects(custom_objects):
-    if custom_objects is not None and not isinstance(custom_objects, dict):
+    """A dict of class name to class: a key that is not a string, or a value that is not a
+    class (a function, an instance), would never be looked up or never work, so it is refused
+    rather than ignored. Whether a class is of the right kind is checked where the file names
+    it (a Layer, a Loss, a Callback)."""
+    if custom_objects is None:
+        return
+    if not isinstance(custom_objects, dict):
         raise ArgumentTypeError(f"load_model: custom_objects must be a dict of name to class, "
                                 f"got {type(custom_objects).__name__}.")
+    for key, value in custom_objects.items():
+        if not isinstance(key, str):
+            raise ArgumentTypeError(f"load_model: custom_objects[{key!r:.50}]: the keys are "
+                                    f"class names (strings), got {type(key).__name__}.")
+        if not isinstance(value, type):
+            raise ArgumentTypeError(f"load_model: custom_objects[{key!r:.50}] must be a class, "
+                                    f"got {type(value).__name__} {value!r:.80}.")
 
 
 def _rebuild(config, weights, path, custom_objects, check_values):
@@ -124,6 +144,7 @@ def _compile(model, spec, path, custom_objects):
                       metrics=spec.get("metrics") or None, loss_weights=spec.get("loss_weights"))
     except (ShenjingError, ValueError, TypeError) as error:
         raise FileFormatError(path, str(error), field="compile_config") from error
+    validate.check_compiled_outputs(model, spec, path)
 
 
 def _loss(item, custom_objects, path):
@@ -141,15 +162,27 @@ def _loss(item, custom_objects, path):
                               field="compile_config") from error
 
 
+# Slots that are sums or averages of squares (or of other values >= 0): a negative one makes
+# the next step's square root NaN. Adam/AdamW's velocity (and AMSGrad's maximum of it),
+# RMSprop's average of squares (its "velocity"), Adagrad's accumulator.
+_NON_NEGATIVE_SLOTS = ("velocity", "velocity_hat", "accumulator")
+
+
 def _set_optimizer_state(model, state, path, check_values):
     """The optimizer's step count and slots, checked as the weights are."""
     if "iterations" in state:
         validate.check_iterations(state["iterations"], path)
     for key, value in state.items():
         if key != "iterations":
+            field = _OPTIMIZER_PREFIX + key
             floating = value.dtype if value.dtype.kind == "f" else np.dtype(np.float32)
-            state[key] = weights_module.check_value(path, _OPTIMIZER_PREFIX + key, value,
-                                                    floating, check_values)
+            state[key] = weights_module.check_value(path, field, value, floating, check_values)
+            if (check_values and key.rpartition("/")[2] in _NON_NEGATIVE_SLOTS and value.size
+                    and value.min() < 0):
+                raise FileFormatError(path, f"holds negative values (down to {value.min():.3g}) "
+                                      f"in a slot of {type(model.optimizer).__name__} that is "
+                                      "an average of squares; pass check_values=False to load "
+                                      "them as they are", field=f"weight {field!r}")
     try:
         model.optimizer.set_state(state, model.trainable_weights)
     except (ShenjingError, ValueError, TypeError) as error:
@@ -170,14 +203,9 @@ def load_weights(model, path, skip_mismatch=False, by_name=True, check_values=Tr
         raise FileFormatError(path, f"model '{model.name}' is not built yet; call it on data "
                               "or give it an Input first", field="load_weights")
     tensors, metadata = read_safetensors(path)
+    validate.check_format_version(metadata, path, FORMAT_VERSION, required=False)
     tensors = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}
-    order = None
-    if WEIGHT_ORDER_KEY in metadata:
-        order = validate.parse_json(metadata, WEIGHT_ORDER_KEY, path)
-        if not (isinstance(order, list) and all(isinstance(n, str) for n in order)
-                and sorted(order) == sorted(tensors)):
-            raise FileFormatError(path, "must list each weight tensor once",
-                                  field=WEIGHT_ORDER_KEY)
+    order = validate.check_weight_names(metadata, WEIGHT_ORDER_KEY, tensors, path)
     order = weights_module.file_order(tensors, order)
     pairs = weights_module.match(model, tensors, order, path, by_name, skip_mismatch)
     values = [weights_module.check_value(path, name, tensors[name], variable.dtype, check_values)

@@ -16,6 +16,9 @@ _REGISTRY: dict[str, type] = {}
 # The custom_objects of the load in progress, so that layers rebuilt inside a wrapper
 # (Bidirectional, TimeDistributed) see them too.
 _custom_objects: contextvars.ContextVar = contextvars.ContextVar("custom_objects", default=None)
+# The layers a functional model's from_config has rebuilt so far (its own, not nested ones'),
+# to say which node reference failed when it fails with an IndexError.
+_rebuilt: contextvars.ContextVar = contextvars.ContextVar("rebuilt", default=None)
 
 
 class CustomObjectError(ArgumentTypeError):
@@ -86,11 +89,16 @@ def deserialize_layer(spec, custom_objects=None):
     class refuses; the weight errors of load_model (FileFormatError) pass through as they are.
     """
     token = _custom_objects.set(custom_objects) if custom_objects is not None else None
+    rebuilt, inner = _rebuilt.get(), _rebuilt.set(None)  # layers inside this one are not listed
     try:
-        return _deserialize(spec, _custom_objects.get() or {})
+        layer = _deserialize(spec, _custom_objects.get() or {})
     finally:
+        _rebuilt.reset(inner)
         if token is not None:
             _custom_objects.reset(token)
+    if rebuilt is not None:
+        rebuilt.append(layer)
+    return layer
 
 
 def _deserialize(spec, custom_objects):
@@ -113,7 +121,7 @@ def _deserialize(spec, custom_objects):
             from .validate import check_model_config
 
             check_model_config(cls, config)
-            return cls.from_config(config, custom_objects=custom_objects)
+            return _model_from_config(cls, config, custom_objects)
         return cls.from_config(config)
     except (FileFormatError, CustomObjectError):
         raise
@@ -121,6 +129,23 @@ def _deserialize(spec, custom_objects):
         raise LayerConfigError([label, *error.where], error.problem) from error
     except (ShenjingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise LayerConfigError([label], _explain(cls, config, error)) from error
+
+
+def _model_from_config(cls, config, custom_objects):
+    """cls.from_config; an IndexError (a node reference's output index past its node's
+    outputs, which only the rebuilt layers know) becomes an error naming the reference."""
+    from .validate import explain_output_index
+
+    token = _rebuilt.set([])
+    try:
+        return cls.from_config(config, custom_objects=custom_objects)
+    except IndexError as error:
+        problem = explain_output_index(config, _rebuilt.get())
+        if problem is None:
+            raise
+        raise ArgumentError(problem) from error
+    finally:
+        _rebuilt.reset(token)
 
 
 def _resolve(name, custom_objects, label):

@@ -18,6 +18,43 @@ from ..io.safetensors import unique_keys
 
 MAX_JSON_DEPTH = 100  # a model nested in a model ... 30 deep; Python's parser fails near 1000
 MAX_SAMPLE_ELEMENTS = 2**31  # per sample, in any layer's input or output: 8 GiB of float32
+MAX_COUNT = 2**31  # epochs, batches, steps: more than any run takes, and an int32 everywhere
+TRAINING_STATE_KEYS = ("epoch", "rng_state", "batch", "epoch_rng_state", "metrics", "callbacks")
+
+
+# ----- the file's own entries --------------------------------------------------------------
+def check_format_version(metadata, path, ours, required=True):
+    """``format_version``: digits naming a version no newer than ours (a newer writer may mean
+    something else by the same entries, so its files are refused rather than misread)."""
+    version = metadata.get("format_version")
+    if version is None and not required:
+        return
+    if not (isinstance(version, str) and version.isdigit() and version.isascii()
+            and len(version) < 10):
+        raise FileFormatError(path, f"expected a version number such as {ours!r}, got "
+                              f"{version!r:.50}", field="format_version")
+    if int(version) > int(ours):
+        raise FileFormatError(path, f"the file is format version {version}, newer than the "
+                              f"version {ours} this shenjing reads; load it with a newer "
+                              "shenjing", field="format_version")
+
+
+def check_weight_names(metadata, key, names, path):
+    """The saved weight order (metadata[key]): each of the file's weight tensors once, by name;
+    None where the file has no such entry."""
+    if key not in metadata:
+        return None
+    order = parse_json(metadata, key, path)
+    if not (isinstance(order, list) and all(isinstance(n, str) for n in order)):
+        raise FileFormatError(path, f"must be a list of the weight tensors' names, got "
+                              f"{order!r:.100}", field=key)
+    if len(set(order)) != len(order) or set(order) != set(names):
+        unknown = sorted(set(order) - set(names))[:3]
+        missing = sorted(set(names) - set(order))[:3]
+        raise FileFormatError(path, f"must list each weight tensor once (names no tensor: "
+                              f"{unknown}, leaves out: {missing}, repeats: "
+                              f"{len(order) - len(set(order))})", field=key)
+    return order
 
 
 # ----- JSON entries ------------------------------------------------------------------------
@@ -78,14 +115,14 @@ def check_model_config(cls, config):
             raise ArgumentError(f"nodes[{i}]['inputs'] must be a list (list_input is true), "
                                 f"got {refs!r:.100}")
         for ref in refs:  # an InputLayer's node has none
-            _check_ref(f"nodes[{i}]['inputs']", ref, i)
+            _check_ref(f"nodes[{i}]['inputs']", ref, i, nodes, layers)
     for key in ("inputs", "outputs"):
         refs = config.get(key)
         if not isinstance(refs, list) or not refs:
             raise ArgumentError(f"'{key}' must be a non-empty list of node references, got "
                                 f"{refs!r:.100}")
         for ref in refs:
-            _check_ref(f"'{key}'", ref, len(nodes))
+            _check_ref(f"'{key}'", ref, len(nodes), nodes, layers)
     for key in ("single_input", "single_output"):
         if not isinstance(config.get(key), bool):
             raise ArgumentError(f"'{key}' must be true or false, got {config.get(key)!r:.100}")
@@ -96,14 +133,66 @@ def _check_index(field, value, size, of):
         raise ArgumentError(f"{field} must be an index into the {size} {of}, got {value!r:.100}")
 
 
-def _check_ref(field, ref, nodes_before):
-    """A reference [layer name, node index, output index] to one of the earlier nodes."""
+def _check_ref(field, ref, nodes_before, nodes, layers):
+    """A reference [layer name, node index, output index] to one of the earlier nodes, whose
+    layer has that name: so a reference can only point back in the graph (no self reference,
+    no cycle), and the name cannot say one thing while the index does another."""
     if not (isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str)):
         raise ArgumentError(f"{field}: a reference must be [layer name, node index, output "
                             f"index], got {ref!r:.100}")
     _check_index(f"{field}: node index", ref[1], nodes_before, "nodes before it")
-    if type(ref[2]) is not int or ref[2] < 0:
+    if type(ref[2]) is not int or not 0 <= ref[2] < MAX_COUNT:
         raise ArgumentError(f"{field}: the output index must be an int >= 0, got {ref[2]!r:.50}")
+    name = _layer_name(layers[nodes[ref[1]]["layer"]])
+    if ref[0] != name:
+        known = any(_layer_name(layer) == ref[0] for layer in layers)
+        where = ("no layer of the config has that name" if not known else
+                 "that layer is not the one called at that earlier node")
+        raise ArgumentError(f"{field}: {ref!r:.100} names layer {ref[0]!r:.50}, but node "
+                            f"{ref[1]} is a call of layer {name!r:.50} ({where}); a node can "
+                            "only take outputs of layers called before it")
+
+
+def _layer_name(entry):
+    config = entry.get("config") if isinstance(entry, dict) else None
+    return config.get("name") if isinstance(config, dict) else None
+
+
+def explain_output_index(config, layers):
+    """After Model.from_config failed with an IndexError, the reference whose output index is
+    past the outputs of the node it names, in words (None if that is not what failed): the
+    graph is walked again on shapes alone, with the layers from_config rebuilt (``layers``)."""
+    from ..layers import InputLayer
+
+    try:
+        if len(layers) != len(config["layers"]):
+            return None
+        outputs = []  # the number of outputs of each node
+
+        def find(field, refs):
+            for ref in refs:
+                if ref[2] >= len(outputs[ref[1]]):
+                    count = len(outputs[ref[1]])
+                    return (f"{field}: {ref!r:.100} takes output {ref[2]} of layer {ref[0]!r}, "
+                            f"which has {count} output{'s' if count > 1 else ''} "
+                            f"(indices 0 to {count - 1})")
+            return None
+
+        for i, node in enumerate(config["nodes"]):
+            layer = layers[node["layer"]]
+            if isinstance(layer, InputLayer):
+                outputs.append([layer.output.shape])
+                continue
+            refs = node["inputs"] if node["list_input"] else [node["inputs"]]
+            problem = find(f"nodes[{i}]['inputs']", refs)
+            if problem:
+                return problem
+            shapes = [outputs[r[1]][r[2]] for r in refs]
+            shape = layer.compute_output_shape(shapes if node["list_input"] else shapes[0])
+            outputs.append(shape if isinstance(shape, list) else [shape])
+        return find("'inputs'", config["inputs"]) or find("'outputs'", config["outputs"])
+    except Exception:  # noqa: BLE001 - only an explanation: the IndexError is reported anyway
+        return None
 
 
 def check_sample_sizes(model, path):
@@ -156,9 +245,26 @@ def check_compile_config(spec, path):
         fail(f"'loss_weights' must be null or a list of finite numbers, got {weights!r:.100}")
 
 
+def check_compiled_outputs(model, spec, path):
+    """The compile entry against the rebuilt model: one loss (or one per output) and one loss
+    weight per output; an extra entry would otherwise be dropped without a word."""
+    outputs = len(model.outputs)
+    losses, weights = spec["loss"], spec.get("loss_weights")
+    if spec.get("loss_is_list") and len(losses) != outputs:
+        raise FileFormatError(path, f"'loss' lists {len(losses)} losses for the model's "
+                              f"{outputs} output(s)", field="compile_config")
+    if weights is not None and len(weights) != outputs:
+        raise FileFormatError(path, f"'loss_weights' lists {len(weights)} weights for the "
+                              f"model's {outputs} output(s)", field="compile_config")
+
+
 def _is_finite_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(
-        value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int of hundreds of digits
+        return False
 
 
 def check_training_state(state, path):
@@ -170,9 +276,13 @@ def check_training_state(state, path):
 
     if not isinstance(state, dict):
         fail(f"expected an object, got {state!r:.100}")
+    unknown = sorted(set(state) - set(TRAINING_STATE_KEYS))
+    if unknown:
+        fail(f"unknown entries {unknown[:5]!r:.200}; a training state holds "
+             f"{', '.join(TRAINING_STATE_KEYS)}")
     epoch = state.get("epoch")
-    if type(epoch) is not int or epoch < 0:
-        fail(f"'epoch' must be an int >= 0, got {epoch!r:.100}")
+    if type(epoch) is not int or not 0 <= epoch < MAX_COUNT:
+        fail(f"'epoch' must be an int from 0 to {MAX_COUNT - 1}, got {epoch!r:.100}")
     rng_state = state.get("rng_state")
     generator = type(utils.get_rng().bit_generator)()  # a scratch one: the global stays as is
     try:

@@ -174,9 +174,23 @@ def test_model_checkpoint_keeps_its_best_across_a_resume(tmp_path):
 
 # ----- a file with a broken resume state ---------------------------------------------------------
 def _checkpoint_with(tmp_path, change):
+    """A checkpoint after epoch 2 of 10 with EarlyStopping's (best weights) and ModelCheckpoint's
+    states, rewritten by change(training_state, tensors)."""
     path = tmp_path / "ckpt.safetensors"
     scripted_fit(dropout_model(), [EarlyStopping(patience=5, restore_best_weights=True),
                                    ModelCheckpoint(path)], epochs=2)
+    return _rewrite(path, change)
+
+
+def _mid_epoch_checkpoint_with(tmp_path, change):
+    """A checkpoint after batch 4 of epoch 1 (of 6 batches), rewritten by change(...)."""
+    path = tmp_path / "ckpt.safetensors"
+    dropout_model().fit(X, Y, batch_size=8, epochs=1, verbose=0,
+                        callbacks=[ModelCheckpoint(path, save_freq=4)])
+    return _rewrite(path, change)
+
+
+def _rewrite(path, change):
     tensors, metadata = read_safetensors(path)
     training = json.loads(metadata["training_state"])
     change(training, tensors)
@@ -185,22 +199,140 @@ def _checkpoint_with(tmp_path, change):
     return path
 
 
+def _refused(path, problem, field="training_state", **kwargs):
+    """load_model refuses the file: FileFormatError naming the file, the field and the problem."""
+    with pytest.raises(FileFormatError, match=rf"ckpt\.safetensors: {field}: .*{problem}"):
+        sj.load_model(path, **kwargs)
+
+
+def _early_stopping(change):
+    return lambda t, _: change(t["callbacks"]["EarlyStopping"])
+
+
+def _best_weight(i, make):
+    def change(_, tensors):
+        name = f"callbacks/EarlyStopping/best_weights/{i}"
+        tensors[name] = make(tensors[name])
+    return change
+
+
+BIG = 10**30
+
+
 @pytest.mark.parametrize("change, problem", [
-    (lambda t, _: t.update(batch=-1), "'batch' must be an int >= 0"),
+    (lambda t, _: t.update(batch=-1), "'batch' must be an int from 0"),
+    (lambda t, _: t.update(batch=BIG), "'batch' must be an int from 0 to 2147483647"),
+    (lambda t, _: t.update(epoch=BIG), "'epoch' must be an int from 0 to 2147483647"),
     (lambda t, _: t.update(batch=2, epoch_rng_state={"state": 1}), "'epoch_rng_state' is not"),
     (lambda t, _: t.update(metrics={"loss": [1.0]}), "'metrics' must map names to"),
+    (lambda t, _: t.update(evil=1), r"unknown entries \['evil'\]"),
     (lambda t, tensors: tensors.pop("callbacks/EarlyStopping/best_weights/0"),
      "'EarlyStopping'.*best_weights.*does not hold"),
-])
+    (_early_stopping(lambda s: s.update(best=float("nan"))), "'EarlyStopping': 'best' is nan"),
+    (_early_stopping(lambda s: s.update(best="0.5")), "'best' must be a number"),
+    (_early_stopping(lambda s: s.update(best=10**400)), "'EarlyStopping': 'best' is 1000"),
+    (_early_stopping(lambda s: s.update(best_epoch=10**40)), "'best_epoch' must be an int from"),
+    (_early_stopping(lambda s: s.update(wait=-3)), "'wait' must be an int from 0"),
+    (_early_stopping(lambda s: s.update(colour=1)), r"unknown fields \['colour'\]"),
+    (_early_stopping(lambda s: s.pop("wait")), r"missing \['wait'\]"),
+    (lambda t, _: t["callbacks"]["ModelCheckpoint"].update(batches_since_save=BIG),
+     "'ModelCheckpoint': 'batches_since_save' must be an int from 0 to 2147483647"),
+    (lambda t, _: t["callbacks"].update(Evil={"x": 1}), "callback 'Evil': no known callback"),
+    (lambda t, _: t["callbacks"].update(EarlyStopping_01=t["callbacks"]["EarlyStopping"]),
+     "callback 'EarlyStopping_01': no known callback"),
+    (lambda t, tensors: tensors.update({"callbacks/Evil/x": np.ones(2, np.float32)}),
+     r"\['callbacks/Evil/x'\] belong to no field"),
+    (lambda t, tensors: tensors.update({"callbacks/EarlyStopping/best_weights/9":
+                                        np.ones(2, np.float32)}),
+     "best_weights/9'.*belong to no field"),
+    (_early_stopping(lambda s: s.update(best_weights={"tensors": 2})),
+     "'best_weights' holds 2 tensors, the model has 4 weights"),
+], ids=["batch-negative", "batch-huge", "epoch-huge", "epoch-rng", "metrics-pair", "unknown-entry",
+        "best-weights-missing", "best-nan", "best-string", "best-huge", "best-epoch-huge", "wait-negative",
+        "unknown-field", "missing-field", "batches-since-save-huge", "unknown-callback",
+        "odd-suffix", "stray-tensor", "extra-best-weight", "best-weights-count"])
 def test_a_broken_resume_state_is_refused_on_load(tmp_path, change, problem):
-    path = _checkpoint_with(tmp_path, change)
-    with pytest.raises(FileFormatError, match=rf"ckpt\.safetensors: training_state: .*{problem}"):
-        sj.load_model(path)
+    _refused(_checkpoint_with(tmp_path, change), problem)
 
 
-def test_a_callback_state_that_does_not_fit_is_refused_on_resume(tmp_path):
-    path = _checkpoint_with(tmp_path, lambda t, _: t["callbacks"]["EarlyStopping"].update(wait=-3))
+@pytest.mark.parametrize("make, problem", [
+    (lambda w: np.ones((w.shape[0] + 1, *w.shape[1:]), w.dtype),
+     r"shape \(4, 8\), where the model's weight '.*kernel'"),
+    (lambda w: np.full_like(w, np.nan), "NaN or infinite"),
+    (lambda w: np.ones(w.shape, np.int32), "integer values"),
+], ids=["shape", "nan", "int"])
+def test_bad_best_weights_are_refused_on_load(tmp_path, make, problem):
+    path = _checkpoint_with(tmp_path, _best_weight(0, make))
+    field = r"(tensor|weight) 'callbacks/EarlyStopping/best_weights/0'"
+    _refused(path, problem, field=field)
+    if "NaN" in problem:  # the explicit opt-in loads them as they are, as for the weights
+        sj.load_model(path, check_values=False)
+
+
+def test_a_nan_best_loads_with_check_values_off(tmp_path):
+    path = _checkpoint_with(tmp_path, _early_stopping(lambda s: s.update(best=float("nan"))))
+    sj.load_model(path, check_values=False)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda m: m["loss"].__setitem__(1, -5), r"'metrics'\['loss'\]: the count must be"),
+    (lambda m: m["loss"].__setitem__(1, 0), r"'metrics'\['loss'\]: a total of .* count of 0"),
+    (lambda m: m["loss"].__setitem__(1, 2.5), "'loss' as .total, samples so far"),
+    (lambda m: m["mae"].__setitem__(1, 10**400), r"'metrics'\['mae'\]: the count must be"),
+    (lambda m: m["mae"].__setitem__(0, float("nan")), r"'metrics'\['mae'\]: the total is nan"),
+    (lambda m: m.pop("loss"), "'metrics' must hold 'loss'"),
+], ids=["count-negative", "count-zero", "count-fraction", "count-huge", "total-nan",
+                                 "no-loss"])
+def test_bad_metric_totals_are_refused_on_load(tmp_path, change, problem):
+    path = _mid_epoch_checkpoint_with(tmp_path, lambda t, _: change(t["metrics"]))
+    _refused(path, problem)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda m: m.update(evil=[1.0, 8.0]),
+     r"\['evil', 'loss', 'mae'\], but the model's metrics are \['loss', 'mae'\]"),
+    (lambda m: m.pop("mae"), r"totals of \['loss'\], but the model's metrics are"),
+], ids=["unknown", "missing"])
+def test_metric_names_must_be_the_models_once_resolved(tmp_path, change, problem):
+    path = _mid_epoch_checkpoint_with(tmp_path, lambda t, _: change(t["metrics"]))
     model = sj.load_model(path)
+    with pytest.raises(FileFormatError, match=rf"ckpt\.safetensors: training_state: .*{problem}"):
+        model.fit(X, Y, initial_epoch=model.completed_epochs, **FIT)
+
+
+class KeepsCount(Callback):
+    """A callback of the user's own with a state: {"seen": int}."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen += 1
+
+    def get_state(self):
+        return {"seen": self.seen}
+
+    def set_state(self, state):
+        from shenjing.callbacks import state_fields
+
+        self.seen = state_fields.count(state, "seen")
+
+
+def test_a_custom_callback_state_loads_through_custom_objects(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    scripted_fit(dropout_model(), [KeepsCount(), ModelCheckpoint(path)], epochs=2)
+    _refused(path, "callback 'KeepsCount': no known callback .* custom_objects")
+    model, mine = sj.load_model(path, custom_objects={"KeepsCount": KeepsCount}), KeepsCount()
+    scripted_fit(model, [mine], epochs=3, initial_epoch=model.completed_epochs)
+    assert mine.seen == 3  # 2 before the pause, 1 after
+
+
+def test_a_custom_callback_state_that_does_not_fit_is_refused_on_resume(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    scripted_fit(dropout_model(), [KeepsCount(), ModelCheckpoint(path)], epochs=2)
+    path = _rewrite(path, lambda t, _: t["callbacks"]["KeepsCount"].update(seen=-3))
+    model = sj.load_model(path, custom_objects={"KeepsCount": KeepsCount})
     with pytest.raises(FileFormatError, match=r"ckpt\.safetensors: training_state: callback "
-                                              r"'EarlyStopping'.*'wait' must be an int >= 0"):
-        scripted_fit(model, [EarlyStopping(patience=5)], epochs=4, initial_epoch=2)
+                                              r"'KeepsCount'.*'seen' must be an int from 0"):
+        scripted_fit(model, [KeepsCount()], epochs=4, initial_epoch=2)

@@ -139,8 +139,9 @@ def test_malformed_config_json(tmp_path, saved, text, words):
     (lambda c: c["optimizer"].update(class_name="os.system"), ["unknown optimizer"]),
     (lambda c: c["loss"].__setitem__(0, {"class_name": "Evil"}), ["Evil"]),
     (lambda c: c.update(loss_weights=["x"]), ["loss_weights"]),
+    (lambda c: c.update(loss_weights=[10**400]), ["loss_weights", "finite numbers"]),
 ], ids=["no-loss", "empty-loss", "optimizer-argument", "optimizer-class", "loss-class",
-        "loss-weights"])
+        "loss-weights", "loss-weights-huge"])
 def test_bad_compile_config(tmp_path, saved, change, words):
     refused(craft(tmp_path, saved, compile_config=change), "compile_config", *words)
 
@@ -258,3 +259,122 @@ def test_fifo_device_and_directory_fail_at_once(tmp_path):
     for path, kind in zip(paths, ["named pipe", "character device", "directory"]):
         assert isinstance(errors[path], FileFormatError), errors[path]
         assert path in str(errors[path]) and kind in str(errors[path])
+
+
+# ----- the file's own entries --------------------------------------------------------------
+@pytest.mark.parametrize("version, words", [
+    ("99", ["format version 99, newer than the version 1"]),
+    ("1.5", ["expected a version number"]),
+    ("", ["expected a version number"]),
+], ids=["newer", "not-digits", "empty"])
+def test_format_version_newer_or_malformed(tmp_path, saved, version, words):
+    path = craft(tmp_path, saved, format_version=version)
+    refused(path, "format_version", *words)
+    model = small()
+    with pytest.raises(FileFormatError, match="format_version"):
+        model.load_weights(path)
+
+
+@pytest.mark.parametrize("names, words", [
+    ("[1, 2]", ["list of the weight tensors' names", "[1, 2]"]),
+    ('["hidden/kernel"]', ["each weight tensor once", "leaves out"]),
+    (json.dumps(["hidden/kernel", "hidden/kernel", "hidden/bias", "norm/gamma", "norm/beta",
+                 "norm/moving_mean", "norm/moving_variance", "out/kernel", "out/bias"]),
+     ["repeats: 1"]),
+], ids=["not-strings", "too-few", "repeated"])
+def test_weight_names_must_name_the_files_tensors(tmp_path, saved, names, words):
+    path = craft(tmp_path, saved, weight_names=names)
+    refused(path, "weight_names", *words)
+    with pytest.raises(FileFormatError, match="weight_names"):
+        small().load_weights(path)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c.update(loss_weights=[1.0, 2.0, 3.0]), ["loss_weights", "3"]),
+    (lambda c: c.update(loss=["mse", "mae"], loss_is_list=True), ["loss", "2", "1 output"]),
+], ids=["loss-weights", "losses"])
+def test_compile_config_counts_must_match_the_outputs(tmp_path, saved, change, words):
+    refused(craft(tmp_path, saved, compile_config=change), "compile_config", *words)
+
+
+@pytest.mark.parametrize("epoch", [10**30, 2**31], ids=["1e30", "2**31"])
+def test_training_state_epoch_is_bounded(tmp_path, saved, epoch):
+    refused(craft(tmp_path, saved, training=lambda s: s.update(epoch=epoch)), "training_state",
+            "'epoch' must be an int from 0 to 2147483647")
+
+
+def test_callback_tensors_without_a_training_state(tmp_path, saved):
+    tensors = {**saved[0], "callbacks/Evil/x": np.ones(2, np.float32)}
+    metadata = {k: v for k, v in saved[1].items() if k != "training_state"}
+    path = tmp_path / "crafted.safetensors"
+    write_safetensors(path, tensors, metadata)
+    refused(path, "training_state", "'callbacks/Evil/x'", "no field")
+
+
+@pytest.mark.parametrize("slot", ["hidden/kernel/velocity", "out/bias/velocity"])
+def test_negative_second_moments_are_refused(tmp_path, saved, slot):
+    name = "optimizer/" + slot
+    value = saved[0][name].copy()
+    value.flat[0] = -1.0
+    path = craft(tmp_path, saved, tensors={**saved[0], name: value})
+    refused(path, f"weight {name!r}", "negative values", "Adam")
+    model = sj.load_model(path, check_values=False)  # the opt-in loads them as they are
+    assert model.optimizer.get_state()[slot].flat[0] == -1.0
+
+
+def test_first_moments_may_be_negative(tmp_path, saved):
+    name = "optimizer/hidden/kernel/momentum"
+    value = np.full_like(saved[0][name], -1.0)
+    sj.load_model(craft(tmp_path, saved, tensors={**saved[0], name: value}))
+
+
+@pytest.mark.parametrize("custom_objects, key", [
+    ({5: layers.Dense}, r"custom_objects\[5\]: the keys are class names"),
+    ({"Adam": print}, r"custom_objects\['Adam'\] must be a class"),
+    ({"Dense": layers.Dense(2)}, r"custom_objects\['Dense'\] must be a class"),
+], ids=["int-key", "function", "instance"])
+def test_custom_objects_keys_are_names_and_values_classes(tmp_path, saved, custom_objects, key):
+    with pytest.raises(ArgumentTypeError, match=key):
+        sj.load_model(craft(tmp_path, saved), custom_objects=custom_objects)
+
+
+def test_bad_regularizer_config_names_the_layer_and_argument(tmp_path, saved):
+    path = craft(tmp_path, saved, config=lambda c: layer_config(c, "hidden").update(
+        kernel_regularizer={"class_name": "L2", "config": {"l2": "x"}}))
+    refused(path, "shenjing_config", "Dense 'hidden'", "kernel_regularizer")
+
+
+# ----- functional graphs: node references by name --------------------------------------------
+def _inputs_of(node):
+    return lambda c: c["config"]["nodes"][node]["inputs"]
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: _inputs_of(2)(c).__setitem__(0, "nope"),
+     ["nodes[2]['inputs']", "names layer 'nope'", "no layer of the config has that name"]),
+    (lambda c: _inputs_of(2)(c).__setitem__(0, "d"),  # d's node fed by itself
+     ["nodes[2]['inputs']", "names layer 'd'", "node 1 is a call of layer 'h'"]),
+    (lambda c: c["config"]["nodes"][1].update(inputs=["d", 0, 0]),  # h fed by d, d by h
+     ["nodes[1]['inputs']", "names layer 'd'", "node 0 is a call of layer 'x'"]),
+    (lambda c: c["config"]["outputs"][0].__setitem__(0, "h"),
+     ["'outputs'", "names layer 'h'", "node 2 is a call of layer 'd'"]),
+    (lambda c: c["config"]["outputs"][0].__setitem__(2, 3),
+     ["'outputs'", "takes output 3 of layer 'd', which has 1 output"]),
+    (lambda c: _inputs_of(2)(c).__setitem__(2, 1),
+     ["nodes[2]['inputs']", "takes output 1 of layer 'h'"]),
+    (lambda c: _inputs_of(2)(c).__setitem__(2, 10**40), ["nodes[2]['inputs']", "output index"]),
+], ids=["unknown-name", "self", "cycle", "output-name", "output-index", "input-index",
+        "huge-index"])
+def test_functional_node_references_name_earlier_layers(tmp_path, change, words):
+    saved = functional_saved(tmp_path)
+    refused(craft(tmp_path, saved, config=change), "shenjing_config", "Model 'graph'", *words)
+
+
+def test_shared_layer_graph_still_loads(tmp_path):
+    inputs = layers.Input((3,), name="x")
+    shared = layers.Dense(3, name="s")
+    model = sj.Model(inputs, shared(shared(inputs)), name="twice")  # node 2 takes s's node 1
+    model.save(tmp_path / "t.safetensors")
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(sj.load_model(tmp_path / "t.safetensors").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))  # same weights, same operations
