@@ -7,6 +7,7 @@ builds as soon as the input shape is known, so a shape that cannot work fails wh
 
 from __future__ import annotations
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape
 from ..tensor import is_grad_enabled
 from . import fusion
@@ -34,21 +35,24 @@ class Model(TrainingMixin, Layer):
         self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
         for t in self.inputs + self.outputs:
             if not isinstance(t, SymbolicTensor):
-                raise TypeError(f"Model '{self.name}': inputs and outputs must come from "
-                                f"shenjing.Input(...) and layer calls, got {type(t).__name__}.")
+                raise ArgumentTypeError(
+                    f"Model '{self.name}': inputs and outputs must come from "
+                    f"shenjing.Input(...) and layer calls, got {type(t).__name__}.")
         for t in self.inputs:
             if not isinstance(t.node.layer, InputLayer):
-                raise ValueError(f"Model '{self.name}': each input must be made by Input(...).")
+                raise ArgumentError(f"Model '{self.name}': each input must be made by "
+                                    "Input(...).")
         self._nodes = self._ordered_nodes()
         self._fusion_plans = None  # layers that run together, found when first needed
-        layers = []
+        # sets, not list scans: a model of n layers is built in O(n), not O(n^2)
+        layers, ids, names = [], set(), set()
         for node in self._nodes:
-            if node.layer not in layers:
-                if any(layer.name == node.layer.name for layer in layers):
-                    raise ValueError(f"Model '{self.name}': two layers are named "
-                                     f"'{node.layer.name}'; layer names must be unique.")
+            if id(node.layer) not in ids:
+                self._check_unique_name(node.layer, names)
                 layers.append(node.layer)
-        self._graph_layers = layers
+                ids.add(id(node.layer))
+                names.add(node.layer.name)
+        self._graph_layers, self._graph_layer_ids, self._graph_names = layers, ids, names
         self.built = True
         self.input_shape = [t.shape for t in self.inputs]
         self.output_shape = [t.shape for t in self.outputs]
@@ -56,6 +60,11 @@ class Model(TrainingMixin, Layer):
             self.input_shape = self.input_shape[0]
         if self._single_output:
             self.output_shape = self.output_shape[0]
+
+    def _check_unique_name(self, layer, names):
+        if layer.name in names:
+            raise ValueError(f"Model '{self.name}': two layers are named '{layer.name}'; "
+                             "layer names must be unique.")
 
     def _ordered_nodes(self):
         """Every node between the inputs and the outputs, each after its parents."""
@@ -71,7 +80,7 @@ class Model(TrainingMixin, Layer):
             seen.add(id(node))
             stack.append((node, True))
             if isinstance(node.layer, InputLayer) and not any(node is t.node for t in self.inputs):
-                raise ValueError(
+                raise ArgumentError(
                     f"Model '{self.name}': the graph needs input '{node.layer.name}', which is "
                     "not in the model's inputs."
                 )
@@ -100,8 +109,8 @@ class Model(TrainingMixin, Layer):
         for layer in self._layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"Model '{self.name}': no layer named {name!r}; layers are "
-                         f"{[layer.name for layer in self._layers]}.")
+        raise ArgumentError(f"Model '{self.name}': no layer named {name!r}; layers are "
+                            f"{[layer.name for layer in self._layers]}.")
 
     def _unique_weights(self, attribute):
         result, seen = [], set()
@@ -135,7 +144,7 @@ class Model(TrainingMixin, Layer):
     def set_weights(self, weights):
         own = self.weights
         if len(weights) != len(own):
-            raise ValueError(f"Model '{self.name}': expected {len(own)} weight arrays, got "
+            raise ArgumentError(f"Model '{self.name}': expected {len(own)} weight arrays, got "
                              f"{len(weights)}.")
         for variable, value in zip(own, weights):
             variable.assign(value)
@@ -150,8 +159,10 @@ class Model(TrainingMixin, Layer):
     def call(self, inputs, training=False):
         inputs = _as_list(inputs)
         if len(inputs) != len(self.inputs):
-            raise ValueError(f"Model '{self.name}': expected {len(self.inputs)} inputs, got "
-                             f"{len(inputs)}.")
+            raise ArgumentError(f"Model '{self.name}': expected {len(self.inputs)} "
+                                f"input{'s' if len(self.inputs) > 1 else ''}, got "
+                                f"{len(inputs)} (a list or tuple of arrays means one per "
+                                "input).")
         # inference without autograd: conv blocks run fused; always: a ReLU and the max pool it
         # feeds in one op (the results of the layers one by one; see fusion)
         chains, swaps = self._plans()
@@ -164,7 +175,7 @@ class Model(TrainingMixin, Layer):
             if len(value.shape) != len(expected) or any(
                 e is not None and e != g for e, g in zip(expected[1:], value.shape[1:])
             ):
-                raise ValueError(
+                raise ArgumentError(
                     f"Model '{self.name}': input '{symbolic.node.layer.name}' expects shape "
                     f"{format_shape(expected)}, got {tuple(value.shape)}."
                 )
@@ -286,6 +297,8 @@ class Sequential(Model):
         self._single_input = self._single_output = True
         self._input_layer: InputLayer | None = None
         self._stack: list[Layer] = []
+        self._stack_names: set[str] = set()
+        self._chain: list = []  # the input, then the output of each stack layer called so far
         self.built = False
         for layer in layers or []:
             self.add(layer)
@@ -304,32 +317,68 @@ class Sequential(Model):
             layer = layer.node.layer
         if isinstance(layer, InputLayer):
             if self._input_layer is not None or self._stack:
-                raise ValueError(f"Sequential '{self.name}': an Input must come first.")
+                raise ArgumentError(f"Sequential '{self.name}': an Input must come first.")
             self._input_layer = layer
             return
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential '{self.name}': expected a Layer, got "
-                            f"{type(layer).__name__}.")
-        if any(existing.name == layer.name for existing in self._stack):
-            raise ValueError(f"Sequential '{self.name}': a layer named '{layer.name}' is "
+            raise ArgumentTypeError(f"Sequential '{self.name}': layers must be Layer instances "
+                                    f"(or Input(...)), got {layer!r:.60} of type "
+                                    f"{type(layer).__name__}.")
+        if layer.name in self._stack_names:
+            raise ArgumentError(f"Sequential '{self.name}': a layer named '{layer.name}' is "
                              "already in the model; layer names must be unique.")
         if self._input_layer is None and not self._stack and layer._input_shape_arg:
             self._input_layer = InputLayer(shape=layer._input_shape_arg)
         self._stack.append(layer)
+        self._stack_names.add(layer.name)
         if self._input_layer is not None:
             self._build_graph()
 
     def pop(self) -> Layer:
         layer = self._stack.pop()
+        self._stack_names = {kept.name for kept in self._stack}
+        del self._chain[len(self._stack) + 1:]
         if self._input_layer is not None and self._stack:
-            self._build_graph()
+            self._build_graph(rebuild=True)
         return layer
 
-    def _build_graph(self):
-        x = self._input_layer.output
-        for layer in self._stack:
-            x = layer(x)
-        self._set_graph(self._input_layer.output, x)
+    def _build_graph(self, rebuild=False):
+        """Call the stack's layers not called yet on the last output, then take the graph.
+
+        Each layer is called once, on the output of the one before (not the whole stack again
+        per add), and a layer that just extends the chain is appended to the graph: building n
+        layers costs O(n). A layer that failed is called again by the next add, as before.
+        """
+        start = self._input_layer.output
+        if not self._chain or self._chain[0] is not start:
+            self._chain = [start]
+        before = len(self._chain)
+        for layer in self._stack[before - 1:]:
+            self._chain.append(layer(self._chain[-1]))
+        x = self._chain[-1]
+        if rebuild or not self._append_node(x, len(self._chain) - before):
+            self._set_graph(start, x)
+
+    def _append_node(self, x, added) -> bool:
+        """Extend the graph by the one node that made x from its output; False if x is not
+        such a node (then the graph is taken again from scratch, as _set_graph orders it)."""
+        if not (added == 1 and self.built and getattr(self, "_graph_names", None) is not None
+                and self._single_output and len(self.outputs) == 1
+                and isinstance(x, SymbolicTensor) and len(x.node.parents) == 1
+                and x.node.parents[0] is self.outputs[0]):
+            return False
+        # x's node is one level below every node of the graph, so it sorts last
+        layer = x.node.layer
+        if id(layer) not in self._graph_layer_ids:
+            self._check_unique_name(layer, self._graph_names)
+            self._graph_layers.append(layer)
+            self._graph_layer_ids.add(id(layer))
+            self._graph_names.add(layer.name)
+        self._nodes.append(x.node)
+        self._fusion_plans = None
+        self.outputs = [x]
+        self.output_shape = x.shape
+        return True
 
     def build(self, input_shape):
         if self._input_layer is None:
