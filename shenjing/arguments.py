@@ -96,7 +96,7 @@ def number(value, name, where, low=None, high=None, low_open=False, high_open=Fa
     right = ")" if high_open else "]"
     interval = f"in {left}{low}, {high}{right}" if low is not None and high is not None else (
         f"> {low}" if low_open else f">= {low}" if low is not None else "finite")
-    what = f"a number {interval}"
+    what = "a finite number" if interval == "finite" else f"a number {interval}"
     if not is_number(value):
         raise fail(where, f"{name} must be {what}, got {value!r}.", ArgumentTypeError)
     number_value = float(value)
@@ -175,9 +175,10 @@ def array_dtype(array, name, where):
 def as_array(value, name, where):
     """value (an ndarray, a Tensor, anything with __array__, nested lists) as an ndarray of
     numbers; ragged lists and non-numeric dtypes are refused naming the argument."""
-    data = getattr(value, "data", None)
-    if isinstance(data, np.ndarray):  # a Tensor or Variable
-        value = data
+    if not isinstance(value, np.ndarray):  # an ndarray's .data is a buffer (datetime64's fails)
+        data = getattr(value, "data", None)
+        if isinstance(data, np.ndarray):  # a Tensor or Variable
+            value = data
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:  # ragged nesting, unconvertible objects

@@ -9,7 +9,8 @@ sum(value * weight) to the total and the per-sample mean weight to the count. St
 
 import numpy as np
 
-from . import losses
+from . import arguments, losses
+from .errors import ArgumentError, ArgumentTypeError
 from .losses import _lookup, _same_rank, _snake
 from .tensor import no_grad
 
@@ -60,11 +61,11 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     scores = y_pred.reshape(-1, y_pred.shape[-1])
     labels = labels.reshape(-1)
     if labels.shape[0] != scores.shape[0]:
-        raise ValueError(f"sparse_top_k_categorical_accuracy: expected one label per row of "
-                         f"y_pred {y_pred.shape}, got y_true of shape {shape}.")
+        raise ArgumentError(f"sparse_top_k_categorical_accuracy: expected one label per row of "
+                            f"y_pred {y_pred.shape}, got y_true of shape {shape}.")
     if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
-        raise ValueError(f"sparse_top_k_categorical_accuracy: labels must be in [0, "
-                         f"{scores.shape[1]}), got values in [{labels.min()}, {labels.max()}].")
+        raise ArgumentError(f"sparse_top_k_categorical_accuracy: labels must be in [0, "
+                            f"{scores.shape[1]}), got values in [{labels.min()}, {labels.max()}].")
     target = np.take_along_axis(scores, labels[:, None], axis=1)
     # NOTE: a NaN score at the label is a miss (JAX's in_top_k), not a hit
     hits = ((scores > target).sum(axis=1) < k) & ~np.isnan(target[:, 0])
@@ -97,8 +98,11 @@ class Metric:
     (kept for Keras configs; state is accumulated in float64)."""
 
     def __init__(self, name=None, dtype=None):
-        self.name = name or _snake(type(self).__name__)
-        self.dtype = "float32" if dtype is None else np.dtype(dtype).name
+        owner = type(self).__name__
+        if name is not None and not isinstance(name, str):
+            raise ArgumentTypeError(f"{owner}: name must be a string or None, got {name!r}.")
+        self.name = name or _snake(owner)
+        self.dtype = "float32" if dtype is None else _float_dtype(dtype, owner)
         self.reset_state()
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -151,7 +155,7 @@ class MeanMetricWrapper(Mean):
 
     def __init__(self, fn, name=None, dtype=None, **kwargs):
         if not callable(fn):
-            raise TypeError(f"MeanMetricWrapper: fn must be callable, got {fn!r}.")
+            raise ArgumentTypeError(f"MeanMetricWrapper: fn must be callable, got {fn!r}.")
         self.fn, self._fn_kwargs = fn, kwargs
         super().__init__(name=name or getattr(fn, "__name__", None), dtype=dtype)
 
@@ -177,10 +181,9 @@ class BinaryAccuracy(MeanMetricWrapper):
     _config_keys = ("threshold",)
 
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
-            raise TypeError(f"BinaryAccuracy: threshold must be a number, got {threshold!r}.")
-        super().__init__(binary_accuracy, name, dtype, threshold=float(threshold))
-        self.threshold = float(threshold)
+        threshold = arguments.number(threshold, "threshold", "BinaryAccuracy")
+        super().__init__(binary_accuracy, name, dtype, threshold=threshold)
+        self.threshold = threshold
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
@@ -201,10 +204,9 @@ class _TopK(MeanMetricWrapper):
     _config_keys = ("k",)
 
     def __init__(self, fn, k, name, dtype):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{type(self).__name__}: k must be an int >= 1, got {k!r}.")
-        super().__init__(fn, name, dtype, k=int(k))
-        self.k = int(k)
+        k = arguments.positive_int(k, "k", type(self).__name__)
+        super().__init__(fn, name, dtype, k=k)
+        self.k = k
 
 
 class TopKCategoricalAccuracy(_TopK):
@@ -269,26 +271,38 @@ def get(identifier, loss=None, y_true=None, y_pred=None):
         return cls.from_config(identifier.get("config", {}))
     if callable(identifier):
         return MeanMetricWrapper(identifier)
-    raise ValueError(f"metric: could not interpret metric identifier {identifier!r}; expected "
-                     f"a name, a Metric, a config dict or a callable(y_true, y_pred).")
+    raise ArgumentTypeError(f"metric: could not interpret metric identifier {identifier!r}; "
+                            f"expected a name, a Metric, a config dict or a callable(y_true, y_pred).")
 
 
 def serialize(metric) -> dict:
     """{"class_name", "config"} for a built-in Metric; get() rebuilds it."""
     if type(metric).__name__ not in _CLASSES or not isinstance(metric, Metric):
-        raise ValueError(f"serialize: expected a built-in Metric ({', '.join(_CLASSES)}), got "
-                         f"{metric!r}.")
+        raise ArgumentError(f"serialize: expected a built-in Metric ({', '.join(_CLASSES)}), got "
+                            f"{metric!r}.")
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 
 # ----- helpers --------------------------------------------------------------------------------
+def _float_dtype(dtype, owner) -> str:
+    """A float dtype's name (Keras takes a metric's dtype as a float policy)."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError) as error:
+        raise ArgumentTypeError(f"{owner}: dtype: {error}") from None
+    if resolved.kind != "f":
+        raise ArgumentError(f"{owner}: dtype must be a float dtype such as 'float32', got "
+                            f"{resolved}.")
+    return resolved.name
+
+
 def _accuracy_for(identifier, loss, y_true, y_pred):
     """The accuracy class for 'accuracy': from the data shapes (Keras 3), else from the loss."""
     if y_true is not None and y_pred is not None:
         t_shape, p_shape = np.shape(y_true), np.shape(y_pred)
         if len(p_shape) == 0 or len(t_shape) == 0:
-            raise ValueError(f"metric {identifier!r}: y_true and y_pred need a batch axis, got "
-                             f"shapes {t_shape} and {p_shape}.")
+            raise ArgumentError(f"metric {identifier!r}: y_true and y_pred need a batch axis, got "
+                                f"shapes {t_shape} and {p_shape}.")
         if p_shape[-1] == 1:
             return BinaryAccuracy
         if len(t_shape) < len(p_shape) or t_shape[-1] == 1:
@@ -306,7 +320,7 @@ def _accuracy_for(identifier, loss, y_true, y_pred):
     ):
         if isinstance(resolved, loss_cls) or getattr(resolved, "fn", None) is fn:
             return metric_cls
-    raise ValueError(
+    raise ArgumentError(
         f"metric {identifier!r}: cannot tell binary, categorical and sparse categorical "
         f"accuracy apart from loss {loss!r}; pass y_true and y_pred (a batch) to get(), or name "
         f"the metric ('binary_accuracy', 'categorical_accuracy', 'sparse_categorical_accuracy')."
@@ -325,7 +339,7 @@ def _samplewise(name, values, sample_weight):
         try:
             weight = np.broadcast_to(weight, values.shape)
         except ValueError:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: sample_weight of shape {np.shape(sample_weight)} does not match the "
                 f"per-sample values of shape {values.shape}; expected (batch,) or that shape."
             ) from None

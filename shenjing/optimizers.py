@@ -15,7 +15,8 @@ import threading
 
 import numpy as np
 
-from . import schedules
+from . import arguments, schedules
+from .errors import ArgumentError, ArgumentTypeError
 from .ops import parallel
 from .schedules import _number
 from .tensor import Tensor
@@ -39,11 +40,18 @@ class Optimizer:
 
     def __init__(
         self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-        global_clipnorm=None, name=None,
+        global_clipnorm=None, name=None, **kwargs,
     ):
-        self.name = name or type(self).__name__.lower()
+        owner = type(self).__name__
+        if kwargs:  # Keras 3's wording
+            raise ArgumentError(f"{owner}: Argument(s) not recognized: {kwargs}")
+        if name is not None and not isinstance(name, str):
+            raise ArgumentTypeError(f"{owner}: expected name to be a string, got {name!r}.")
+        self.name = name or owner.lower()
         self.iterations = 0  # completed update steps
         self._learning_rate = None
+        # NOTE: 0 is taken, as Keras takes it (a frozen run that only logs losses; a warm-up
+        # schedule that starts from 0); negative, NaN and inf rates are refused
         self.learning_rate = learning_rate
         if weight_decay is not None:
             weight_decay = self._arg("weight_decay", weight_decay, low=0)
@@ -51,7 +59,7 @@ class Optimizer:
         clips = {k: v for k, v in clips.items() if v is not None}
         given = {k: self._arg(k, v, low=0, low_open=True) for k, v in clips.items()}
         if len(given) > 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}: expected at most one of clipnorm, clipvalue and "
                 f"global_clipnorm, got {', '.join(f'{k}={v!r}' for k, v in given.items())}."
             )
@@ -66,8 +74,21 @@ class Optimizer:
         self._wd_exclude_names: tuple[str, ...] = ()
 
     def _arg(self, arg, value, **interval) -> float:
-        """A hyper-parameter as a float, checked to lie in ``interval`` (see ``_number``)."""
-        return float(_number(type(self).__name__, arg, value, **interval))
+        """A hyper-parameter as a float, checked to lie in ``interval`` (see ``_number``):
+        ArgumentTypeError if it is not a number, ArgumentError if it lies outside."""
+        try:
+            number = float(_number(type(self).__name__, arg, value, **interval))
+        except ValueError as error:
+            kind = ArgumentError if arguments.is_number(value) else ArgumentTypeError
+            raise kind(str(error)) from None
+        if not math.isfinite(number):
+            raise ArgumentError(f"{type(self).__name__}: expected {arg} to be a finite number, "
+                                f"got {value!r}.")
+        return number
+
+    def _flag(self, arg, value) -> bool:
+        """True or False (NumPy's too); a string or int is refused, not taken as truthy."""
+        return arguments.boolean(value, arg, type(self).__name__)
 
     # ----- learning rate -----------------------------------------------------------------
     @property
@@ -79,12 +100,13 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value) -> None:
         if isinstance(value, dict):
-            value = schedules.deserialize(value)
+            value = arguments.lookup(schedules.deserialize, value, "learning_rate",
+                                     type(self).__name__)
         if callable(value):
             self._learning_rate = value
             return
         if callable(self._learning_rate):  # as Keras: a schedule is not overwritten by a float
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(self).__name__}: the learning rate is a schedule, so it cannot be set to "
                 f"{value!r}; create the optimizer with a float learning rate instead."
             )
@@ -262,7 +284,7 @@ class Optimizer:
         config = dict(config)
         for key, default in _KERAS_ONLY_DEFAULTS.items():
             if key in config and config.pop(key) != default:
-                raise ValueError(f"{cls.__name__}: {key} is not supported by shenjing.")
+                raise ArgumentError(f"{cls.__name__}: {key} is not supported by shenjing.")
         return cls(**config)
 
 
@@ -276,7 +298,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.momentum = self._arg("momentum", momentum, low=0, high=1)
-        self.nesterov = bool(nesterov)
+        self.nesterov = self._flag("nesterov", nesterov)
         self._slot_names = ("momentum",) if self.momentum else ()
 
     def _update(self, var, g, slots, lr):
@@ -317,7 +339,7 @@ class Adam(Optimizer):
         self.beta_1 = self._arg("beta_1", beta_1, low=0, high=1, high_open=True)
         self.beta_2 = self._arg("beta_2", beta_2, low=0, high=1, high_open=True)
         self.epsilon = self._arg("epsilon", epsilon, low=0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = self._flag("amsgrad", amsgrad)
         self._slot_names = ("momentum", "velocity") + (("velocity_hat",) if amsgrad else ())
 
     def _update(self, var, g, slots, lr):
@@ -351,7 +373,8 @@ class AdamW(Adam):
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
         if weight_decay is None:
-            raise ValueError("AdamW: expected weight_decay to be a number >= 0, got None.")
+            raise ArgumentTypeError("AdamW: expected weight_decay to be a number >= 0, got "
+                                    "None.")
         super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
 
 
@@ -372,7 +395,7 @@ class RMSprop(Optimizer):
         self.rho = self._arg("rho", rho, low=0, high=1, high_open=True)
         self.momentum = self._arg("momentum", momentum, low=0, high=1)
         self.epsilon = self._arg("epsilon", epsilon, low=0)
-        self.centered = bool(centered)
+        self.centered = self._flag("centered", centered)
         self._slot_names = (
             ("velocity",) + (("momentum",) if self.momentum else ())
             + (("average_gradient",) if centered else ())
@@ -461,7 +484,7 @@ def deserialize(config: dict) -> Optimizer:
     name = config.get("class_name") if isinstance(config, dict) else None
     cls = _OPTIMIZERS.get(str(name).lower())
     if cls is None:
-        raise ValueError(
+        raise ArgumentError(
             f"optimizers.deserialize: unknown optimizer {name!r} in {config!r}; "
             f"known: {', '.join(_OPTIMIZERS)}."
         )
@@ -477,8 +500,10 @@ def get(identifier) -> Optimizer:
         return deserialize(identifier)
     if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
         return _OPTIMIZERS[identifier.lower()]()
-    raise ValueError(
-        f"optimizers.get: unknown optimizer {identifier!r}; known: {', '.join(_OPTIMIZERS)}."
+    kind = ArgumentError if isinstance(identifier, str) else ArgumentTypeError
+    raise kind(
+        f"optimizers.get: unknown optimizer {identifier!r}; known: {', '.join(_OPTIMIZERS)} "
+        "(or pass an Optimizer instance)."
     )
 
 

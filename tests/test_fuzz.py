@@ -1,7 +1,8 @@
 """Fuzzing the API boundary with hypothesis: layer constructors (then a call of what was built),
-layer calls and the arguments of fit / evaluate / predict / *_on_batch, drawn from ints (0,
-negatives, bools, huge), floats (NaN, inf), None, strings, tuples and layers. Whatever is drawn,
-the call either works or raises an error of ours (shenjing.errors.ShenjingError, a ValueError
+layer calls, the arguments of fit / evaluate / predict / *_on_batch, optimizer constructors (then
+a step), metric constructors (then an update) and compile's arguments (then a batch), drawn from
+ints (0, negatives, bools, huge), floats (NaN, inf), None, strings, tuples and layers.
+Whatever is drawn, the call either works or raises an error of ours (shenjing.errors.ShenjingError, a ValueError
 or TypeError) with a message, never a raw NumPy or Python error (IndexError,
 ZeroDivisionError, MemoryError, a TypeError from a comparison).
 
@@ -215,5 +216,94 @@ def test_evaluate_predict_arguments_raise_only_our_errors(method, n, dtype, batc
     try:
         calls[method]()
         event("ran")
+    except Exception as error:  # noqa: BLE001
+        _assert_ours(error)
+
+
+# ----- optimizers, metrics and compile -------------------------------------------------------
+OPTIMIZERS = [sj.optimizers.SGD, sj.optimizers.Adam, sj.optimizers.AdamW,
+              sj.optimizers.RMSprop, sj.optimizers.Adagrad]
+METRICS = [getattr(sj.metrics, name) for name in ("Mean", "Accuracy", "BinaryAccuracy",
+           "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
+           "SparseTopKCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError")]
+RATE = st.floats(0.0, 0.99)
+HYPER = {
+    "learning_rate": st.floats(1e-4, 1.0), "momentum": st.floats(0.0, 1.0), "rho": RATE,
+    "beta_1": RATE, "beta_2": RATE, "epsilon": st.floats(0.0, 0.1),
+    "initial_accumulator_value": st.floats(0.0, 1.0), "weight_decay": st.floats(0.0, 0.1),
+    "clipnorm": st.floats(0.1, 5.0), "clipvalue": st.floats(0.1, 5.0),
+    "global_clipnorm": st.floats(0.1, 5.0), "k": SMALL, "threshold": st.floats(0.1, 0.9),
+    "name": st.sampled_from([None, "m"]), "dtype": st.sampled_from([None, "float32"]),
+}
+
+
+@st.composite
+def object_calls(draw, classes, base=None):
+    """A class and keyword arguments for its constructor (and base's, which its **kwargs
+    reach), most drawn from HYPER, a few bad."""
+    cls = draw(st.sampled_from(classes))
+    params = _parameters(cls) + (_parameters(base) if base else [])
+    kwargs = {}
+    for param in params:
+        if param.name in kwargs:
+            continue
+        good = st.booleans() if isinstance(param.default, bool) else HYPER.get(
+            param.name, st.just(param.default))
+        if param.default is inspect.Parameter.empty or draw(st.integers(0, 2)) == 0:
+            kwargs[param.name] = _materialize(draw(_mostly(good, 5)))
+    return cls, kwargs
+
+
+@FUZZ
+@given(object_calls(OPTIMIZERS, sj.optimizers.Optimizer))
+def test_optimizer_constructors_and_a_step_raise_only_our_errors(call):
+    cls, kwargs = call
+    variable = sj.Variable(np.ones((2, 3), np.float32), name="w")
+    variable.grad = np.full((2, 3), 0.5, np.float32)
+    try:
+        cls(**kwargs).apply([variable])
+        event("stepped")
+        assert np.isfinite(variable.data).all()
+    except Exception as error:  # noqa: BLE001
+        _assert_ours(error)
+
+
+@FUZZ
+@given(object_calls(METRICS))
+def test_metric_constructors_and_an_update_raise_only_our_errors(call):
+    cls, kwargs = call
+    y_true, y_pred = np.array([0, 2, 1]), np.eye(3, dtype=np.float32)[[0, 1, 1]]
+    try:
+        metric = cls(**kwargs)
+        event("constructed")
+        if cls is sj.metrics.Mean:
+            metric.update_state(y_pred)
+        elif "Sparse" in cls.__name__:
+            metric.update_state(y_true, y_pred)
+        else:
+            metric.update_state(y_pred, y_pred)
+        assert np.isfinite(metric.result())
+    except Exception as error:  # noqa: BLE001
+        _assert_ours(error)
+
+
+COMPILE = {
+    "optimizer": st.sampled_from(["sgd", "adam", "RMSprop", "adagrad", "adamw"]),
+    "loss": st.sampled_from(["mse", "mae", "huber", "categorical_crossentropy"]),
+    "metrics": st.sampled_from([None, [], ["mae"], ["accuracy"], ["mse", "acc"]]),
+    "loss_weights": st.sampled_from([None, [1.0], [0.5]]),
+}
+
+
+@FUZZ
+@given(st.fixed_dictionaries({name: _mostly(good, 5) for name, good in COMPILE.items()}))
+def test_compile_arguments_then_a_step_raise_only_our_errors(kwargs):
+    model = sj.Sequential([layers.Input((3,)), layers.Dense(2, activation="softmax")])
+    kwargs = {name: _materialize(value) for name, value in kwargs.items()}
+    try:
+        model.compile(**kwargs)
+        event("compiled")
+        model.train_on_batch(np.ones((4, 3), np.float32), np.eye(2, dtype=np.float32)[[0, 1] * 2])
+        event("trained")
     except Exception as error:  # noqa: BLE001
         _assert_ours(error)

@@ -10,6 +10,7 @@ import pytest
 import shenjing as sj
 from shenjing import losses as L
 from shenjing import metrics as M
+from shenjing.errors import ArgumentError, ArgumentTypeError
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
@@ -189,13 +190,14 @@ def test_errors():
         M.get("acc")
     with pytest.raises(ValueError, match="unknown metric class 'eval'"):
         M.get({"class_name": "eval", "config": {}})
-    with pytest.raises(ValueError, match="could not interpret metric identifier 7"):
+    with pytest.raises(ArgumentTypeError, match="could not interpret metric identifier 7"):
         M.get(7)
     with pytest.raises(ValueError, match="expected a built-in Metric"):
         M.serialize(M.MeanMetricWrapper(len))
-    with pytest.raises(ValueError, match="TopKCategoricalAccuracy: k must be an int >= 1, got 0"):
+    with pytest.raises(ArgumentError, match="TopKCategoricalAccuracy: k must be a positive int"):
         M.TopKCategoricalAccuracy(k=0)
-    with pytest.raises(TypeError, match="BinaryAccuracy: threshold must be a number, got 'x'"):
+    with pytest.raises(ArgumentTypeError, match="BinaryAccuracy: threshold must be a finite "
+                                                "number, got 'x'"):
         M.BinaryAccuracy(threshold="x")
     with pytest.raises(TypeError, match="MeanMetricWrapper: fn must be callable"):
         M.MeanMetricWrapper(3)
@@ -204,3 +206,18 @@ def test_errors():
         M.Mean().update_state(np.ones(4), sample_weight=np.ones(3))
     with pytest.raises(ValueError, match=r"labels must be in \[0, 5\), got values in \[0, 5\]"):
         M.SparseTopKCategoricalAccuracy().update_state(np.array([0, 5]), np.ones((2, K)))
+
+
+@pytest.mark.parametrize("make, error, argument", [
+    (lambda: M.SparseTopKCategoricalAccuracy(k=0), ArgumentError, "k"),
+    (lambda: M.TopKCategoricalAccuracy(k=2.5), ArgumentTypeError, "k"),
+    (lambda: M.TopKCategoricalAccuracy(k=True), ArgumentTypeError, "k"),
+    (lambda: M.BinaryAccuracy(threshold=float("nan")), ArgumentError, "threshold"),
+    (lambda: M.Mean(name=5), ArgumentTypeError, "name"),
+    (lambda: M.Accuracy(dtype="int32"), ArgumentError, "dtype"),
+    (lambda: M.Accuracy(dtype="nope"), ArgumentTypeError, "dtype"),
+])
+def test_metric_constructor_arguments_are_refused_naming_them(make, error, argument):
+    with pytest.raises(error) as caught:
+        make()
+    assert f"{argument}" in str(caught.value) and ": " in str(caught.value)

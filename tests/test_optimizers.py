@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from shenjing import Variable, optimizers, schedules
+from shenjing.errors import ArgumentError, ArgumentTypeError
 
 torch = pytest.importorskip("torch")
 # Keras's torch backend calls np.array on its own tensors: noise, not ours
@@ -351,6 +352,7 @@ def test_get():
     "make, match",
     [
         (lambda: optimizers.SGD(-0.1), r"SGD: expected learning_rate to be a number >= 0, got -0"),
+        (lambda: optimizers.Adam(float("inf")), r"Adam: expected learning_rate .* finite"),
         (lambda: optimizers.SGD("fast"), r"SGD: expected learning_rate .* got 'fast'"),
         (lambda: optimizers.Adam(float("nan")), r"Adam: expected learning_rate .* got nan"),
         (lambda: optimizers.SGD(momentum=1.5), r"SGD: expected momentum .* in \[0, 1\], got 1.5"),
@@ -371,7 +373,8 @@ def test_get():
     ],
 )
 def test_constructor_errors(make, match):
-    with pytest.raises(ValueError, match=match):
+    # ours: ArgumentTypeError for a value of the wrong type ('fast', None), else ArgumentError
+    with pytest.raises((ArgumentError, ArgumentTypeError), match=match):
         make()
 
 
@@ -436,3 +439,32 @@ def test_large_variables_updated_in_two_halves_equal_the_whole_update(make, monk
         results.append(variable.numpy())
     np.testing.assert_array_equal(results[0], results[1])
     assert len(halves) == (3 if parallel.THREADS > 1 else 0)  # only the first run split
+
+
+@pytest.mark.parametrize("make, error, argument", [
+    (lambda: optimizers.Adam(learning_rate=-1), ArgumentError, "learning_rate"),
+    (lambda: optimizers.SGD(learning_rate=[0.1]), ArgumentTypeError, "learning_rate"),
+    (lambda: optimizers.SGD(momentum=5), ArgumentError, "momentum"),
+    (lambda: optimizers.RMSprop(momentum=-0.1), ArgumentError, "momentum"),
+    (lambda: optimizers.RMSprop(rho=1.0), ArgumentError, "rho"),
+    (lambda: optimizers.Adagrad(epsilon=float("inf")), ArgumentError, "epsilon"),
+    (lambda: optimizers.Adam(beta_2=True), ArgumentTypeError, "beta_2"),
+    (lambda: optimizers.SGD(nesterov="yes"), ArgumentTypeError, "nesterov"),
+    (lambda: optimizers.Adam(amsgrad=1), ArgumentTypeError, "amsgrad"),
+    (lambda: optimizers.RMSprop(centered=None), ArgumentTypeError, "centered"),
+    (lambda: optimizers.Adam(name=3), ArgumentTypeError, "name"),
+    (lambda: optimizers.Adam(lr=0.1), ArgumentError, "Argument(s) not recognized: {'lr'"),
+    (lambda: optimizers.get("foo"), ArgumentError, "'foo'"),
+    (lambda: optimizers.get(5), ArgumentTypeError, "unknown optimizer 5"),
+    (lambda: optimizers.Adam({"class_name": "Nope"}), ArgumentError, "learning_rate"),
+])
+def test_hyperparameters_are_refused_with_our_errors_naming_them(make, error, argument):
+    with pytest.raises(error) as caught:
+        make()
+    assert argument in str(caught.value)
+
+
+def test_a_zero_rate_is_taken_as_keras_takes_it():
+    opt = optimizers.SGD(0.0)  # a frozen run that only logs losses (tests/models/test_training)
+    opt.learning_rate = 0.0  # a warm-up from 0 set by LearningRateScheduler
+    assert opt.learning_rate == 0.0

@@ -1,5 +1,7 @@
 """Callback protocol, the list that dispatches to callbacks, and History."""
 
+from ..errors import ArgumentTypeError
+
 
 class Callback:
     """Hooks called by fit. Override any of them; ``self.model`` and ``self.params`` are set."""
@@ -57,6 +59,27 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
 
 
+def check_callbacks(callbacks, where) -> list:
+    """None, one Callback, or a list/tuple of them (Keras 3 flattens what it is given), as a
+    list; anything else is refused naming where it went (fit, evaluate, predict)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise ArgumentTypeError(f"{where}: callbacks must be a list of "
+                                f"shenjing.callbacks.Callback instances, got {callbacks!r:.80} "
+                                f"of type {type(callbacks).__name__}.")
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            hint = " (a class: pass an instance, e.g. EarlyStopping())" if isinstance(
+                callback, type) else ""
+            raise ArgumentTypeError(f"{where}: callbacks[{index}] must be a "
+                                    f"shenjing.callbacks.Callback instance{hint}, got "
+                                    f"{callback!r:.80} of type {type(callback).__name__}.")
+    return list(callbacks)
+
+
 class CallbackList:
     """Calls each hook on every callback in order; the History and the progress bar (when
     verbose) come after the user's callbacks, as in Keras 3, so they see the keys those add to
@@ -65,8 +88,9 @@ class CallbackList:
     that a checkpoint holds the state the others reached at that epoch (EarlyStopping's count
     of epochs without improvement, the learning rate ReduceLROnPlateau just set)."""
 
-    def __init__(self, callbacks, model, history=None, verbose=0, params=None):
-        callbacks = list(callbacks or [])
+    def __init__(self, callbacks, model, history=None, verbose=0, params=None,
+                 where="CallbackList"):
+        callbacks = check_callbacks(callbacks, where)
         self.callbacks = sorted(callbacks, key=lambda c: getattr(c, "saves_model", False))
         if history is not None:
             self.callbacks.append(history)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import string
 
-from .. import progbar
+from .. import arguments, progbar
+from ..errors import ArgumentError, ArgumentTypeError
 from . import state_fields
 from .early_stopping import MonitorCallback
 
@@ -25,19 +27,46 @@ class ModelCheckpoint(MonitorCallback):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None):
+        where = "ModelCheckpoint"
+        if not isinstance(monitor, str):
+            raise ArgumentTypeError(f"{where}: monitor must be the name of a log entry such as "
+                                    f"'val_loss', got {monitor!r}.")
         super().__init__(monitor, mode, baseline=initial_value_threshold)
-        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
-                                     or save_freq <= 0):
-            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive number "
-                             f"of batches, got {save_freq!r}.")
+        if save_freq != "epoch":
+            kind = ArgumentError if isinstance(save_freq, str) or arguments.is_int(
+                save_freq) else ArgumentTypeError
+            if not arguments.is_int(save_freq) or save_freq <= 0:
+                raise kind(f"{where}: save_freq must be 'epoch' or a positive number of "
+                           f"batches, got {save_freq!r}.")
+        arguments.boolean(save_best_only, "save_best_only", where)
+        arguments.boolean(save_weights_only, "save_weights_only", where)
+        if not (isinstance(verbose, (bool, int)) and verbose in (0, 1, 2)):
+            raise ArgumentError(f"{where}: verbose must be 0 or 1, got {verbose!r}.")
         from ..saving.paths import check_save_path  # here: saving imports the models package
 
         # as Keras: a filepath of the wrong kind fails now, not after the first epoch's work
-        self.filepath = check_save_path(filepath, "ModelCheckpoint")
+        self.filepath = check_save_path(filepath, where)
+        self._fields = filepath_fields(self.filepath)
+        if "batch" in self._fields and save_freq == "epoch":  # Keras fails at the first save
+            raise ArgumentError(f"{where}: filepath {self.filepath!r} names {{batch}}, which "
+                                "only save_freq=N (a number of batches) fills; saves at each "
+                                "epoch's end have no batch.")
         self.verbose, self.save_best_only = verbose, save_best_only
         self.save_weights_only, self.save_freq = save_weights_only, save_freq
         self._batches_since_save = 0
         self._current_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        """Refuse, before the first batch, a filepath field that no log entry of this model
+        will fill (a typo, or a metric it does not compile): Keras fails only at the save."""
+        keys = log_names(self.model)
+        missing = sorted(self._fields - {"epoch", "batch"} - keys) if keys else []
+        if missing:
+            raise ArgumentError(
+                f"ModelCheckpoint: filepath {self.filepath!r} names "
+                f"{', '.join('{' + name + '}' for name in missing)}, which no log entry of "
+                f"model '{self.model.name}' fills; it can use {{epoch}}, {{batch}} and "
+                f"{', '.join('{' + key + '}' for key in sorted(keys))}.")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -106,3 +135,66 @@ class ModelCheckpoint(MonitorCallback):
         else:
             self.model.save(filepath)
 
+
+
+def filepath_fields(filepath) -> set:
+    """The names of filepath's format fields, each checked as Keras fills them (epoch and batch
+    ints from 1, log entries floats): a positional field, an attribute or index, or a format
+    spec that cannot format such a value is refused now, not at the end of the first epoch."""
+    where = "ModelCheckpoint"
+    try:
+        parsed = list(string.Formatter().parse(filepath))
+    except ValueError as error:
+        raise ArgumentError(f"{where}: filepath {filepath!r} is not a valid format string: "
+                            f"{error} (write a literal brace as '{{{{' or '}}}}').") from None
+    names = set()
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if not field.isidentifier():
+            raise ArgumentError(
+                f"{where}: filepath {filepath!r} has the field {{{field}}}; fields must name "
+                "the epoch, the batch or a log entry, e.g. {epoch:02d} or {val_loss:.2f}.")
+        dummy = 1 if field in ("epoch", "batch") else 0.5
+        try:
+            if "{" in (spec or ""):
+                raise ValueError("nested fields are not filled in")
+            value = {"r": repr, "s": str, "a": ascii, None: lambda v: v}[conversion](dummy)
+            format(value, spec or "")
+        except (ValueError, TypeError, KeyError) as error:
+            what = "an int" if dummy == 1 else "a float"
+            raise ArgumentError(
+                f"{where}: filepath {filepath!r}: the field {{{field}:{spec}}} cannot format "
+                f"{what} (as {field} is filled in): {error}.") from None
+        names.add(field)
+    return names
+
+
+def log_names(model) -> set:
+    """The keys of the epoch logs fit gives model: loss, each compiled metric's name (prefixed
+    by the output's name for several outputs), learning_rate (the schedule callbacks add it),
+    and their val_ forms; empty if the model is not compiled."""
+    from .. import metrics as metrics_module
+
+    if not getattr(model, "compiled", False):
+        return set()
+    names = {"loss", "learning_rate"}
+    outputs = getattr(model, "outputs", None) or [None]
+    for spec in model._metric_specs or []:
+        if isinstance(spec, str):
+            name = spec
+        elif isinstance(spec, metrics_module.Metric):
+            name = spec.name
+        elif isinstance(spec, type) and issubclass(spec, metrics_module.Metric):
+            name = spec().name
+        elif isinstance(spec, dict):
+            name = (spec.get("config") or {}).get("name") or str(spec.get("class_name"))
+        else:
+            name = getattr(spec, "__name__", None)
+        if name is None:
+            return set()  # a metric whose log name cannot be told: check nothing
+        if len(outputs) > 1:
+            names |= {f"{output.node.layer.name}_{name}" for output in outputs}
+        else:
+            names.add(name)
+    return names | {f"val_{name}" for name in names - {"learning_rate"}}

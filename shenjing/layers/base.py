@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import arguments, initializers, regularizers
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ArgumentTypeError
 from ..ops.elementwise import cast
 from ..tensor import Tensor
 from ..variable import Variable
@@ -109,7 +109,10 @@ class Layer:
     """Base class. Args: name (unique by default), trainable, dtype (of weights and compute)."""
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
-                 input_shape=None):
+                 input_shape=None, **kwargs):
+        if kwargs:  # Keras 3's wording; a TypeError, as Python's own for an unknown keyword
+            raise ArgumentTypeError(f"Unrecognized keyword arguments passed to "
+                                    f"{type(self).__name__}: {kwargs}")
         dtype, input_shape = arguments.layer_options(type(self).__name__, name, trainable, dtype,
                                                      input_shape)
         self.name = name or unique_name(snake_case(type(self).__name__))

@@ -68,6 +68,36 @@ def check_window_sizes(layer, input_shape, spatial, channels, window, strides, d
                              culprit)
 
 
+# NOTE: 'same' padding for a dilated kernel that spans far past the input: refused when the
+# padded sample would be this many times the input sample and over MAX_SAME_PADDED values.
+# Conv1D(1, 3, dilation_rate=10**8, padding='same') on 8 steps padded to 2 * 10**8 (1.5 GB)
+# to read the input through one tap of three; WaveNet-like stacks (dilation 512 on a few
+# hundred steps) stay far below both bounds.
+SAME_PADDING_RATIO, MAX_SAME_PADDED = 16, 2**20
+
+
+def check_dilated_extent(layer, input_shape, spatial, channels):
+    """Refuse, at build, a dilated kernel whose 'same' padding would be mostly what it reads:
+    each output reads the input through at most ceil(n / dilation) of its taps."""
+    if layer.padding != "same" or None in spatial or channels is None:
+        return
+    pads = resolve_padding("same", spatial, layer.kernel_size, layer.strides,
+                           layer.dilation_rate)
+    padded = math.prod(n + before + after for n, (before, after) in zip(spatial, pads))
+    if padded <= max(SAME_PADDING_RATIO * math.prod(spatial), MAX_SAME_PADDED // channels):
+        return
+    for n, k, d in zip(spatial, layer.kernel_size, layer.dilation_rate):
+        extent = d * (k - 1) + 1
+        if extent > n and k > 1:
+            raise layer._error(
+                f"kernel_size {layer.kernel_size} with dilation_rate {layer.dilation_rate} "
+                f"spans {extent:,} steps, far beyond the input's {n} (input shape "
+                f"{format_shape(input_shape)}): with padding 'same' each output reads the input "
+                f"through at most {-(-n // d)} of its {k} taps, the others read padding, and the "
+                f"padded input would hold {padded * channels:,} values per sample. Use a "
+                f"smaller dilation_rate or kernel_size (a span of at most {n} steps here).")
+
+
 def set_weight_options(layer, data_format, activation, use_bias, kernel_initializer,
                        bias_initializer, kernel_regularizer, bias_regularizer):
     """The arguments every convolution-like layer shares, checked and resolved onto layer."""
@@ -118,6 +148,7 @@ class _Conv(Layer):
                                  f"{format_shape(input_shape)}")
         check_window_sizes(self, input_shape, spatial, channels, self.kernel_size, self.strides,
                            self.dilation_rate, self.padding, f"kernel_size {self.kernel_size}")
+        check_dilated_extent(self, input_shape, spatial, channels)
         sizes = []
         for axis, n in enumerate(spatial):
             if n is None:

@@ -2,6 +2,7 @@
 
 from .. import arguments, ops
 from ..ops.conv import conv_output_length
+from ..ops.pool import pool_geometry
 from .base import Layer, format_shape
 from .conv import check_window_sizes
 
@@ -28,8 +29,14 @@ class _Pooling(Layer):
         first = self.data_format == "channels_first"
         spatial = input_shape[2:] if first else input_shape[1:-1]
         channels = input_shape[1] if first else input_shape[-1]
-        check_window_sizes(self, input_shape, spatial, channels, self.pool_size, self.strides,
-                           (1,) * self.rank, self.padding, f"pool_size {self.pool_size}")
+        window, padding = self.pool_size, self.padding
+        if self.padding == "same" and None not in spatial:
+            # the op cuts a 'same' window reaching past the input to what it can read (see
+            # ops.pool.pool_geometry): MaxPooling1D(10**9, padding='same') pools 8 steps fast
+            window, padding, _ = pool_geometry(type(self).__name__, spatial, self.pool_size,
+                                               self.strides, "same")
+        check_window_sizes(self, input_shape, spatial, channels, window, self.strides,
+                           (1,) * self.rank, padding, f"pool_size {self.pool_size}")
         sizes = []
         for n, k, s in zip(spatial, self.pool_size, self.strides):
             size = None if n is None else conv_output_length(n, k, s, self.padding, 1)

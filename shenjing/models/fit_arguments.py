@@ -114,6 +114,14 @@ def sample_weight(value, n, where):
     if len(weights) != n:
         raise fail(where, f"sample_weight has {len(weights)} entries for {n} samples; expected "
                           "one per sample.")
+    values = weights.astype(np.float64, copy=False)
+    for bad, what in ((~np.isfinite(values), "finite (no NaN or inf)"), (values < 0, ">= 0")):
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise fail(where, f"sample_weight must be {what}, got {values[index]} at index "
+                              f"{index[0] if len(index) == 1 else index} ({int(bad.sum())} such "
+                              "entries); a weight scales a sample's loss, so it cannot be "
+                              "negative or undefined.")
     return weights
 
 
@@ -128,6 +136,19 @@ def class_weight(value, where):
         arguments.integer(label, "class_weight's keys (class ids)", where, 0)
         arguments.number(weight, f"class_weight[{label}]", where, 0.0)
     return value
+
+
+def class_weight_keys(value, classes, where):
+    """class_weight's keys within 0..classes-1, classes taken from the model's output (Keras's
+    wording; a key past the last class would weigh no sample, silently)."""
+    if value is None or classes is None:
+        return
+    outside = sorted(k for k in value if not 0 <= k < classes)
+    if outside:
+        raise fail(where, f"Expected `class_weight` to be a dict with keys from 0 to one less "
+                          f"than the number of classes, found {value}: the model's output has "
+                          f"{classes} classes, and {', '.join(map(str, outside))} "
+                          f"{'are' if len(outside) > 1 else 'is'} not one of 0..{classes - 1}.")
 
 
 def validation_split(value, n, where) -> float:

@@ -11,12 +11,12 @@ import sys
 
 import numpy as np
 
+from .. import arguments, memory, optimizers, utils
 from .. import losses as losses_module
-from .. import memory, optimizers, utils
 from .. import metrics as metrics_module
 from ..callbacks.base import CallbackList, History
 from ..data import class_weight_to_sample_weight, split_validation
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ArgumentTypeError
 from ..progbar import is_dynamic
 from ..tensor import no_grad
 from . import fit_arguments, resume
@@ -54,19 +54,57 @@ class TrainingMixin:
 
     # ----- compile -----------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
-        """Set the optimizer, the loss (one, or a list per output) and the metrics."""
-        self.optimizer = optimizers.get(optimizer)
+        """Set the optimizer, the loss (one, or a list per output) and the metrics; each is
+        checked here (an unknown name, a loss of None, a metric that is not a name, Metric or
+        callable), so a mistake fails now rather than at the first batch."""
+        where = f"Model '{self.name}'.compile"
+        optimizer = arguments.lookup(optimizers.get, optimizer, "optimizer", where)
         n_out = len(self.outputs) if self.built else 1
         loss_list = loss if isinstance(loss, (list, tuple)) else [loss] * max(n_out, 1)
-        if loss is None:
-            raise ValueError(f"Model '{self.name}'.compile: a loss is required, e.g. "
-                             "loss='sparse_categorical_crossentropy'.")
-        self.loss = loss
-        self._losses = [losses_module.get(item) for item in loss_list]
-        self._loss_weights = list(loss_weights) if loss_weights else [1.0] * len(self._losses)
-        self._metric_specs = metrics or []
+        if loss is None or any(item is None for item in loss_list) or not loss_list:
+            raise ArgumentError(f"{where}: a loss is required, e.g. "
+                                f"loss='sparse_categorical_crossentropy', got loss={loss!r}.")
+        if self.built and isinstance(loss, (list, tuple)) and len(loss_list) != n_out:
+            raise ArgumentError(f"{where}: loss is a list of {len(loss_list)} for a model with "
+                                f"{n_out} output{'s' if n_out > 1 else ''}; pass one per output.")
+        losses = [arguments.lookup(losses_module.get, item, "loss", where) for item in loss_list]
+        weights = self._checked_loss_weights(loss_weights, len(losses), where)
+        specs = self._checked_metrics(metrics, where)
+        self.optimizer, self.loss, self._losses = optimizer, loss, losses
+        self._loss_weights, self._metric_specs = weights, specs
         self._build_metrics()
         self.compiled = True
+
+    @staticmethod
+    def _checked_loss_weights(value, n, where):
+        """None (all 1.0) or one finite number per loss (Keras sets no sign)."""
+        if value is None:
+            return [1.0] * n
+        if not isinstance(value, (list, tuple)) or len(value) != n:
+            raise arguments.fail(where, f"loss_weights must be a list of {n} number"
+                                        f"{'s' if n > 1 else ''} (one per loss), got "
+                                        f"{value!r:.80}.", ArgumentTypeError)
+        return [arguments.number(w, f"loss_weights[{i}]", where) for i, w in enumerate(value)]
+
+    @staticmethod
+    def _checked_metrics(value, where):
+        """None or a list/tuple of metric names, Metrics (or classes) and callables; names are
+        looked up now ('accuracy' picks its kind at the first batch, as in Keras 3)."""
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            raise arguments.fail(where, f"Expected `metrics` argument to be a list or tuple, got "
+                                        f"{value!r:.80}.", ArgumentTypeError)
+        for index, spec in enumerate(value):
+            name = f"metrics[{index}]"
+            if isinstance(spec, str):
+                if spec.lower() not in ("accuracy", "acc"):
+                    arguments.lookup(metrics_module.get, spec, name, where)
+            elif not (isinstance(spec, (metrics_module.Metric, dict)) or callable(spec)):
+                raise arguments.fail(where, f"{name} must be a metric name, a Metric or a "
+                                            f"callable(y_true, y_pred), got {spec!r:.80}.",
+                                     ArgumentTypeError)
+        return list(value)
 
     def _build_metrics(self):
         self._loss_tracker = metrics_module.Mean(name="loss")
@@ -159,6 +197,7 @@ class TrainingMixin:
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
         self._require_compiled("train_on_batch")
         x, y, sample_weight = fit_arguments.check_batch("train_on_batch", x, y, sample_weight)
+        self._check_structure("train_on_batch", x, y)
         self._reset_metrics()
         self._train_step(x, y, sample_weight)
         return self._result(return_dict)
@@ -166,6 +205,7 @@ class TrainingMixin:
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         x, y, sample_weight = fit_arguments.check_batch("test_on_batch", x, y, sample_weight)
+        self._check_structure("test_on_batch", x, y)
         self._reset_metrics()
         self._test_step(x, y, sample_weight)
         return self._result(return_dict)
@@ -173,6 +213,7 @@ class TrainingMixin:
     @memory.at_batch  # *_on_batch keep the setting between calls; memory.release() ends it
     def predict_on_batch(self, x):
         x = fit_arguments.check_batch("predict_on_batch", x, targets=False)[0]
+        self._check_structure("predict_on_batch", x)
         with no_grad():
             out = self(self._inputs(x), training=False)
         return [o.numpy() for o in out] if isinstance(out, list) else out.numpy()
@@ -203,6 +244,8 @@ class TrainingMixin:
             fit_arguments.check_fit("fit", x, y, batch_size, epochs, verbose, validation_split,
                                     validation_data, shuffle, class_weight, sample_weight,
                                     initial_epoch))
+        self._check_structure("fit", x, y)
+        fit_arguments.class_weight_keys(class_weight, self._classes(), "fit")
         xs, ys = _as_list(x), _as_list(y)
         if class_weight is not None:
             if sample_weight is not None:
@@ -226,7 +269,8 @@ class TrainingMixin:
             verbose = 1 if is_dynamic(sys.stdout) else 2
         history = History()
         callback_list = CallbackList(callbacks, model=self, history=history, verbose=verbose,
-                                     params={"epochs": epochs, "steps": steps, "verbose": verbose})
+                                     params={"epochs": epochs, "steps": steps, "verbose": verbose},
+                                     where="fit")
         self.stop_training = False
         from ..saving.loading import restore_saved_rng
 
@@ -285,13 +329,34 @@ class TrainingMixin:
             hooks.on_test_end(logs)
         return logs
 
-    def _hooks(self, callbacks, verbose, n, batch_size):
+    def _check_structure(self, where, x, y=None):
+        """As many input arrays as the model has inputs (and targets as outputs), before any
+        work: a tuple (x1, x2) given to a one-input model is refused naming x."""
+        if not self.built:
+            return
+        for name, data, expected in (("x", x, len(self.inputs)), ("y", y, len(self.outputs))):
+            got = len(data) if isinstance(data, (list, tuple)) else 1
+            if data is not None and got != expected:
+                what = "input" if name == "x" else "output"
+                raise ArgumentError(f"{where}: {name} holds {got} array{'s' * (got != 1)} for a "
+                                    f"model with {expected} {what}(s); a list or tuple of arrays means one "
+                                    f"per model {what} (one array for one {what}: pass "
+                                    f"np.asarray({name}) if it is nested).")
+
+    def _classes(self):
+        """The number of classes of a one-output model (2 for one sigmoid unit), else None."""
+        if not self.built or len(self.outputs) != 1:
+            return None
+        last = self.outputs[0].shape[-1] if self.outputs[0].shape else None
+        return None if last is None else max(int(last), 2)
+
+    def _hooks(self, callbacks, verbose, n, batch_size, where):
         """Callbacks for evaluate/predict, with a progress bar when verbose."""
         if verbose == "auto":
             verbose = 1 if is_dynamic(sys.stdout) else 2
         steps = max(1, math.ceil(n / batch_size))
         return CallbackList(callbacks, model=self, verbose=verbose,
-                            params={"steps": steps, "verbose": verbose})
+                            params={"steps": steps, "verbose": verbose}, where=where)
 
     @memory.session
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
@@ -300,7 +365,9 @@ class TrainingMixin:
         self._require_compiled("evaluate")
         x, y, sample_weight, batch_size, verbose = fit_arguments.check_evaluate(
             "evaluate", x, y, batch_size, verbose, sample_weight)
-        hooks = self._hooks(callbacks, verbose, _num_samples(_as_list(x)), batch_size)
+        self._check_structure("evaluate", x, y)
+        hooks = self._hooks(callbacks, verbose, _num_samples(_as_list(x)), batch_size,
+                            "evaluate")
         logs = self._evaluate_logs(x, y, batch_size, sample_weight, hooks=hooks)
         return self._result(return_dict, logs)
 
@@ -310,7 +377,8 @@ class TrainingMixin:
         x, batch_size, verbose = fit_arguments.check_predict("predict", x, batch_size, verbose)
         xs = _as_list(x)
         n = _num_samples(xs)
-        hooks = self._hooks(callbacks, verbose, n, batch_size)
+        self._check_structure("predict", x)
+        hooks = self._hooks(callbacks, verbose, n, batch_size, "predict")
         hooks.on_predict_begin()
         chunks = []
         for step, start in enumerate(range(0, n, batch_size)):

@@ -185,6 +185,35 @@ class Pool(Op):
         return gxp
 
 
+def pool_geometry(name, in_sizes, window, strides, padding):
+    """(window, pads, output sizes) the op computes with: those of conv's rules, except that a
+    'same' window reaching past the input is cut to what its windows can read.
+
+    Window i covers [i*s - before, i*s - before + k) and reads only the real pixels in it (max
+    pads with -inf, average counts real pixels), so two windows of different lengths and pads
+    that cover the same real pixels give the same values and gradients. Per axis (OL outputs):
+    pads before beyond (OL - 1) * s only put every window's start in the padding, and a window
+    whose first position already reaches past the end reads everything up to the end from
+    every offset; cutting both leaves a window of at most n + (OL - 1) * s < 2n pixels. So
+    MaxPooling1D(10**9, padding='same') on 8 steps loops over 8 offsets, not 10**9 (it ran for
+    minutes), and a window within the input is left as it is.
+    """
+    ones = (1,) * len(in_sizes)  # no dilation
+    pads, out = window_geometry(name, in_sizes, window, strides, padding, ones, "pool window")
+    if not (isinstance(padding, str) and padding.lower() == "same"):
+        return tuple(window), pads, out
+    cut_window, cut_pads = [], []
+    for n, k, s, (before, _), size in zip(in_sizes, window, strides, pads, out):
+        last_start = (size - 1) * s  # the last window's start, counted from the first's
+        kept_before = min(before, last_start)
+        k -= before - kept_before  # every window keeps its end
+        if k - kept_before >= n:  # the first window ends past the input: all of them do
+            k = n + kept_before
+        cut_window.append(k)
+        cut_pads.append((kept_before, max(last_start + k - kept_before - n, 0)))
+    return tuple(cut_window), tuple(cut_pads), out
+
+
 def _pool(name, mode, rank, x, pool_size, strides, padding, relu=False):
     shape = np.shape(x)
     spatial = ("width",) if rank == 1 else ("height", "width")
@@ -195,8 +224,7 @@ def _pool(name, mode, rank, x, pool_size, strides, padding, relu=False):
     strides = window if strides is None else int_tuple(strides, rank, "strides", name)
     if not (isinstance(padding, str) and padding.lower() in ("valid", "same")):
         raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}.")
-    ones = (1,) * rank  # no dilation
-    pads, out = window_geometry(name, shape[1:-1], window, strides, padding, ones, "pool window")
+    window, pads, out = pool_geometry(name, shape[1:-1], window, strides, padding)
     if rank == 1:
         window, strides, pads, out = (1, *window), (1, *strides), ((0, 0), *pads), (1, *out)
     return Pool(name, mode, window, strides, pads, out, relu)(x)

@@ -1,12 +1,13 @@
 """ModelCheckpoint with real model.save / save_weights: when it writes, and what."""
 
 import os
+import re
 
 import numpy as np
 import pytest
 
 from shenjing.callbacks import ModelCheckpoint
-from shenjing.errors import ArgumentError
+from shenjing.errors import ArgumentError, ArgumentTypeError
 from shenjing.io import read_safetensors
 from shenjing.saving import load_model
 from tests.callbacks.common import ScriptedLogs, dense_model, regression_data
@@ -78,7 +79,7 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="save_freq must be 'epoch' or a positive number of "
                                          "batches, got 0"):
         ModelCheckpoint(tmp_path / "m.safetensors", save_freq=0)
-    with pytest.raises(KeyError, match="no 'val_acc' in the logs"):
+    with pytest.raises(ArgumentError, match=r"names \{val_acc\}, which no log entry .* fills"):
         fit_with(ModelCheckpoint(tmp_path / "m-{val_acc}.safetensors"), epochs=1)
     (tmp_path / "folder.safetensors").mkdir()
     with pytest.raises(IsADirectoryError, match="is a directory"):
@@ -98,3 +99,47 @@ def test_a_foreign_extension_fails_at_construction(tmp_path, name, weights_only)
     with pytest.raises(ArgumentError, match="ModelCheckpoint: invalid filepath extension"):
         ModelCheckpoint(tmp_path)  # a folder has no extension of ours either
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("ck_{epoch:q}.safetensors", "the field {epoch:q} cannot format an int"),
+    ("ck_{loss:d}.safetensors", "the field {loss:d} cannot format a float"),
+    ("ck_{}.safetensors", "has the field {}"),
+    ("ck_{0}.safetensors", "has the field {0}"),
+    ("ck_{epoch.real}.safetensors", "has the field {epoch.real}"),
+    ("ck_{epoch.safetensors", "is not a valid format string"),
+    ("ck_{batch}.safetensors", "names {batch}, which only save_freq=N"),
+])
+def test_filepath_format_fields_are_checked_at_construction(tmp_path, name, problem):
+    with pytest.raises(ArgumentError, match="ModelCheckpoint: filepath .*" + re.escape(problem)):
+        ModelCheckpoint(tmp_path / name)
+
+
+def test_a_field_no_log_fills_is_refused_before_the_first_batch(tmp_path):
+    # {bogus} could be a custom metric's name until the model is known: fit refuses it at
+    # on_train_begin, before any work, instead of Keras's KeyError at the first save
+    model, (x, y) = dense_model(), regression_data()
+    before = model.get_weights()
+    with pytest.raises(ArgumentError, match=r"names \{bogus\}, which no log entry"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[ModelCheckpoint(tmp_path / "ck_{bogus}.safetensors")])
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    model.compile("sgd", "mse", metrics=["mae"])  # a compiled metric's log names are fields
+    model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[ModelCheckpoint(
+        tmp_path / "ck_{epoch:02d}_{val_mae:.3f}_{loss:.2f}.safetensors")])
+    assert len(os.listdir(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("kwargs, error, argument", [
+    ({"save_freq": 0}, ArgumentError, "save_freq"),
+    ({"save_freq": 2.5}, ArgumentTypeError, "save_freq"),
+    ({"save_freq": "batch"}, ArgumentError, "save_freq"),
+    ({"save_best_only": "yes"}, ArgumentTypeError, "save_best_only"),
+    ({"save_weights_only": 1}, ArgumentTypeError, "save_weights_only"),
+    ({"verbose": 5}, ArgumentError, "verbose"),
+    ({"monitor": 3}, ArgumentTypeError, "monitor"),
+])
+def test_constructor_arguments_are_refused_naming_them(tmp_path, kwargs, error, argument):
+    with pytest.raises(error, match=f"ModelCheckpoint: {argument}"):
+        ModelCheckpoint(tmp_path / "m.safetensors", **kwargs)

@@ -6,6 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+import shenjing as sj
 from shenjing import layers
 from shenjing.errors import ArgumentError, ArgumentTypeError, ShenjingError
 from tests.keras_oracle import import_keras
@@ -121,7 +122,7 @@ def test_numpy_integers_are_accepted_as_sizes():
     (lambda: layers.Conv2D(2, 3, padding="same", dilation_rate=10**6), (1, 4, 4, 1),
      "dilation"),
     (lambda: layers.Conv2D(2, 10**5, padding="same"), (1, 4, 4, 1), "kernel_size"),
-    (lambda: layers.MaxPooling2D(10**6, padding="same"), (1, 4, 4, 1), "pool_size"),
+    (lambda: layers.Conv1D(1, 3, padding="same", dilation_rate=10**8), (1, 8, 1), "dilation"),
     (lambda: layers.ZeroPadding2D(10**6), (1, 4, 4, 1), "padding"),
     (lambda: layers.Dense(10**7), (1, 784), "units"),
     (lambda: layers.LSTM(10**5), (1, 3, 4), "units"),
@@ -183,3 +184,45 @@ def test_concatenate_axis_out_of_range_names_the_axis():
     a, b = layers.Input((3,)), layers.Input((4,))
     with pytest.raises(ArgumentError, match="Concatenate 'cat': axis 2 is out of range"):
         layers.Concatenate(axis=2, name="cat")([a, b])
+
+
+def test_unknown_keyword_arguments_are_refused_in_keras_words():
+    with pytest.raises(ArgumentTypeError,
+                       match=r"Unrecognized keyword arguments passed to Dense: \{'foo': 1\}"):
+        layers.Dense(3, foo=1)
+    with pytest.raises(ArgumentTypeError, match="passed to LSTM: {'unit': 2}"):
+        layers.LSTM(2, unit=2)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: layers.MaxPooling1D(10**9, padding="same"), (2, 8, 3)),
+    (lambda: layers.AveragePooling1D(10**8, padding="same"), (2, 8, 3)),
+    (lambda: layers.MaxPooling2D((40000, 40000), padding="same"), (2, 8, 8, 3)),
+    (lambda: layers.AveragePooling2D(10**6, padding="same"), (2, 4, 4, 1)),
+])
+def test_same_pool_windows_past_the_input_read_only_the_input_at_once(make, shape):
+    # the op cuts each window to the input it can read (ops.pool.pool_geometry): one output
+    # per axis holding the max (mean) of everything, in time of the input's size, not minutes
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    layer = make()
+    tracemalloc.start()
+    try:
+        y = layer(x).numpy()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    axes = tuple(range(1, len(shape) - 1))
+    reduce = np.max if "Max" in type(layer).__name__ else np.mean
+    np.testing.assert_allclose(y, reduce(x, axis=axes, keepdims=True), rtol=1e-6)
+    assert peak < 1 << 20
+
+
+def test_dilation_far_beyond_the_input_is_refused_at_build_naming_it():
+    model_layers = [layers.Input((8, 1)), layers.Conv1D(1, 3, dilation_rate=10**8,
+                                                        padding="same", name="c")]
+    with pytest.raises(ArgumentError, match=r"Conv1D 'c': kernel_size \(3,\) with dilation_rate "
+                                            r"\(100000000,\) spans .*input shape \(None, 8, 1\)"):
+        sj.Sequential(model_layers)
+    # a WaveNet-like dilation a little past a short input is computed, as in Keras
+    y = layers.Conv1D(1, 2, dilation_rate=64, padding="same")(np.ones((1, 8, 1), np.float32))
+    assert y.shape == (1, 8, 1)

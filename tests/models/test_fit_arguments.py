@@ -53,6 +53,14 @@ BAD_FIT = [
     ({"sample_weight": np.ones(10, complex)}, ArgumentTypeError, "sample_weight"),
     ({"class_weight": [1.0, 2.0]}, ArgumentTypeError, "class_weight"),
     ({"class_weight": {0: -1.0}}, ArgumentError, "class_weight"),
+    ({"sample_weight": -np.ones(10)}, ArgumentError, "sample_weight must be >= 0"),
+    ({"sample_weight": np.r_[np.ones(9), np.nan]}, ArgumentError, "sample_weight must be finite"),
+    ({"sample_weight": np.full(10, np.inf)}, ArgumentError, "sample_weight must be finite"),
+    # Keras 3's wording; the model's output has 2 classes
+    ({"class_weight": {0: 1.0, 5: 1.0}}, ArgumentError, "Expected `class_weight` to be a dict"),
+    ({"callbacks": [5]}, ArgumentTypeError, "callbacks[0]"),
+    ({"callbacks": "EarlyStopping"}, ArgumentTypeError, "callbacks"),
+    ({"callbacks": [sj.callbacks.EarlyStopping]}, ArgumentTypeError, "callbacks[0]"),
 ]
 
 
@@ -81,6 +89,10 @@ BAD_DATA = [
     (lambda x, y: (x, None), ArgumentError, "y is required"),
     (lambda x, y: (x[:7], y), ArgumentError, "same number of samples"),
     (lambda x, y: (np.float32(1.0), y), ArgumentError, "x must be at least rank 1"),
+    (lambda x, y: (np.zeros(x.shape, "datetime64[s]"), y), ArgumentTypeError,
+     "x must hold numbers (bool, int or float), got an array of dtype datetime64[s]"),
+    (lambda x, y: ((x, x), y), ArgumentError, "x holds 2 arrays for a model with 1 input"),
+    (lambda x, y: (x, [y, y]), ArgumentError, "y holds 2 arrays for a model with 1 output"),
 ]
 
 
@@ -169,3 +181,58 @@ def test_good_arguments_still_train(rng):
     assert not np.allclose(before[0], model.get_weights()[0])
     assert model.fit(x, y, epochs=2, initial_epoch=2, verbose=0).history == {}
     assert model.predict(x, batch_size=None, verbose=0).shape == (10, 2)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict", "train_on_batch"])
+def test_a_wrong_input_shape_is_our_error_with_the_model_wording(rng, method):
+    model, (x, y) = _model(), _data(rng)
+    before = model.get_weights()
+    args = (x[:, :2],) if method == "predict" else (x[:, :2], y)
+    kwargs = {} if method == "train_on_batch" else {"verbose": 0}
+    with pytest.raises(ArgumentError, match=r"Model '.*': input '.*' expects shape \(None, 3\), "
+                                            r"got \(\d+, 2\)"):
+        getattr(model, method)(*args, **kwargs)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_class_weight_keys_within_the_output_classes_are_taken(rng):
+    x = rng.standard_normal((8, 3)).astype("float32")
+    model = sj.Sequential([layers.Input((3,)), layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy")  # one sigmoid unit: classes 0 and 1
+    model.fit(x, (x[:, 0] > 0).astype("float32"), class_weight={0: 1.0, 1: 3.0}, verbose=0)
+    with pytest.raises(ArgumentError, match="found {2: 1.0}.* 2 classes"):
+        model.fit(x, (x[:, 0] > 0).astype("float32"), class_weight={2: 1.0}, verbose=0)
+
+
+@pytest.mark.parametrize("kwargs, error, argument", [
+    ({"optimizer": "foo"}, ArgumentError, "optimizer"),
+    ({"optimizer": 5}, ArgumentTypeError, "optimizer"),
+    ({"loss": None}, ArgumentError, "loss"),
+    ({"loss": "nope"}, ArgumentError, "loss"),
+    ({"loss": 3}, ArgumentTypeError, "loss"),
+    ({"loss": ["mse", "mse"]}, ArgumentError, "loss"),
+    ({"metrics": "accuracy"}, ArgumentTypeError, "metrics"),
+    ({"metrics": ["nope"]}, ArgumentError, "metrics[0]"),
+    ({"metrics": [5]}, ArgumentTypeError, "metrics[0]"),
+    ({"loss_weights": [1.0, 2.0]}, ArgumentTypeError, "loss_weights"),
+    ({"loss_weights": [float("nan")]}, ArgumentError, "loss_weights[0]"),
+])
+def test_compile_refuses_bad_arguments_naming_them(kwargs, error, argument):
+    model = sj.Sequential([layers.Input((3,)), layers.Dense(2)], name="m")
+    with pytest.raises(error) as caught:
+        model.compile(**{"optimizer": "sgd", "loss": "mse", **kwargs})
+    message = str(caught.value)
+    assert message.startswith("Model 'm'.compile: ") and argument in message
+    assert not model.compiled
+
+
+def test_model_construction_mistakes_are_ours():
+    with pytest.raises(ArgumentTypeError, match="Sequential 's': layers must be Layer .*got 5"):
+        sj.Sequential([5], name="s")
+    with pytest.raises(ArgumentTypeError, match="inputs and outputs must come from"):
+        sj.Model(np.ones(3), layers.Input((3,)))
+    inp = layers.Input((3,))
+    model = sj.Model(inp, layers.Dense(2)(inp))
+    with pytest.raises(ArgumentError, match="no layer named 'nope'"):
+        model.get_layer("nope")

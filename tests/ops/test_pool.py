@@ -265,3 +265,33 @@ def test_pool_float32_stays_float32(rng, pool):
 def test_pool_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("mode, relu", [("max", False), ("max", True), ("avg", False)])
+def test_same_windows_cut_to_the_input_give_the_uncut_values_and_gradients(mode, relu):
+    # pool_geometry cuts a 'same' window reaching past the input (MaxPooling1D(10**9) on 8
+    # steps looped 10**9 times); every cut must read the same real pixels as the full window
+    from shenjing.ops.conv import window_geometry
+    from shenjing.ops.pool import Pool, pool_geometry
+
+    rng = np.random.default_rng(0)
+    cut = 0
+    for n in range(1, 7):
+        for k in range(1, 16, 2):
+            for s in (1, 2, 3, 7):
+                x = rng.standard_normal((2, 1, n, 2))
+                gy_seed = rng.integers(1 << 30)
+                window, pads, out = pool_geometry("t", (1, n), (1, k), (1, s), "same")
+                full, _ = window_geometry("t", (1, n), (1, k), (1, s), "same", (1, 1))
+                cut += window != (1, k)
+                results = []
+                for w, p in ((window, pads), ((1, k), full)):
+                    t = sj.Tensor(x.copy(), requires_grad=True)
+                    y = Pool("t", mode, w, (1, s), p, out, relu)(t)
+                    gy = np.random.default_rng(gy_seed).standard_normal(y.shape)
+                    (y * sj.Tensor(gy)).sum().backward()
+                    results.append((y.data, t.grad))
+                # the same max / the same real pixels summed in the same order: exact
+                np.testing.assert_array_equal(results[0][0], results[1][0])
+                np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert cut > 50  # the cut was exercised, not only the windows within the input
