@@ -16,7 +16,8 @@ When (Linux with glibc only; elsewhere nothing happens):
   threshold turns off glibc's dynamic threshold, so after a hand-back blocks above 128 KiB are
   always mapped afresh; a process that shenjing never worked in keeps glibc's dynamic one.
 - ``train_on_batch``/``test_on_batch``/``predict_on_batch`` and bare ops keep the setting
-  between calls (a user's loop of them would otherwise lose the gain at every call);
+  between calls (a user's loop of them would otherwise lose the gain at every call), until
+  shenjing has started no work for IDLE_HAND_BACK (30 s: the watcher, below, hands back);
   ``release()`` hands back on demand, and the next piece of work takes the setting again.
 
 The bound: the thresholds hold per malloc arena, and glibc gives each thread of the process an
@@ -34,7 +35,23 @@ steps by that count: the reference CNN training step (batch 64) keeps 35 MiB, it
 (batch 256) 40 MiB, an LSTM step 63 MiB (fordblks: 162 MiB), so none of them trims. malloc_trim
 returns every arena's free pages except the top of each thread arena's last heap (at most
 64 MiB each, as much as glibc's own dynamic threshold keeps there). Without mallinfo2 (older
-glibc) there is no check: the hand-backs and ``release()`` still work.
+glibc) there is no check and no watcher: the hand-backs and ``release()`` still work.
+
+Between those checks, and while shenjing is idle, a host's threads may free memory too (the
+setting stays after a bare op or a ``*_on_batch`` call). So while the setting is applied a
+daemon thread, the watcher (``shenjing-memory``), wakes every WAKE (0.5 s): when at_work has not
+checked since its last wake it runs the same check, ``malloc_trim`` outside the lock (it takes
+~0.2 s per GB returned; mallocs wait on their arena's lock meanwhile, shenjing's checks do not);
+a check thus runs within 2 * WAKE of any free. When shenjing has started no work (no at_work, no
+op: ops/parallel.py's countdown, read through ``on_progress``; no fit/evaluate/predict running)
+for IDLE_HAND_BACK, it hands back and exits: an idle process gets glibc's settings back and no
+thread waking it, and a loop that pauses that long pays the step's fresh pages once (a single op
+running longer than that is handed back too: the next op takes the setting again). It exits as
+well at the next wake after any other hand-back, unless the setting was taken again meanwhile
+(then it goes on), so there is at most one. Cost: 2 wakes a second, ~25 us each with the check
+(~50 us of CPU a second); an in-process A/B of train_on_batch and bare-op loops with and without
+it showed no difference beyond the noise; at_work pays two global stores. A forked child keeps
+the parent's setting and gets a watcher of its own (``register_at_fork``).
 
 Off: ``SHENJING_KEEP_MEMORY=0`` in the environment (read on import), or
 ``shenjing.config.set_keep_memory(False)`` (restores the defaults and trims at once). Nothing
@@ -52,6 +69,7 @@ import mmap
 import os
 import sys
 import threading
+import time
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # from glibc's malloc.h
 MMAP_THRESHOLD = 64 << 20
@@ -60,6 +78,8 @@ TOP_PAD = 64 << 20
 GLIBC_DEFAULT = 128 << 10  # man mallopt: the default of all three settings
 LIMIT = 512 << 20  # free bytes kept beyond the floor before at_work trims (see the docstring)
 OPS_PER_CHECK = 64  # ops/parallel.py calls at_work once per this many outermost ops
+WAKE = 0.5  # seconds between the watcher's wakes (see the docstring)
+IDLE_HAND_BACK = 30.0  # seconds without shenjing's work after which the watcher hands back
 
 _OFF = ("0", "false", "no", "off")
 _TUNABLES = ("mmap_threshold", "trim_threshold", "top_pad")
@@ -109,6 +129,10 @@ _limit = LIMIT
 _sessions = 0  # fit/evaluate/predict calls running now, in all threads
 _floor = 0  # _idle_bytes() when the setting was applied or after the last trim
 _after_release = []  # callbacks each hand-back runs (on_release)
+_progress = []  # callables whose value changes as ops run (on_progress)
+_work = 0  # pieces of work started (at_work, session): the watcher tells idle from working
+_checked = False  # whether at_work ran the limit check since the watcher's last wake
+_watcher = None  # the watcher thread: while the setting is applied, and at most WAKE after
 kept = False  # whether shenjing's setting is applied now
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -132,7 +156,7 @@ def _set(mmap_threshold, trim_threshold, top_pad):
 
 
 def _apply():
-    """Take the setting if it is on and not applied yet (with _lock held)."""
+    """Take the setting if it is on and not applied yet, and start the watcher (_lock held)."""
     global kept, _floor
     if kept or not _enabled or _libc is None:
         return
@@ -140,44 +164,105 @@ def _apply():
     kept = True
     if _mallinfo2 is not None:
         _floor = _idle_bytes(_mallinfo2())
+        _start_watcher()
 
 
-def _hand_back():
-    """glibc's documented defaults again, and what was kept back to the system (_lock held)."""
+def _start_watcher():
+    """Start the watcher unless one runs (_lock held): after a hand-back the last one goes on
+    if the setting is taken again before it wakes."""
+    global _watcher
+    if _watcher is None and _mallinfo2 is not None:
+        _watcher = threading.Thread(target=_watch, name="shenjing-memory", daemon=True)
+        _watcher.start()
+
+
+def _take_back():
+    """glibc's documented defaults again (_lock held); then _trim(handed_back=True)."""
     global kept
     if kept:
         _set(GLIBC_DEFAULT, GLIBC_DEFAULT, GLIBC_DEFAULT)
         kept = False
+
+
+def _trim(handed_back=False):
+    """malloc_trim(0) without _lock held (~0.2 s per GB returned: mallocs wait on their arena's
+    lock, shenjing's checks do not wait), then the floor follows; after a hand-back, ops check
+    again at the next op."""
+    global _floor
     _libc.malloc_trim(0)
-    for callback in _after_release:
-        callback()
+    if _mallinfo2 is not None:
+        idle = _idle_bytes(_mallinfo2())
+        with _lock:
+            _floor = idle
+    if handed_back:
+        for callback in _after_release:
+            callback()
 
 
-def _check_limit():
-    """malloc_trim(0) when idle memory exceeds the floor by more than _limit (_lock held)."""
+def _over_limit() -> bool:
+    """Whether idle memory exceeds the floor by more than _limit (_lock held; mallinfo2)."""
     global _floor
     info = _mallinfo2()
     if info.fordblks <= _limit:  # malloc holds less than the limit free, resident or not
-        return
+        return False
     idle = _idle_bytes(info)
-    if idle < _floor:
-        _floor = idle
-    elif idle - _floor > _limit:
-        _libc.malloc_trim(0)
-        _floor = _idle_bytes(_mallinfo2())
+    _floor = min(_floor, idle)
+    return idle - _floor > _limit
 
 
 def at_work() -> None:
     """A piece of shenjing's work starts (a batch, or every OPS_PER_CHECK-th op): take the
     setting if it is on, else keep what is kept within the limit."""
+    global _work, _checked
     if not kept and (not _enabled or _libc is None):
         return
+    trim = False
     with _lock:
+        _work += 1
         if kept:
             if _mallinfo2 is not None:
-                _check_limit()
+                trim, _checked = _over_limit(), True
         else:
             _apply()
+    if trim:
+        _trim()
+
+
+def _watch_once(state) -> bool:
+    """One wake of the watcher; state: [work seen at the last wake, when it was first seen].
+    False when the watcher should exit (handed back, by others or here)."""
+    global _watcher, _checked
+    seen = (_work, *(progress() for progress in _progress))
+    now, trim, handed_back = time.monotonic(), False, False
+    with _lock:
+        if not kept or _watcher is not threading.current_thread():
+            if _watcher is threading.current_thread():
+                _watcher = None
+            return False
+        if seen != state[0] or _sessions:
+            state[0], state[1] = seen, now
+        if now - state[1] >= IDLE_HAND_BACK:  # no work started for that long: hand back
+            _take_back()
+            _watcher, handed_back = None, True
+        elif _checked:  # at_work checked since the last wake
+            _checked = False
+        else:
+            trim = _over_limit()
+    if handed_back:
+        _trim(handed_back=True)
+        return False
+    if trim:
+        _trim()
+    return True
+
+
+def _watch():
+    """The watcher thread (daemon): wakes every WAKE seconds while the setting is applied."""
+    state = [None, time.monotonic()]
+    while True:
+        time.sleep(WAKE)
+        if not _watch_once(state):
+            return
 
 
 def at_batch(method):
@@ -194,17 +279,21 @@ def session(method):
     last such call running in the process finishes (see the module docstring)."""
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        global _sessions
+        global _sessions, _work
         with _lock:
             _sessions += 1
+            _work += 1
             _apply()
         try:
             return method(*args, **kwargs)
         finally:
             with _lock:
                 _sessions -= 1
-                if _sessions == 0 and kept:
-                    _hand_back()
+                last = _sessions == 0 and kept
+                if last:
+                    _take_back()
+            if last:
+                _trim(handed_back=True)
     return wrapper
 
 
@@ -214,13 +303,19 @@ def release() -> bool:
     if _libc is None:
         return False
     with _lock:
-        _hand_back()
+        _take_back()
+    _trim(handed_back=True)
     return True
 
 
 def on_release(callback) -> None:
     """Run callback() after each hand-back: ops/parallel.py then checks again at the next op."""
     _after_release.append(callback)
+
+
+def on_progress(value) -> None:
+    """value() changes as ops run (ops/parallel.py's countdown): the watcher sees work by it."""
+    _progress.append(value)
 
 
 def set_enabled(enabled: bool, limit: int | None = None) -> None:
@@ -231,10 +326,13 @@ def set_enabled(enabled: bool, limit: int | None = None) -> None:
         _enabled = enabled
         if limit is not None:
             _limit = limit
-        if not enabled and kept:
-            _hand_back()
+        handed_back = not enabled and kept
+        if handed_back:
+            _take_back()
         elif enabled and _sessions:
             _apply()
+    if handed_back:
+        _trim(handed_back=True)
     if enabled:
         for callback in _after_release:  # bare ops take it at the next op, not 64 ops later
             callback()
@@ -246,9 +344,13 @@ def is_enabled() -> bool:
 
 
 def _after_fork():
-    """A forked child has none of the parent's threads, so none holds the lock."""
-    global _lock
-    _lock = threading.Lock()
+    """A forked child has none of the parent's threads, so none holds the lock; it keeps the
+    parent's malloc setting, so it gets a watcher of its own."""
+    global _lock, _watcher
+    _lock, _watcher = threading.Lock(), None
+    if kept:
+        with _lock:
+            _start_watcher()
 
 
 if hasattr(os, "register_at_fork"):

@@ -43,6 +43,8 @@ def host_churn(threads=4, mb=400):
     freed.wait()
     for w in workers:
         w.join()
+def watchers():  # shenjing.memory's watcher threads alive
+    return sum(t.name == "shenjing-memory" for t in threading.enumerate())
 def small_model():
     import shenjing as sj
     model = sj.Sequential([sj.layers.Input((64,)), sj.layers.Dense(8)])
@@ -59,7 +61,7 @@ def _child(body, **env_values):
     env.update(env_values)
     code = CHILD + body + "\nprint(json.dumps(out))\n"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          check=False, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -85,9 +87,11 @@ def test_importing_shenjing_leaves_malloc_as_glibc_has_it():
 @MALLINFO2
 def test_kept_memory_stays_within_the_limit_while_host_threads_churn():
     # a fit in the main thread; at its second batch the host's 4 threads churn 1.6 GB; then 70
-    # bare ops (no fit: the setting stays) and the host churns again
+    # bare ops (no fit: the setting stays) and the host churns again. The checks of the work
+    # itself, without the watcher (it sleeps through: it would trim at any time)
     out = _child("""
 import shenjing as sj, shenjing.memory as m
+m.WAKE = 1e6
 model, x, y = small_model()
 class Churn(sj.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -266,3 +270,96 @@ def _mapping_flags(address):
 def test_large_blocks_are_marked_for_huge_pages():
     block, offset = memory.new_block(4 << 20)
     assert "hg" in _mapping_flags(_address(block, offset))  # madvise(MADV_HUGEPAGE)
+
+
+# The watcher: while the setting is applied, a daemon thread checks the bound every WAKE seconds
+# when shenjing's own checks have not run since its last wake (see shenjing/memory.py).
+IDLE_CHURN = """
+import time, shenjing as sj, shenjing.memory as m
+start = rss_mb()
+sj.ops.relu(sj.Tensor(np.ones(8, np.float32)))  # one bare op: the setting stays after it
+out["watchers"], out["daemon"] = watchers(), m._watcher.daemon
+for threads in (4, 8):
+    host_churn(threads)  # while shenjing is idle
+    freed, peak = time.monotonic(), rss_mb() - start
+    while rss_mb() - start > (m.LIMIT >> 20) and time.monotonic() - freed < 10:
+        time.sleep(0.01)
+    out[threads] = [peak, rss_mb() - start, time.monotonic() - freed]
+out["kept"] = m.kept
+"""
+
+
+def _delay(freed_mb):
+    """The README's delay: two wakes, then malloc_trim at 0.5 s per GB (measured ~0.2 s)."""
+    return 2 * memory.WAKE + 0.5 * freed_mb / 1024
+
+
+@MALLINFO2
+def test_bound_holds_while_shenjing_is_idle_within_the_stated_delay():
+    out = _child(IDLE_CHURN)
+    assert out["watchers"] == 1 and out["daemon"] and out["kept"], out
+    for threads in (4, 8):
+        peak, after, seconds = out[str(threads)]
+        assert peak > memory.LIMIT >> 20, out  # the host's memory stayed in the process...
+        assert after < memory.LIMIT >> 20, out  # ...and went back
+        assert seconds < _delay(threads * 400), out
+
+
+@MALLINFO2
+def test_watcher_hands_back_after_idle_seconds_and_exits():
+    out = _child("""
+import time, shenjing as sj, shenjing.memory as m
+m.WAKE, m.IDLE_HAND_BACK = 0.05, 0.5
+model, x, y = small_model()
+t = sj.Tensor(np.ones(8, np.float32))
+deadline = time.monotonic() + 1.5  # a loop of work three times longer than the idle time
+while time.monotonic() < deadline:
+    model.train_on_batch(x[:32], y[:32])
+    sj.ops.relu(t)
+    out["kept_in_loop"] = out.get("kept_in_loop", True) and m.kept
+deadline = time.monotonic() + 1.5  # bare ops alone (at_work only every 64th)
+while time.monotonic() < deadline:
+    sj.ops.relu(t)
+    out["kept_in_ops"] = out.get("kept_in_ops", True) and m.kept
+class Slow(sj.callbacks.Callback):  # a fit whose batch takes longer than the idle time
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(1.0)
+        out["kept_in_fit"] = m.kept
+model.fit(x[:32], y[:32], verbose=0, callbacks=[Slow()])
+sj.ops.relu(t)
+out["watchers_at_work"] = watchers()
+time.sleep(1.0)
+out["kept_idle"], out["watchers_idle"] = m.kept, watchers()
+sj.ops.relu(t)
+out["kept_again"], out["watchers_again"] = m.kept, watchers()
+""")
+    assert out == {"kept_in_loop": True, "kept_in_ops": True, "kept_in_fit": True,
+                   "watchers_at_work": 1, "kept_idle": False, "watchers_idle": 0,
+                   "kept_again": True, "watchers_again": 1}, out
+
+
+@MALLINFO2
+def test_watcher_exits_when_handed_back_and_a_forked_child_gets_its_own():
+    out = _child("""
+import time, shenjing as sj, shenjing.memory as m
+t = sj.Tensor(np.ones(8, np.float32))
+sj.ops.relu(t)
+m.release()
+time.sleep(2 * m.WAKE)
+out["after_release"] = watchers()
+sj.ops.relu(t)
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child keeps the parent's malloc setting, and gets a watcher for it
+    start = rss_mb()
+    host_churn(4)
+    time.sleep(2 * m.WAKE + 1)
+    os.write(write, json.dumps([m.kept, watchers(), rss_mb() - start]).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+out["child"] = json.loads(os.read(read, 1000))
+out["parent"] = watchers()
+""")
+    kept, watchers, kept_mb = out["child"]
+    assert out["after_release"] == 0 and out["parent"] == 1 and kept and watchers == 1, out
+    assert kept_mb < memory.LIMIT >> 20, out

@@ -19,7 +19,7 @@ when they return).
 
 ``own_threads`` is also where ops tell shenjing.memory that work runs: the first op takes the
 malloc setting, and every memory.OPS_PER_CHECK-th keeps what is kept within its limit; the per-op
-cost is one module-global countdown.
+cost is one module-global countdown, which memory's watcher also reads to see ops running.
 """
 
 import ctypes
@@ -98,6 +98,7 @@ def _check_at_next_op():
 
 
 memory.on_release(_check_at_next_op)
+memory.on_progress(lambda: _ops_to_memory_check)  # changes as ops start: not idle
 
 
 def set_blas_one_thread(enabled: bool) -> None:
