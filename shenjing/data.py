@@ -8,12 +8,14 @@ import math
 
 import numpy as np
 
+from .errors import ArgumentError, ArgumentTypeError
+
 
 def num_batches(n, batch_size, drop_remainder=False):
     """Batches in `n` samples: ceil(n / batch_size), or floor(...) with drop_remainder."""
     _check_batch_size("num_batches", batch_size)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"num_batches: n must be an int >= 0, got {n!r}.")
+        raise ArgumentError(f"num_batches: n must be an int >= 0, got {n!r}.")
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
@@ -53,13 +55,13 @@ def split_validation(arrays, validation_split):
     if not isinstance(validation_split, (float, int, np.floating)) or not (
         0.0 < validation_split < 1.0
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"split_validation: validation_split must be a float in (0, 1), "
             f"got {validation_split!r}."
         )
     split_at = int(math.floor(n * (1.0 - validation_split)))
     if split_at == 0 or split_at == n:
-        raise ValueError(
+        raise ArgumentError(
             f"split_validation: {n} samples are too few to split with "
             f"validation_split={validation_split} (train part would get {split_at})."
         )
@@ -78,19 +80,20 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)
     if y.dtype.kind not in "iub":
-        raise TypeError(f"to_categorical: expected integer class ids, got dtype {y.dtype}.")
+        raise ArgumentTypeError(
+            f"to_categorical: expected integer class ids, got dtype {y.dtype}.")
     shape = y.shape[:-1] if y.ndim > 1 and y.shape[-1] == 1 else y.shape
     y = y.reshape(-1).astype(np.int64)
     if num_classes is None:
         if y.size == 0:
-            raise ValueError("to_categorical: num_classes is needed when y is empty.")
+            raise ArgumentError("to_categorical: num_classes is needed when y is empty.")
         num_classes = int(y.max()) + 1
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise ValueError(f"to_categorical: num_classes must be an int, got {num_classes!r}.")
+        raise ArgumentError(f"to_categorical: num_classes must be an int, got {num_classes!r}.")
     if num_classes < 1:
-        raise ValueError(f"to_categorical: num_classes must be >= 1, got {num_classes}.")
+        raise ArgumentError(f"to_categorical: num_classes must be >= 1, got {num_classes}.")
     if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(
+        raise ArgumentError(
             f"to_categorical: class ids must lie in 0..{num_classes - 1}, "
             f"got values from {y.min()} to {y.max()}."
         )
@@ -104,14 +107,14 @@ def class_weight_to_sample_weight(y, class_weight, dtype="float32"):
     the class of a row is its argmax for one-hot y (..., K > 1), else round(y); classes the map
     does not name weigh 1."""
     if not isinstance(class_weight, dict):
-        raise TypeError(f"class_weight: expected a dict {{class id: weight}}, got "
-                        f"{type(class_weight).__name__}.")
+        raise ArgumentTypeError(f"class_weight: expected a dict {{class id: weight}}, got "
+                                f"{type(class_weight).__name__}.")
     y = np.asarray(y)
     if y.ndim > 1:
         y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, axis=-1)
     if y.ndim != 1:
-        raise ValueError(f"class_weight: expected targets (samples,), (samples, 1) or one-hot "
-                         f"(samples, classes), got shape {np.shape(y)}.")
+        raise ArgumentError(f"class_weight: expected targets (samples,), (samples, 1) or one-hot "
+                            f"(samples, classes), got shape {np.shape(y)}.")
     classes = np.round(y).astype(np.int64)
     weights = np.ones(len(classes), dtype=dtype)
     for label, weight in class_weight.items():
@@ -136,12 +139,12 @@ def sliding_windows(series, window, horizon=1, stride=1):
     for arg, value in (("window", window), ("horizon", horizon), ("stride", stride)):
         _check_int("sliding_windows", arg, value, 1)
     if series.ndim not in (1, 2):
-        raise ValueError(
+        raise ArgumentError(
             "sliding_windows: expected a series of rank 1 (time,) or 2 (time, features), "
             f"got shape {series.shape}."
         )
     if window + horizon > len(series):
-        raise ValueError(
+        raise ArgumentError(
             f"sliding_windows: window + horizon = {window} + {horizon} exceeds the series "
             f"length {len(series)}."
         )
@@ -163,20 +166,21 @@ def timeseries_split(series, test_fraction=0.2, overlap=0):
     """
     series = np.asarray(series)
     if series.ndim == 0:
-        raise ValueError("timeseries_split: expected a series with a time axis, got a 0-d array.")
+        raise ArgumentError(
+            "timeseries_split: expected a series with a time axis, got a 0-d array.")
     if not isinstance(test_fraction, (float, int, np.floating)) or not 0 < test_fraction < 1:
-        raise ValueError(
+        raise ArgumentError(
             f"timeseries_split: test_fraction must be a float in (0, 1), got {test_fraction!r}."
         )
     k = math.floor(len(series) * (1.0 - test_fraction))
     if k == 0 or k == len(series):
-        raise ValueError(
+        raise ArgumentError(
             f"timeseries_split: {len(series)} time steps are too few to split with "
             f"test_fraction={test_fraction} (train part would get {k})."
         )
     _check_int("timeseries_split", "overlap", overlap, 0)
     if overlap > k:
-        raise ValueError(
+        raise ArgumentError(
             f"timeseries_split: overlap must be <= the train length {k}, got {overlap}."
         )
     return series[:k], series[k - overlap :]
@@ -200,12 +204,13 @@ class Scaler:
     def fit(cls, data, method="standard"):
         """A Scaler from `data` ((T,) or (T, F)) and `method`, statistics over axis 0."""
         if method not in cls.METHODS:
-            raise ValueError(f"Scaler.fit: method must be one of {cls.METHODS}, got {method!r}.")
+            raise ArgumentError(
+                f"Scaler.fit: method must be one of {cls.METHODS}, got {method!r}.")
         data = np.asarray(data)
         if data.dtype.kind != "f":
             data = data.astype(np.float64)
         if data.ndim not in (1, 2) or len(data) == 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"Scaler.fit: expected data (T,) or (T, F), T >= 1, got {data.shape}."
             )
         if method == "standard":
@@ -248,7 +253,7 @@ def forecast_windows(series, window, horizon=1, test_fraction=0.2, scale=None, s
         ("test", len(test), horizon),
     ):
         if size < need:
-            raise ValueError(
+            raise ArgumentError(
                 f"forecast_windows: the {part} part has {size} time steps, fewer than the "
                 f"{need} needed for window={window}, horizon={horizon}; use a shorter window "
                 "or horizon or another test_fraction."
@@ -272,16 +277,16 @@ def pad_sequences(
     padding, truncating ("pre" or "post"; Keras's defaults are "pre"); value (fill value).
     """
     if not hasattr(sequences, "__len__"):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"pad_sequences: expected a list of sequences, got {type(sequences).__name__}."
         )
     for arg, choice in (("padding", padding), ("truncating", truncating)):
         if choice not in ("pre", "post"):
-            raise ValueError(f"pad_sequences: {arg} must be 'pre' or 'post', got {choice!r}.")
+            raise ArgumentError(f"pad_sequences: {arg} must be 'pre' or 'post', got {choice!r}.")
     lengths, item_shape = [], None
     for i, s in enumerate(sequences):
         if not hasattr(s, "__len__"):
-            raise ValueError(f"pad_sequences: sequence {i} has no length, got {s!r}.")
+            raise ArgumentError(f"pad_sequences: sequence {i} has no length, got {s!r}.")
         lengths.append(len(s))
         if item_shape is None and len(s):
             item_shape = np.asarray(s).shape[1:]
@@ -291,7 +296,7 @@ def pad_sequences(
         _check_int("pad_sequences", "maxlen", maxlen, 1)
     text = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_) or dtype is object
     if isinstance(value, str) and not text:
-        raise ValueError(
+        raise ArgumentError(
             f"pad_sequences: a string value {value!r} needs dtype=object or a string dtype, "
             f"got dtype {dtype!r}."
         )
@@ -301,7 +306,7 @@ def pad_sequences(
             continue
         part = np.asarray(s[-maxlen:] if truncating == "pre" else s[:maxlen], dtype=dtype)
         if part.shape[1:] != item_shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"pad_sequences: items of sequence {i} have shape {part.shape[1:]}, expected "
                 f"{item_shape} (from the first non-empty sequence)."
             )
@@ -319,12 +324,12 @@ def _as_items(name, arrays):
     items = tuple(a if a is None or isinstance(a, np.ndarray) else np.asarray(a) for a in items)
     lengths = {a.shape[0] if a.ndim else None for a in items if a is not None}
     if not lengths:
-        raise ValueError(f"{name}: expected at least one array, got {arrays!r}.")
+        raise ArgumentError(f"{name}: expected at least one array, got {arrays!r}.")
     if None in lengths:
-        raise ValueError(f"{name}: arrays need a batch axis, got a 0-d array.")
+        raise ArgumentError(f"{name}: arrays need a batch axis, got a 0-d array.")
     if len(lengths) > 1:
         shapes = [None if a is None else a.shape for a in items]
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: arrays must have the same length along axis 0, got shapes {shapes}."
         )
     return single, items, lengths.pop()
@@ -332,9 +337,9 @@ def _as_items(name, arrays):
 
 def _check_batch_size(name, batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch_size!r}.")
+        raise ArgumentError(f"{name}: batch_size must be an int >= 1, got {batch_size!r}.")
     if batch_size < 1:
-        raise ValueError(f"{name}: batch_size must be an int >= 1, got {batch_size}.")
+        raise ArgumentError(f"{name}: batch_size must be an int >= 1, got {batch_size}.")
 
 
 def _generator(name, rng):
@@ -342,7 +347,7 @@ def _generator(name, rng):
         return np.random.default_rng(rng)
     if isinstance(rng, np.random.Generator):
         return rng
-    raise TypeError(
+    raise ArgumentTypeError(
         f"{name}: rng must be a np.random.Generator, an int seed or None, "
         f"got {type(rng).__name__}."
     )
@@ -350,4 +355,4 @@ def _generator(name, rng):
 
 def _check_int(name, arg, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: {arg} must be an int >= {minimum}, got {value!r}.")
+        raise ArgumentError(f"{name}: {arg} must be an int >= {minimum}, got {value!r}.")

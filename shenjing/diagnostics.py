@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import losses as losses_module
+from .errors import ArgumentError
 
 
 def _recurrent_layers(model):
@@ -25,9 +26,9 @@ def hidden_state_gradient_norms(model, x, y, layer=None, loss=None):
         layer = model.get_layer(layer)
     layer = layer or (candidates[0] if candidates else None)
     if layer is None or layer not in candidates:
-        raise ValueError(f"hidden_state_gradient_norms: model '{model.name}' has no recurrent "
-                         f"layer {getattr(layer, 'name', layer)!r}; recurrent layers: "
-                         f"{[c.name for c in candidates]}.")
+        raise ArgumentError(f"hidden_state_gradient_norms: model '{model.name}' has no recurrent "
+                            f"layer {getattr(layer, 'name', layer)!r}; recurrent layers: "
+                            f"{[c.name for c in candidates]}.")
     loss_fn = losses_module.get(loss) if loss is not None else model._losses[0]
     layer.keep_state_grads = True
     try:

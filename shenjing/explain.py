@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ArgumentError
 from .layers.base import format_shape
 from .ops.conv import conv_output_length, resolve_padding
 
@@ -357,8 +358,8 @@ def explain_layer(layer, input_shape=None) -> Explanation:
     was built for. The layer need not be built. Invalid shapes raise the layer's ValueError."""
     shape = layer.input_shape if input_shape is None else input_shape
     if shape is None:
-        raise ValueError(f"explain_layer: {type(layer).__name__} '{layer.name}' is not built; "
-                         "pass its input_shape, e.g. (None, 28, 28, 1).")
+        raise ArgumentError(f"explain_layer: {type(layer).__name__} '{layer.name}' is not built; "
+                            "pass its input_shape, e.g. (None, 28, 28, 1).")
     shape = [tuple(s) for s in shape] if isinstance(shape, list) else tuple(shape)
     if type(layer).__name__ != "InputLayer":
         layer.compute_output_shape(shape)  # the layer's own, named errors for bad shapes

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from . import utils
+from .errors import ArgumentError
 
 
 def compute_fans(shape):
@@ -87,11 +88,12 @@ class VarianceScaling(Initializer):
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal"):
         if scale <= 0:
-            raise ValueError(f"VarianceScaling: scale must be > 0, got {scale}.")
+            raise ArgumentError(f"VarianceScaling: scale must be > 0, got {scale}.")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"VarianceScaling: unknown mode {mode!r} (fan_in, fan_out, fan_avg).")
+            raise ArgumentError(
+                f"VarianceScaling: unknown mode {mode!r} (fan_in, fan_out, fan_avg).")
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
-            raise ValueError(f"VarianceScaling: unknown distribution {distribution!r}.")
+            raise ArgumentError(f"VarianceScaling: unknown distribution {distribution!r}.")
         self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def __call__(self, shape, dtype="float32"):
@@ -174,7 +176,7 @@ class Orthogonal(Initializer):
 
     def __call__(self, shape, dtype="float32"):
         if len(shape) < 2:
-            raise ValueError(f"Orthogonal: needs a shape of rank >= 2, got {tuple(shape)}.")
+            raise ArgumentError(f"Orthogonal: needs a shape of rank >= 2, got {tuple(shape)}.")
         rows, cols = math.prod(shape[:-1]), shape[-1]
         flat = utils.get_rng().normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(flat)
@@ -204,11 +206,11 @@ def get(identifier) -> Initializer:
     if isinstance(identifier, dict):
         name = _BY_CLASS.get(identifier.get("class_name"), identifier.get("class_name"))
         if name not in ALL:
-            raise ValueError(f"Unknown initializer {identifier.get('class_name')!r}.")
+            raise ArgumentError(f"Unknown initializer {identifier.get('class_name')!r}.")
         return ALL[name].from_config(identifier.get("config", {}))
     if isinstance(identifier, str) and identifier in ALL:
         return ALL[identifier]()
-    raise ValueError(f"Unknown initializer {identifier!r}; known: {', '.join(sorted(ALL))}.")
+    raise ArgumentError(f"Unknown initializer {identifier!r}; known: {', '.join(sorted(ALL))}.")
 
 
 def serialize(initializer: Initializer) -> dict:

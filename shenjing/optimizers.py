@@ -123,13 +123,13 @@ class Optimizer:
             return
         grads = [v.grad for v in variables] if grads is None else list(grads)
         if len(grads) != len(variables):
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}: expected one gradient per variable, got "
                 f"{len(grads)} gradients for {len(variables)} variables."
             )
         pairs = [(v, self._check_grad(v, g)) for v, g in zip(variables, grads) if g is not None]
         if not pairs:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}: no gradient for any of the {len(variables)} variables "
                 "(was backward() called?)."
             )
@@ -169,7 +169,7 @@ class Optimizer:
     def _check_grad(self, variable, g) -> np.ndarray:
         g = g.data if isinstance(g, Tensor) else np.asarray(g)
         if g.shape != variable.shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}: gradient for '{getattr(variable, 'name', '?')}' has "
                 f"shape {g.shape}, expected the variable's shape {variable.shape}."
             )
@@ -231,7 +231,7 @@ class Optimizer:
             for slot, value in slots.items():
                 key = f"{name}/{slot}"
                 if name is None or key in state:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"{type(self).__name__}: cannot export the state: the updated variables "
                         f"need distinct names, got {name!r} unnamed or twice."
                     )
@@ -242,10 +242,11 @@ class Optimizer:
         """Restore ``get_state()`` output for ``variables`` (matched by name), replacing slots."""
         owner, state = type(self).__name__, dict(state)
         if "iterations" not in state:
-            raise ValueError(f"{owner}: the state has no 'iterations' entry.")
+            raise ArgumentError(f"{owner}: the state has no 'iterations' entry.")
         iterations = np.asarray(state.pop("iterations"))
         if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
-            raise ValueError(f"{owner}: expected iterations >= 0 (an integer), got {iterations}.")
+            raise ArgumentError(
+                f"{owner}: expected iterations >= 0 (an integer), got {iterations}.")
         new_slots = {}
         for v in variables:
             keys = {s: f"{v.name}/{s}" for s in self._slot_names}
@@ -255,11 +256,12 @@ class Optimizer:
             for s, key in keys.items():
                 if s not in found or found[s].shape != v.shape:
                     got = "nothing" if s not in found else f"shape {found[s].shape}"
-                    raise ValueError(f"{owner}: expected state '{key}' of shape {v.shape}, "
-                                     f"got {got}.")
+                    raise ArgumentError(f"{owner}: expected state '{key}' of shape {v.shape}, "
+                                        f"got {got}.")
             new_slots[id(v)] = (v, found)
         if state:
-            raise ValueError(f"{owner}: state entries match no given variable: {sorted(state)}.")
+            raise ArgumentError(
+                f"{owner}: state entries match no given variable: {sorted(state)}.")
         self._slots, self.iterations = new_slots, int(iterations)
 
     def get_config(self) -> dict:
@@ -268,7 +270,7 @@ class Optimizer:
         if isinstance(lr, schedules.LearningRateSchedule):
             lr = schedules.serialize(lr)
         elif callable(lr):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(self).__name__}: cannot serialize the learning rate {lr!r}; use a "
                 "shenjing.schedules.LearningRateSchedule instead of a plain callable."
             )

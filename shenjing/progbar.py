@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from .callbacks.base import Callback
+from .errors import ArgumentError
 
 _open_width = 0  # width of a redrawn bar line on screen without its newline yet, if any
 
@@ -84,7 +85,7 @@ class Progbar:
     def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
                  stateless_metrics=None, unit_name="step"):
         if stateful_metrics is not None and stateless_metrics is not None:
-            raise ValueError("Progbar: give stateful_metrics or stateless_metrics, not both.")
+            raise ArgumentError("Progbar: give stateful_metrics or stateless_metrics, not both.")
         self.target, self.width, self.verbose = target, width, verbose
         self.interval, self.unit_name = interval, unit_name
         self.stateful_metrics = None if stateful_metrics is None else set(stateful_metrics)

@@ -1,6 +1,7 @@
 """Weight penalties added to the training loss: L1, L2 and L1L2 (Keras formulas)."""
 
 from . import ops
+from .errors import ArgumentError
 
 
 class Regularizer:
@@ -20,7 +21,7 @@ class L1L2(Regularizer):
 
     def __init__(self, l1=0.0, l2=0.0):
         if l1 < 0 or l2 < 0:
-            raise ValueError(f"L1L2: l1 and l2 must be >= 0, got l1={l1}, l2={l2}.")
+            raise ArgumentError(f"L1L2: l1 and l2 must be >= 0, got l1={l1}, l2={l2}.")
         self.l1, self.l2 = float(l1), float(l2)
 
     def __call__(self, weight):
@@ -66,7 +67,7 @@ def get(identifier):
         return ALL[identifier["class_name"]].from_config(identifier.get("config", {}))
     if isinstance(identifier, str) and identifier in ALL:
         return ALL[identifier]()
-    raise ValueError(f"Unknown regularizer {identifier!r}; known: l1, l2, l1_l2.")
+    raise ArgumentError(f"Unknown regularizer {identifier!r}; known: l1, l2, l1_l2.")
 
 
 def serialize(regularizer):

@@ -12,6 +12,8 @@ import bisect
 import math
 import numbers
 
+from .errors import ArgumentError, ArgumentTypeError
+
 
 def _number(owner, arg, value, low=-math.inf, high=math.inf, low_open=False, high_open=False):
     """``value`` checked to be a real number in the interval; int stays int, the rest is float.
@@ -29,7 +31,7 @@ def _number(owner, arg, value, low=-math.inf, high=math.inf, low_open=False, hig
         else:
             left, right = "(" if low_open else "[", ")" if high_open else "]"
             expected = f"a number in {left}{low:g}, {high:g}{right}"
-        raise ValueError(f"{owner}: expected {arg} to be {expected}, got {value!r}.")
+        raise ArgumentError(f"{owner}: expected {arg} to be {expected}, got {value!r}.")
     return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
@@ -91,14 +93,14 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         owner = type(self).__name__
         boundaries, values = list(boundaries), list(values)
         if len(values) != len(boundaries) + 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"{owner}: expected one more value than boundaries, got {len(boundaries)} "
                 f"boundaries and {len(values)} values."
             )
         self.boundaries = [_number(owner, "boundaries", b) for b in boundaries]
         self.values = [_number(owner, "values", v) for v in values]
         if any(b >= c for b, c in zip(self.boundaries, self.boundaries[1:])):
-            raise ValueError(
+            raise ArgumentError(
                 f"{owner}: expected strictly increasing boundaries, got {self.boundaries}."
             )
         self.name = name
@@ -270,7 +272,8 @@ _SCHEDULES = {
 def serialize(schedule: LearningRateSchedule) -> dict:
     """``{"class_name": ..., "config": ...}`` (JSON-able)."""
     if not isinstance(schedule, LearningRateSchedule):
-        raise TypeError(f"schedules.serialize: expected a LearningRateSchedule, got {schedule!r}.")
+        raise ArgumentTypeError(
+            f"schedules.serialize: expected a LearningRateSchedule, got {schedule!r}.")
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
@@ -281,13 +284,13 @@ def deserialize(config: dict, custom_objects: dict | None = None) -> LearningRat
     """
     known = {**_SCHEDULES, **(custom_objects or {})}
     if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
+        raise ArgumentError(
             f"schedules.deserialize: expected a dict with 'class_name' and 'config', "
             f"got {config!r}."
         )
     cls = known.get(config["class_name"])
     if cls is None:
-        raise ValueError(
+        raise ArgumentError(
             f"schedules.deserialize: unknown schedule {config['class_name']!r}; "
             f"known: {', '.join(sorted(known))}."
         )
@@ -300,7 +303,7 @@ def get(identifier) -> LearningRateSchedule:
         return identifier
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    raise ValueError(
+    raise ArgumentError(
         f"schedules.get: expected a LearningRateSchedule or its config dict, "
         f"got {identifier!r}; known schedules: {', '.join(sorted(_SCHEDULES))}."
     )

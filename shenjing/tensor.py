@@ -15,6 +15,8 @@ import weakref
 
 import numpy as np
 
+from .errors import ArgumentError, ArgumentTypeError
+
 _grad_enabled = True
 
 
@@ -67,7 +69,8 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self.data = _to_array(data, dtype)
         if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
-            raise TypeError(f"Tensor: only floating tensors can require grad, got {self.dtype}.")
+            raise ArgumentTypeError(
+                f"Tensor: only floating tensors can require grad, got {self.dtype}.")
         self.requires_grad = bool(requires_grad)
         self.grad: np.ndarray | None = None
         self._op: Op | None = None  # the Op that made this tensor (None for a leaf)
@@ -134,7 +137,7 @@ class Tensor:
             seed = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
                               dtype=self.dtype)
             if seed.shape != self.shape:
-                raise ValueError(
+                raise ArgumentError(
                     f"backward: gradient shape {seed.shape} does not match tensor shape "
                     f"{self.shape}."
                 )
@@ -394,7 +397,7 @@ class Op:
     def _wrap(self, x, position) -> Tensor:
         array = np.asarray(x)
         if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{self.op_name}: expected a floating-point array (float32 or float64) for "
                 f"input {position}, got dtype {array.dtype}."
             )

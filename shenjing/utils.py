@@ -4,6 +4,8 @@ import random
 
 import numpy as np
 
+from .errors import ArgumentError
+
 _rng = np.random.default_rng()
 
 
@@ -11,7 +13,7 @@ def set_seed(seed: int) -> None:
     """Seed every source of randomness shenjing uses (initializers, dropout, shuffling)."""
     global _rng
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"set_seed: expected a non-negative integer, got {seed!r}.")
+        raise ArgumentError(f"set_seed: expected a non-negative integer, got {seed!r}.")
     _rng = np.random.default_rng(int(seed))
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)

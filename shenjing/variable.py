@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .errors import ArgumentError
 from .tensor import Tensor
 
 
@@ -22,7 +23,7 @@ class Variable(Tensor):
         """Overwrite the values in place (same shape; cast to this variable's dtype)."""
         value = np.asarray(value.data if isinstance(value, Tensor) else value)
         if value.shape != self.shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"Variable '{self.name}': expected a value of shape {self.shape}, "
                 f"got {value.shape}."
             )

@@ -13,6 +13,7 @@ import io
 
 import numpy as np
 
+from .errors import ArgumentError
 from .ops import activation as activations
 from .tensor import no_grad
 
@@ -57,8 +58,8 @@ def _node_of(model, layer):
     for node in model._nodes:
         if node.layer is layer:
             return node
-    raise ValueError(f"shenjing.viz: layer '{layer.name}' is not called in model "
-                     f"'{model.name}'.")
+    raise ArgumentError(f"shenjing.viz: layer '{layer.name}' is not called in model "
+                        f"'{model.name}'.")
 
 
 def layer_outputs(model, x, layer_names, training=False):
@@ -66,8 +67,8 @@ def layer_outputs(model, x, layer_names, training=False):
     from .models import Model
 
     if not getattr(model, "built", False):
-        raise ValueError(f"shenjing.viz: model '{model.name}' is not built yet; call it on an "
-                         "input (or give it an Input) first.")
+        raise ArgumentError(f"shenjing.viz: model '{model.name}' is not built yet; call it on an "
+                            "input (or give it an Input) first.")
     wanted = [model.get_layer(name) for name in layer_names]
     probe = Model(model.inputs, [_node_of(model, layer).output for layer in wanted],
                   name=f"{model.name}_probe")
@@ -94,11 +95,11 @@ def feature_maps(model, image, layer_names=None):
     image = np.asarray(image)
     batch = image[None] if image.ndim == len(model.input_shape) - 1 else image
     if batch.shape[0] != 1:
-        raise ValueError(f"feature_maps: expected one image (H, W, C) or (1, H, W, C), got "
-                         f"shape {image.shape}.")
+        raise ArgumentError(f"feature_maps: expected one image (H, W, C) or (1, H, W, C), got "
+                            f"shape {image.shape}.")
     names = conv_layer_names(model) if layer_names is None else list(layer_names)
     if not names:
-        raise ValueError(f"feature_maps: model '{model.name}' has no convolution layer.")
+        raise ArgumentError(f"feature_maps: model '{model.name}' has no convolution layer.")
     return {name: out[0] for name, out in layer_outputs(model, batch, names).items()}
 
 
@@ -148,8 +149,9 @@ def kernel_tiles(layer, image_shape=None):
         return [kernel[..., f].T for f in range(kernel.shape[-1])]
     if kernel.ndim == 2 and image_shape is not None:
         return [kernel[:, u].reshape(image_shape) for u in range(kernel.shape[1])]
-    raise ValueError(f"plot_kernels: cannot draw the kernel of {kind} '{layer.name}' with shape "
-                     f"{kernel.shape}; for Dense pass image_shape=(height, width).")
+    raise ArgumentError(
+        f"plot_kernels: cannot draw the kernel of {kind} '{layer.name}' with shape "
+        f"{kernel.shape}; for Dense pass image_shape=(height, width).")
 
 
 def plot_kernels(layer, path=None, image_shape=None, max_tiles=64, title=None):
@@ -180,8 +182,9 @@ def _find_lstm(layer_or_model):
     for layer in getattr(layer_or_model, "layers", []):
         if isinstance(layer, LSTM):
             return layer_or_model, layer
-    raise ValueError(f"lstm_gate_statistics: expected an LSTM layer or a model with one, got "
-                     f"{type(layer_or_model).__name__} '{getattr(layer_or_model, 'name', '?')}'.")
+    raise ArgumentError(
+        f"lstm_gate_statistics: expected an LSTM layer or a model with one, got "
+        f"{type(layer_or_model).__name__} '{getattr(layer_or_model, 'name', '?')}'.")
 
 
 def _lstm_input(model, layer, x):
@@ -219,8 +222,9 @@ def lstm_gate_statistics(layer_or_model, x, low=0.1, high=0.9):
     model, layer = _find_lstm(layer_or_model)
     inputs, mask = _lstm_input(model, layer, x)
     if inputs.ndim != 3:
-        raise ValueError(f"lstm_gate_statistics: LSTM '{layer.name}' needs inputs (batch, time, "
-                         f"features), got shape {inputs.shape}.")
+        raise ArgumentError(
+            f"lstm_gate_statistics: LSTM '{layer.name}' needs inputs (batch, time, "
+            f"features), got shape {inputs.shape}.")
     with no_grad():
         own = layer(inputs, mask=mask, training=False)  # builds an unbuilt layer too
     own = (own[0] if isinstance(own, list) else own).numpy()
@@ -291,7 +295,7 @@ def plot_history(history, path=None, title=None):
     """One panel per metric (loss first), training and validation curves over epochs."""
     logs = getattr(history, "history", history)
     if not logs:
-        raise ValueError("plot_history: the history is empty; train with fit() first.")
+        raise ArgumentError("plot_history: the history is empty; train with fit() first.")
     names = [k for k in logs if not k.startswith("val_")]
     names += [k[4:] for k in logs if k.startswith("val_") and k[4:] not in names]
     names.sort(key=lambda k: k != "loss")

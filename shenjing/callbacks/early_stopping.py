@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 from .. import progbar
+from ..errors import ArgumentError
 from . import state_fields
 from .base import Callback
 
@@ -24,8 +25,8 @@ class MonitorCallback(Callback):
     def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
         super().__init__()
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"{type(self).__name__}: mode must be 'auto', 'min' or 'max', got "
-                             f"{mode!r}.")
+            raise ArgumentError(f"{type(self).__name__}: mode must be 'auto', 'min' or 'max', got "
+                                f"{mode!r}.")
         if mode == "auto":
             name = monitor.removeprefix("val_")
             mode = "max" if any(part in name for part in _MAXIMIZED) else "min"

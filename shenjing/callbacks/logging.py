@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from .. import progbar
+from ..errors import ArgumentError
 from .base import Callback
 
 
@@ -107,6 +108,6 @@ class LambdaCallback(Callback):
             if function is None:
                 continue
             if not name.startswith("on_") or not callable(getattr(Callback, name, None)):
-                raise ValueError(f"LambdaCallback: {name!r} is not a callback hook; hooks are "
-                                 f"on_train_begin, on_epoch_end, on_train_batch_end, ...")
+                raise ArgumentError(f"LambdaCallback: {name!r} is not a callback hook; hooks are "
+                                    f"on_train_begin, on_epoch_end, on_train_batch_end, ...")
             setattr(self, name, function)

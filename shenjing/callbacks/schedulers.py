@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .. import progbar
+from ..errors import ArgumentError, ArgumentTypeError
 from . import state_fields
 from .base import Callback
 from .early_stopping import MonitorCallback
@@ -19,8 +20,9 @@ from .early_stopping import MonitorCallback
 def _optimizer(callback):
     optimizer = getattr(callback.model, "optimizer", None)
     if optimizer is None or not hasattr(optimizer, "learning_rate"):
-        raise ValueError(f"{type(callback).__name__}: the model's optimizer must have a "
-                         f"learning_rate attribute, got {optimizer!r}; compile the model first.")
+        raise ArgumentError(
+            f"{type(callback).__name__}: the model's optimizer must have a "
+            f"learning_rate attribute, got {optimizer!r}; compile the model first.")
     return optimizer
 
 
@@ -44,8 +46,9 @@ class LearningRateScheduler(Callback):
         if isinstance(lr, np.ndarray) and lr.ndim == 0:
             lr = lr.item()
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"LearningRateScheduler: the schedule must return a float, got "
-                            f"{lr!r} for epoch {epoch}.")
+            raise ArgumentTypeError(
+                f"LearningRateScheduler: the schedule must return a float, got "
+                f"{lr!r} for epoch {epoch}.")
         optimizer.learning_rate = float(lr)
         if self.verbose > 0:
             progbar.print_msg(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate "
@@ -69,8 +72,8 @@ class ReduceLROnPlateau(MonitorCallback):
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
         super().__init__(monitor, mode, min_delta=min_delta)
         if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0 (the rate is multiplied "
-                             f"by it), got {factor}.")
+            raise ArgumentError(f"ReduceLROnPlateau: factor must be < 1.0 (the rate is multiplied "
+                                f"by it), got {factor}.")
         self.factor, self.patience, self.verbose = factor, patience, verbose
         self.cooldown, self.min_lr = cooldown, min_lr
         self.cooldown_counter = self.wait = 0

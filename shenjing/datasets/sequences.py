@@ -8,6 +8,8 @@ shenjing.data.to_categorical). `seed` is anything np.random.default_rng accepts.
 
 import numpy as np
 
+from ..errors import ArgumentError
+
 WAVEFORM_CLASSES = ("sine", "square", "sawtooth", "triangle")
 
 
@@ -52,7 +54,7 @@ def waveforms(n, timesteps, seed=0, noise=0.1):
     _check_int("waveforms", "n", n, 1)
     _check_int("waveforms", "timesteps", timesteps, 2)
     if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"waveforms: noise must be a finite float >= 0, got {noise!r}.")
+        raise ArgumentError(f"waveforms: noise must be a finite float >= 0, got {noise!r}.")
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n) % len(WAVEFORM_CLASSES))
     amplitude = rng.uniform(0.5, 1.5, (n, 1))
@@ -89,4 +91,4 @@ def copy_memory(n, delay, length=10, symbols=8, seed=0):
 
 def _check_int(name, arg, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: {arg} must be an int >= {minimum}, got {value!r}.")
+        raise ArgumentError(f"{name}: {arg} must be an int >= {minimum}, got {value!r}.")

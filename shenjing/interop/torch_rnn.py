@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..layers.recurrent import GRU, LSTM, SimpleRNN
 from ..layers.wrappers import Bidirectional
 from ..tensor import Tensor
@@ -40,25 +41,27 @@ def _label(layer):
 def _check_cell(layer, where):
     """A built SimpleRNN / LSTM / GRU whose computation torch can express."""
     if type(layer) not in _TORCH_NAME:
-        raise TypeError(f"{where}: expected a SimpleRNN, LSTM, GRU or Bidirectional layer, got "
-                        f"{type(layer).__name__}.")
+        raise ArgumentTypeError(
+            f"{where}: expected a SimpleRNN, LSTM, GRU or Bidirectional layer, got "
+            f"{type(layer).__name__}.")
     if not layer.built:
-        raise ValueError(f"{where}: {_label(layer)} is not built; call it on a batch or use "
-                         "layer.build_for((None, None, input_dim)) first.")
+        raise ArgumentError(f"{where}: {_label(layer)} is not built; call it on a batch or use "
+                            "layer.build_for((None, None, input_dim)) first.")
     if isinstance(layer, SimpleRNN):
         if layer.activation_name not in ("tanh", "relu"):
-            raise ValueError(f"{where}: {_label(layer)} has activation "
-                             f"{layer.activation_name!r}; torch.nn.RNN supports only 'tanh' or "
-                             "'relu' (its nonlinearity).")
+            raise ArgumentError(f"{where}: {_label(layer)} has activation "
+                                f"{layer.activation_name!r}; torch.nn.RNN supports only 'tanh' or "
+                                "'relu' (its nonlinearity).")
         return
     if layer.activation_name != "tanh" or layer.recurrent_activation_name != "sigmoid":
-        raise ValueError(f"{where}: {_label(layer)} has activation {layer.activation_name!r} and "
-                         f"recurrent_activation {layer.recurrent_activation_name!r}; "
-                         f"{_TORCH_NAME[type(layer)]} computes only 'tanh' and 'sigmoid'.")
+        raise ArgumentError(
+            f"{where}: {_label(layer)} has activation {layer.activation_name!r} and "
+            f"recurrent_activation {layer.recurrent_activation_name!r}; "
+            f"{_TORCH_NAME[type(layer)]} computes only 'tanh' and 'sigmoid'.")
     if isinstance(layer, GRU) and not layer.reset_after:
-        raise ValueError(f"{where}: {_label(layer)} has reset_after=False, which torch.nn.GRU "
-                         "cannot express (it applies the reset gate after the recurrent "
-                         "product); use GRU(reset_after=True).")
+        raise ArgumentError(f"{where}: {_label(layer)} has reset_after=False, which torch.nn.GRU "
+                            "cannot express (it applies the reset gate after the recurrent "
+                            "product); use GRU(reset_after=True).")
 
 
 def _settings(layer):
@@ -71,28 +74,29 @@ def _directions(layer, where):
     if not isinstance(layer, Bidirectional):
         _check_cell(layer, where)
         if layer.go_backwards:
-            raise ValueError(f"{where}: {_label(layer)} has go_backwards=True; a one-way torch "
-                             "module reads time forward. Wrap the layer in Bidirectional for "
-                             "torch's bidirectional=True.")
+            raise ArgumentError(f"{where}: {_label(layer)} has go_backwards=True; a one-way torch "
+                                "module reads time forward. Wrap the layer in Bidirectional for "
+                                "torch's bidirectional=True.")
         return [(layer, "")]
     forward, backward = layer.forward_layer, layer.backward_layer
     _check_cell(forward, where)
     _check_cell(backward, where)
     if forward.go_backwards or not backward.go_backwards:
-        raise ValueError(f"{where}: {_label(layer)} must read time forward in its forward_layer "
-                         "and backward in its backward_layer, as torch's bidirectional=True "
-                         f"does; got go_backwards={forward.go_backwards} and "
-                         f"{backward.go_backwards}.")
+        raise ArgumentError(
+            f"{where}: {_label(layer)} must read time forward in its forward_layer "
+            "and backward in its backward_layer, as torch's bidirectional=True "
+            f"does; got go_backwards={forward.go_backwards} and "
+            f"{backward.go_backwards}.")
     if _settings(forward) != _settings(backward):
-        raise ValueError(f"{where}: {_label(layer)} needs two layers of the same type, units, "
-                         "use_bias, activations and input size for torch; got "
-                         f"{_label(forward)} and {_label(backward)} that differ.")
+        raise ArgumentError(f"{where}: {_label(layer)} needs two layers of the same type, units, "
+                            "use_bias, activations and input size for torch; got "
+                            f"{_label(forward)} and {_label(backward)} that differ.")
     return [(forward, ""), (backward, "_reverse")]
 
 
 def _check_index(layer_index, where):
     if not isinstance(layer_index, (int, np.integer)) or layer_index < 0:
-        raise ValueError(f"{where}: layer_index must be an integer >= 0, got {layer_index!r}.")
+        raise ArgumentError(f"{where}: layer_index must be an integer >= 0, got {layer_index!r}.")
     return int(layer_index)
 
 
@@ -140,13 +144,14 @@ def _torch_keys(state_dict, where, layer_index):
     for key, value in state_dict.items():
         match = _KEY.match(key) if isinstance(key, str) else None
         if match is None:
-            raise ValueError(f"{where}: unexpected key {key!r}; expected torch RNN keys such as "
-                             "'weight_ih_l0' or 'bias_hh_l1_reverse' (strip any module prefix).")
+            raise ArgumentError(
+                f"{where}: unexpected key {key!r}; expected torch RNN keys such as "
+                "'weight_ih_l0' or 'bias_hh_l1_reverse' (strip any module prefix).")
         if int(match[2]) == layer_index:
             found[match[1], match[3] or ""] = value
     if not found:
-        raise ValueError(f"{where}: no keys for layer_index={layer_index} (suffix "
-                         f"'_l{layer_index}'); the state dict has {sorted(state_dict)}.")
+        raise ArgumentError(f"{where}: no keys for layer_index={layer_index} (suffix "
+                            f"'_l{layer_index}'); the state dict has {sorted(state_dict)}.")
     return found
 
 
@@ -159,42 +164,44 @@ def torch_state_dict_to_weights(layer, state_dict, layer_index: int = 0) -> list
 def _from_torch(layer, state_dict, layer_index, where):
     layer_index = _check_index(layer_index, where)
     if not hasattr(state_dict, "items"):
-        raise TypeError(f"{where}: expected a state dict (module.state_dict()), got "
-                        f"{type(state_dict).__name__}.")
+        raise ArgumentTypeError(f"{where}: expected a state dict (module.state_dict()), got "
+                                f"{type(state_dict).__name__}.")
     directions = _directions(layer, where)
     found = _torch_keys(state_dict, where, layer_index)
     tag = f"_l{layer_index}"
     if ("weight_hr", "") in found or ("weight_hr", "_reverse") in found:
-        raise ValueError(f"{where}: weight_hr{tag} is there: a torch LSTM with proj_size > 0 "
-                         f"has no counterpart in {_label(layer)}.")
+        raise ArgumentError(f"{where}: weight_hr{tag} is there: a torch LSTM with proj_size > 0 "
+                            f"has no counterpart in {_label(layer)}.")
     if len(directions) == 1 and any(direction for _, direction in found):
-        raise ValueError(f"{where}: the state dict is bidirectional (keys ending in "
-                         f"'{tag}_reverse'); load it into a Bidirectional layer, not "
-                         f"{_label(layer)}.")
+        raise ArgumentError(f"{where}: the state dict is bidirectional (keys ending in "
+                            f"'{tag}_reverse'); load it into a Bidirectional layer, not "
+                            f"{_label(layer)}.")
     if len(directions) == 2 and not any(direction for _, direction in found):
-        raise ValueError(f"{where}: {_label(layer)} needs the keys of a torch module with "
-                         f"bidirectional=True ('weight_ih{tag}_reverse', ...); the state dict has "
-                         f"{sorted(state_dict)}.")
+        raise ArgumentError(
+            f"{where}: {_label(layer)} needs the keys of a torch module with "
+            f"bidirectional=True ('weight_ih{tag}_reverse', ...); the state dict has "
+            f"{sorted(state_dict)}.")
     weights = []
     for cell, direction in directions:
         u, d, gates = cell.units, cell.kernel.shape[0], cell.gates
         names = ["weight_ih", "weight_hh"]
         for name in names:
             if (name, direction) not in found:
-                raise ValueError(f"{where}: missing key '{name}{tag}{direction}' for "
-                                 f"{_label(cell)}; the state dict has {sorted(state_dict)}.")
+                raise ArgumentError(f"{where}: missing key '{name}{tag}{direction}' for "
+                                    f"{_label(cell)}; the state dict has {sorted(state_dict)}.")
         has_bias = [(name, direction) in found for name in ("bias_ih", "bias_hh")]
         if cell.use_bias:
             if not all(has_bias):
                 missing = "bias_ih" if not has_bias[0] else "bias_hh"
-                raise ValueError(f"{where}: missing key '{missing}{tag}{direction}'; "
-                                 f"{_label(cell)} has use_bias=True, so the torch module needs "
-                                 "bias=True.")
+                raise ArgumentError(f"{where}: missing key '{missing}{tag}{direction}'; "
+                                    f"{_label(cell)} has use_bias=True, so the torch module needs "
+                                    "bias=True.")
             names += ["bias_ih", "bias_hh"]
         elif any(has_bias):
-            raise ValueError(f"{where}: {_label(cell)} has use_bias=False but the state dict has "
-                             f"bias_ih{tag}{direction}; make the torch module with bias=False or "
-                             "the layer with use_bias=True.")
+            raise ArgumentError(
+                f"{where}: {_label(cell)} has use_bias=False but the state dict has "
+                f"bias_ih{tag}{direction}; make the torch module with bias=False or "
+                "the layer with use_bias=True.")
         expected = {"weight_ih": (gates * u, d), "weight_hh": (gates * u, u),
                     "bias_ih": (gates * u,), "bias_hh": (gates * u,)}
         arrays = {}
@@ -202,7 +209,7 @@ def _from_torch(layer, state_dict, layer_index, where):
             key = f"{name}{tag}{direction}"
             arrays[name] = _to_array(found[name, direction], cell.dtype)
             if arrays[name].shape != expected[name]:
-                raise ValueError(
+                raise ArgumentError(
                     f"{where}: {key} has shape {arrays[name].shape}, expected {expected[name]} "
                     f"for {_label(cell)} ({gates} gate blocks of units={u}, input_dim={d}).")
         order = _order(cell)

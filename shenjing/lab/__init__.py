@@ -21,13 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ArgumentError
+
 NAMES = ("connectivity", "batchnorm", "vanishing", "report")
 
 
 def run(name, out_dir="lab", small=False, seed=0, verbose=True) -> dict:
     """Run the lab ``name`` (one of NAMES) and return the numbers behind its figures."""
     if name not in NAMES:
-        raise ValueError(f"shenjing.lab: unknown lab {name!r}; choose one of {', '.join(NAMES)}.")
+        raise ArgumentError(
+            f"shenjing.lab: unknown lab {name!r}; choose one of {', '.join(NAMES)}.")
     module = importlib.import_module(f".{name}", __name__)
     return module.run(out_dir, small=small, seed=seed, verbose=verbose)
 

@@ -14,6 +14,7 @@ import time
 from .. import layers, optimizers, utils, viz
 from ..datasets import sequences
 from ..demo import build_cnn, load_digits
+from ..errors import ArgumentError
 from ..models import Sequential
 from . import plotting, prepare, save, say, write_json
 
@@ -77,12 +78,13 @@ def run(out_dir, small=False, seed=0, verbose=True, model=None, image=None, lstm
         image = x_test[0] if image is None else image
         numbers["cnn_accuracy"] = float(model.evaluate(x_test, y_test, verbose=0)[1])
     if image is None:
-        raise ValueError("lab report: pass image= (one input for the feature maps) with model=.")
+        raise ArgumentError(
+            "lab report: pass image= (one input for the feature maps) with model=.")
     if lstm_model is None:
         lstm_model, (lstm_x, lstm_y) = train_lstm(settings, seed)
         numbers["lstm_accuracy"] = float(lstm_model.evaluate(lstm_x, lstm_y, verbose=0)[1])
     if lstm_x is None:
-        raise ValueError("lab report: pass lstm_x= (a batch of inputs) with lstm_model=.")
+        raise ArgumentError("lab report: pass lstm_x= (a batch of inputs) with lstm_model=.")
     maps = viz.feature_maps(model, image)
     numbers["feature_maps"] = {name: {"shape": m.shape, "mean": float(m.mean()),
                                       "std": float(m.std())} for name, m in maps.items()}

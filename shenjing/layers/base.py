@@ -179,7 +179,7 @@ class Layer:
 
     def set_weights(self, weights) -> None:
         if len(weights) != len(self._weights):
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__} '{self.name}': expected {len(self._weights)} weight "
                 f"arrays ({[w.shape for w in self._weights]}), got {len(weights)}."
             )

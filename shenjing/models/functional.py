@@ -63,8 +63,8 @@ class Model(TrainingMixin, Layer):
 
     def _check_unique_name(self, layer, names):
         if layer.name in names:
-            raise ValueError(f"Model '{self.name}': two layers are named '{layer.name}'; "
-                             "layer names must be unique.")
+            raise ArgumentError(f"Model '{self.name}': two layers are named '{layer.name}'; "
+                                "layer names must be unique.")
 
     def _ordered_nodes(self):
         """Every node between the inputs and the outputs, each after its parents."""

@@ -29,8 +29,8 @@ def _as_list(x):
 def _num_samples(arrays) -> int:
     sizes = {len(a) for a in arrays if a is not None}
     if len(sizes) != 1:
-        raise ValueError(f"fit: all inputs and targets need the same number of samples, got "
-                         f"{sorted(sizes)}.")
+        raise ArgumentError(f"fit: all inputs and targets need the same number of samples, got "
+                            f"{sorted(sizes)}.")
     return sizes.pop()
 
 
@@ -141,8 +141,8 @@ class TrainingMixin:
     def _total_loss(self, y_true, y_pred, sample_weight):
         y_true, y_pred = _as_list(y_true), _as_list(y_pred)
         if len(y_true) != len(self._losses):
-            raise ValueError(f"Model '{self.name}': got {len(y_true)} targets for "
-                             f"{len(self._losses)} outputs.")
+            raise ArgumentError(f"Model '{self.name}': got {len(y_true)} targets for "
+                                f"{len(self._losses)} outputs.")
         total = None
         for loss, weight, target, pred in zip(self._losses, self._loss_weights, y_true, y_pred):
             term = loss(target, pred, sample_weight=sample_weight) * weight

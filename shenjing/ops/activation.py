@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor, as_tensor
 from . import parallel
 from .elementwise import exp
@@ -348,10 +349,10 @@ def log_softmax(x, axis=-1):
 # ----- validation and lookup --------------------------------------------------------------------
 def _check_number(op, label, value, low=None):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{op}: {label} must be a real number, got {value!r}.")
+        raise ArgumentTypeError(f"{op}: {label} must be a real number, got {value!r}.")
     if not math.isfinite(value) or (low is not None and value < low):
         bound = f"a finite number >= {low}" if low is not None else "a finite number"
-        raise ValueError(f"{op}: {label} must be {bound}, got {value}.")
+        raise ArgumentError(f"{op}: {label} must be {bound}, got {value}.")
 
 
 def _check_axis(op, x, axis):
@@ -376,7 +377,7 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier in _ACTIVATIONS:
         return _ACTIVATIONS[identifier]
-    raise ValueError(
+    raise ArgumentError(
         f"activation: unknown activation {identifier!r}; known names: "
         f"{', '.join(sorted(_ACTIVATIONS))} (or None for linear)."
     )

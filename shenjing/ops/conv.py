@@ -10,6 +10,7 @@ buffers (fewer page faults on multi-MB arrays).
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..errors import ArgumentError
 from ..tensor import Op
 from . import parallel
 
@@ -26,11 +27,11 @@ def int_tuple(value, rank: int, what: str, name: str) -> tuple:
     if not isinstance(items, (tuple, list)) or len(items) != rank or not all(
         _is_int(v) for v in items
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: {what} must be an int or a tuple of {rank} ints, got {value!r}."
         )
     if min(items) < 1:
-        raise ValueError(f"{name}: {what} must be positive, got {value!r}.")
+        raise ArgumentError(f"{name}: {what} must be positive, got {value!r}.")
     return tuple(int(v) for v in items)
 
 
@@ -63,10 +64,10 @@ def resolve_padding(padding, in_sizes, kernel_sizes, strides, dilations, name="r
         ):
             pads = tuple((int(p), int(p)) if _is_int(p) else tuple(map(int, p)) for p in entries)
             if min(min(p) for p in pads) < 0:
-                raise ValueError(f"{name}: padding must be non-negative, got {padding!r}.")
+                raise ArgumentError(f"{name}: padding must be non-negative, got {padding!r}.")
             return pads
     example = "(left, right)" if rank == 1 else "((top, bottom), (left, right))"
-    raise ValueError(
+    raise ArgumentError(
         f"{name}: padding must be 'valid', 'same', an int or explicit pairs like {example}, "
         f"got {padding!r}."
     )
@@ -90,7 +91,7 @@ def window_geometry(name, in_sizes, window, strides, padding, dilations, kind="k
             size = f"{kind} {axis} {k}"
             if d > 1:
                 size = f"effective {kind} {axis} {d * (k - 1) + 1} ({kind} {k}, dilation {d})"
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: the {size} is larger than the padded input {axis} {n + before + after}"
                 f" (input {n}, padding ({before}, {after})); the output {axis} would be {out}."
             )
@@ -571,26 +572,27 @@ def _check_conv(name, rank, x, kernel, bias):
     kernel_axes = ", ".join((*(f"kernel_{a}" for a in spatial), "in_channels", "filters"))
     x_shape, k_shape = np.shape(x), np.shape(kernel)
     if len(x_shape) != rank + 2:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected input of rank {rank + 2} ({axes}), got shape {x_shape}."
         )
     if len(k_shape) != rank + 2:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected a kernel of rank {rank + 2} ({kernel_axes}), got shape {k_shape}."
         )
     if min(k_shape) < 1:
-        raise ValueError(f"{name}: every kernel dimension must be >= 1, got shape {k_shape}.")
+        raise ArgumentError(f"{name}: every kernel dimension must be >= 1, got shape {k_shape}.")
     if x_shape[-1] != k_shape[-2]:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: input has {x_shape[-1]} channels (shape {x_shape}) but the kernel expects "
             f"{k_shape[-2]} (kernel shape {k_shape})."
         )
     if bias is not None:
         b_shape = np.shape(bias)
         if len(b_shape) != 1:
-            raise ValueError(f"{name}: expected a bias of rank 1 (filters,), got shape {b_shape}.")
+            raise ArgumentError(
+                f"{name}: expected a bias of rank 1 (filters,), got shape {b_shape}.")
         if b_shape[0] != k_shape[-1]:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: bias has {b_shape[0]} entries but the kernel has {k_shape[-1]} "
                 "filters."
             )

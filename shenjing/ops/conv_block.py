@@ -17,6 +17,7 @@ and evaluate use it through shenjing.models.fusion.
 
 import numpy as np
 
+from ..errors import ArgumentError
 from . import parallel
 from .conv import Conv, _check_conv, int_tuple, window_geometry
 from .pool import max_into
@@ -28,12 +29,13 @@ def _check_steps(steps, channels):
     for k, step in enumerate(steps):
         kind = step[0] if isinstance(step, tuple) and step else step
         if kind not in STEPS:
-            raise ValueError(f"conv2d_block: step {k} must be one of {STEPS}, got {step!r}.")
+            raise ArgumentError(f"conv2d_block: step {k} must be one of {STEPS}, got {step!r}.")
         if kind == "affine" and any(np.shape(v) != (channels,) for v in step[1:3]):
-            raise ValueError(f"conv2d_block: affine step {k} needs a scale and a shift of shape "
-                             f"({channels},), got {[np.shape(v) for v in step[1:3]]}.")
+            raise ArgumentError(
+                f"conv2d_block: affine step {k} needs a scale and a shift of shape "
+                f"({channels},), got {[np.shape(v) for v in step[1:3]]}.")
         if kind == "max_pool" and k != len(steps) - 1:
-            raise ValueError("conv2d_block: max_pool can only be the last step.")
+            raise ArgumentError("conv2d_block: max_pool can only be the last step.")
 
 
 def conv2d_block(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, steps=()):

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from .. import utils
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, as_tensor
 
 
@@ -35,13 +36,13 @@ def _noise_shape(noise_shape, shape):
         return shape
     noise = tuple(noise_shape)
     if len(noise) != len(shape):
-        raise ValueError(
+        raise ArgumentError(
             f"dropout: noise_shape must have one entry per input axis ({len(shape)}), got "
             f"{noise_shape} for input shape {shape}."
         )
     noise = tuple(n if m is None else m for m, n in zip(noise, shape))
     if any(m not in (1, n) for m, n in zip(noise, shape)):
-        raise ValueError(
+        raise ArgumentError(
             f"dropout: each noise_shape entry must be 1 or the input's size, got {noise_shape} "
             f"for input shape {shape}."
         )
@@ -56,11 +57,12 @@ def dropout(x, rate, training: bool = False, noise_shape=None, seed=None, rng=No
     fresh generator per call) or rng (a np.random.Generator); default: shenjing's shared one.
     """
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout: rate must be a number in [0, 1), got {rate!r}.")
+        raise ArgumentError(f"dropout: rate must be a number in [0, 1), got {rate!r}.")
     if seed is not None and rng is not None:
-        raise ValueError("dropout: pass seed or rng, not both.")
+        raise ArgumentError("dropout: pass seed or rng, not both.")
     if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"dropout: rng must be a np.random.Generator, got {type(rng).__name__}.")
+        raise ArgumentTypeError(
+            f"dropout: rng must be a np.random.Generator, got {type(rng).__name__}.")
     x = as_tensor(x)
     shape = _noise_shape(noise_shape, x.shape)
     if not training or rate == 0:

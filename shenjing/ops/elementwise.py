@@ -3,6 +3,7 @@ clip, where, cast. Gradients of broadcast operands are summed back to their shap
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..tensor import Op, Tensor, unbroadcast
 
 
@@ -199,7 +200,7 @@ class Clip(Op):
 
 def clip(x, min=None, max=None):  # noqa: A002 - Keras/torch argument names
     if min is None and max is None:
-        raise ValueError("clip: give at least one of min and max, got neither.")
+        raise ArgumentError("clip: give at least one of min and max, got neither.")
     return Clip(min, max)(x)
 
 

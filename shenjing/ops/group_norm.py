@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op
 from .shape import check_axis
 
@@ -189,13 +190,13 @@ class Normalize(Op):
 def _check_common(name, x, epsilon):
     shape = np.shape(x)
     if not isinstance(epsilon, numbers.Real) or isinstance(epsilon, bool) or not epsilon > 0:
-        raise ValueError(f"{name}: epsilon must be a number > 0, got {epsilon!r}.")
+        raise ArgumentError(f"{name}: epsilon must be a number > 0, got {epsilon!r}.")
     return shape
 
 
 def _check_param(name, label, value, expected, what):
     if value is not None and np.shape(value) != expected:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected {label} of shape {expected} ({what}), got shape "
             f"{np.shape(value)}."
         )
@@ -222,21 +223,21 @@ def group_norm(x, gamma=None, beta=None, groups: int = 32, axis: int = -1,
     name = "group_norm"
     shape = _check_common(name, x, epsilon)
     if len(shape) < 2:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected an input of rank >= 2 (batch, ..., channels), got shape {shape}."
         )
     axis = check_axis(name, axis, shape)
     if axis == 0:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: axis 0 is the batch axis of input shape {shape}; the channel axis must "
             "be another one (-1 for channels-last)."
         )
     C = shape[axis]
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"{name}: groups must be an int, got {groups!r}.")
+        raise ArgumentTypeError(f"{name}: groups must be an int, got {groups!r}.")
     groups = C if groups == -1 else int(groups)
     if not 1 <= groups <= C or C % groups:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: groups must divide the {C} channels on axis {axis} (1 <= groups <= {C}, "
             f"or -1 for one group per channel), got groups={groups} for input shape {shape}."
         )
@@ -259,19 +260,20 @@ def layer_norm(x, gamma=None, beta=None, axis=-1, epsilon: float = 1e-3,
     name = "layer_norm"
     shape = _check_common(name, x, epsilon)
     if len(shape) < 1:
-        raise ValueError(f"{name}: expected an input of rank >= 1, got a scalar.")
+        raise ArgumentError(f"{name}: expected an input of rank >= 1, got a scalar.")
     axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
     if not axes:
-        raise ValueError(f"{name}: axis must name at least one axis, got {axis!r}.")
+        raise ArgumentError(f"{name}: axis must name at least one axis, got {axis!r}.")
     axes = [check_axis(name, a, shape) for a in axes]
     if len(set(axes)) != len(axes):
-        raise ValueError(f"{name}: axis {axis!r} names an axis twice (input rank {len(shape)}).")
+        raise ArgumentError(
+            f"{name}: axis {axis!r} names an axis twice (input rank {len(shape)}).")
     axes = sorted(axes)
     normalized = tuple(shape[a] for a in axes)
     for label, value in (("gamma", gamma), ("beta", beta)):
         _check_param(name, label, value, normalized, f"the normalized axes {tuple(axes)}")
     if rms_scaling and beta is not None:
-        raise ValueError(f"{name}: rms_scaling=True takes no beta (Keras creates none).")
+        raise ArgumentError(f"{name}: rms_scaling=True takes no beta (Keras creates none).")
     perm = tuple(a for a in range(len(shape)) if a not in axes) + tuple(axes)
     C = int(np.prod(normalized))
     N = int(np.prod(shape)) // C if C else 0

@@ -10,6 +10,7 @@ in (kh, kw, c) order. No Python loop over positions: the windows are copied once
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
+from ..errors import ArgumentError
 from ..tensor import Op
 from .conv import int_tuple
 
@@ -89,7 +90,7 @@ def _out_sizes(name, in_sizes, kernel_size, strides):
     outs = []
     for axis, n, k, s in zip(("height", "width"), in_sizes, kernel_size, strides):
         if n < k:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: the input {axis} {n} is smaller than the kernel {axis} {k} (only "
                 f"'valid' windows are supported); the output {axis} would be {(n - k) // s + 1}."
             )
@@ -109,7 +110,7 @@ def local_conv2d(x, kernel, bias=None, *, kernel_size, strides=1):
     strides = int_tuple(strides, 2, "strides", name)
     x_shape, k_shape = np.shape(x), np.shape(kernel)
     if len(x_shape) != 4:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected input of rank 4 (batch, height, width, channels), got shape "
             f"{x_shape}."
         )
@@ -117,13 +118,13 @@ def local_conv2d(x, kernel, bias=None, *, kernel_size, strides=1):
     KH, KW = kernel_size
     C = x_shape[-1]
     if len(k_shape) != 3 or k_shape[:2] != (OH * OW, KH * KW * C) or k_shape[2] < 1:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected a kernel of shape ({OH * OW}, {KH * KW * C}, filters) "
             f"(output positions {OH}*{OW}, window {KH}*{KW}*{C} for input shape {x_shape}, "
             f"kernel_size {kernel_size}, strides {strides}), got shape {k_shape}."
         )
     if bias is not None and np.shape(bias) != (OH, OW, k_shape[2]):
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: expected a bias of shape (output height, output width, filters) = "
             f"({OH}, {OW}, {k_shape[2]}), got shape {np.shape(bias)}."
         )

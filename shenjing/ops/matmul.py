@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..tensor import Op, unbroadcast
 from . import parallel
 
@@ -39,7 +40,7 @@ class Dense(Op):
     def forward(self, x, kernel, bias=None):
         # x (..., in), kernel (in, out), bias (out,) -> y (..., out)
         if x.shape[-1] != kernel.shape[0]:
-            raise ValueError(
+            raise ArgumentError(
                 f"dense: input has {x.shape[-1]} features (shape {x.shape}) but the kernel "
                 f"expects {kernel.shape[0]} (kernel shape {kernel.shape})."
             )
@@ -67,11 +68,13 @@ def dense(x, kernel, bias=None):
     """Fully connected layer op: x @ kernel + bias, kernel shaped (in_features, out_features)."""
     for label, value, rank in (("kernel", kernel, 2), ("bias", bias, 1)):
         if value is not None and np.ndim(value) != rank:
-            raise ValueError(f"dense: expected a {rank}-D {label}, got shape {np.shape(value)}.")
+            raise ArgumentError(
+                f"dense: expected a {rank}-D {label}, got shape {np.shape(value)}.")
     if np.ndim(x) < 1:
-        raise ValueError(f"dense: expected an input with a feature axis, got shape {np.shape(x)}.")
+        raise ArgumentError(
+            f"dense: expected an input with a feature axis, got shape {np.shape(x)}.")
     if bias is not None and np.shape(bias)[0] != np.shape(kernel)[1]:
-        raise ValueError(
+        raise ArgumentError(
             f"dense: bias has {np.shape(bias)[0]} entries, the kernel has {np.shape(kernel)[1]} "
             "outputs."
         )

@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor
 from . import parallel
 from .shape import check_axis
@@ -305,7 +306,7 @@ def _is_real(value):
 def _moving_array(value, label):
     array = value.data if isinstance(value, Tensor) else value
     if value is not None and not (isinstance(array, np.ndarray) and array.dtype.kind == "f"):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"batch_norm: {label} must be a floating NumPy array or Tensor (it is updated in "
             f"place), got {type(value).__name__} {getattr(array, 'dtype', '')}".rstrip() + "."
         )
@@ -324,7 +325,7 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
     """
     shape = np.shape(x)
     if len(shape) < 2:
-        raise ValueError(
+        raise ArgumentError(
             f"batch_norm: expected an input of rank >= 2 (batch, ..., channels), got shape {shape}."
         )
     axis = check_axis("batch_norm", axis, shape)
@@ -332,32 +333,32 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
     for label, value in (("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean),
                          ("moving_variance", moving_variance)):
         if value is not None and np.shape(value) != (C,):
-            raise ValueError(
+            raise ArgumentError(
                 f"batch_norm: expected {label} of shape ({C},) for the {C} channels on axis "
                 f"{axis} of input shape {shape}, got shape {np.shape(value)}."
             )
     if not _is_real(momentum) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}.")
+        raise ArgumentError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}.")
     if not _is_real(epsilon) or not epsilon > 0:
-        raise ValueError(f"batch_norm: epsilon must be a number > 0, got {epsilon!r}.")
+        raise ArgumentError(f"batch_norm: epsilon must be a number > 0, got {epsilon!r}.")
     moving_mean = _moving_array(moving_mean, "moving_mean")
     moving_variance = _moving_array(moving_variance, "moving_variance")
     if (moving_mean is None) != (moving_variance is None):
-        raise ValueError(
+        raise ArgumentError(
             "batch_norm: pass both moving_mean and moving_variance or neither, got only "
             f"{'moving_mean' if moving_variance is None else 'moving_variance'}."
         )
     if training:
         m = int(np.prod(shape[:axis] + shape[axis + 1 :]))
         if m < 2:
-            raise ValueError(
+            raise ArgumentError(
                 f"batch_norm: training needs more than one value per channel to estimate a "
                 f"batch variance, got input shape {shape} ({m} per channel on axis {axis}): "
                 "the variance of one value is 0, so every output would be beta (PyTorch "
                 "refuses this too)."
             )
     elif moving_mean is None:
-        raise ValueError(
+        raise ArgumentError(
             "batch_norm: inference (training=False) normalizes with moving_mean and "
             "moving_variance, got None; pass them or use training=True."
         )

@@ -8,6 +8,7 @@ of real (non-padding) pixels in each window, as Keras does.
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..tensor import Op
 from . import parallel
 from . import reduce as _reduce
@@ -219,11 +220,12 @@ def _pool(name, mode, rank, x, pool_size, strides, padding, relu=False):
     spatial = ("width",) if rank == 1 else ("height", "width")
     if len(shape) != rank + 2:
         axes = ", ".join(("batch", *spatial, "channels"))
-        raise ValueError(f"{name}: expected input of rank {rank + 2} ({axes}), got shape {shape}.")
+        raise ArgumentError(
+            f"{name}: expected input of rank {rank + 2} ({axes}), got shape {shape}.")
     window = int_tuple(pool_size, rank, "pool_size", name)
     strides = window if strides is None else int_tuple(strides, rank, "strides", name)
     if not (isinstance(padding, str) and padding.lower() in ("valid", "same")):
-        raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}.")
+        raise ArgumentError(f"{name}: padding must be 'valid' or 'same', got {padding!r}.")
     window, pads, out = pool_geometry(name, shape[1:-1], window, strides, padding)
     if rank == 1:
         window, strides, pads, out = (1, *window), (1, *strides), ((0, 0), *pads), (1, *out)
@@ -257,7 +259,8 @@ def _global(name, rank, x, keepdims, reducer):
     shape = np.shape(x)
     if len(shape) != rank + 2:
         axes = "batch, height, width, channels" if rank == 2 else "batch, width, channels"
-        raise ValueError(f"{name}: expected input of rank {rank + 2} ({axes}), got shape {shape}.")
+        raise ArgumentError(
+            f"{name}: expected input of rank {rank + 2} ({axes}), got shape {shape}.")
     return reducer(x, axis=tuple(range(1, rank + 1)), keepdims=keepdims)
 
 

@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 from .. import memory
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor
 from . import parallel
 
@@ -635,35 +636,35 @@ def _check(op, x, kernel, recurrent_kernel, bias, gates, bias_shape, states, mas
     """Validate shapes, the mask and activation names -> (bool mask (N, T) or None, names)."""
     shape = np.shape(x)
     if len(shape) != 3:
-        raise ValueError(
+        raise ArgumentError(
             f"{op}: expected input of rank 3 (batch, time, features), got shape {shape}."
         )
     (N, T, d), rs = shape, np.shape(recurrent_kernel)
     if T == 0:
-        raise ValueError(f"{op}: expected at least one time step, got input shape {shape}.")
+        raise ArgumentError(f"{op}: expected at least one time step, got input shape {shape}.")
     if len(rs) != 2 or rs[0] == 0 or rs[1] != gates * rs[0]:
         want = "(units, units)" if gates == 1 else f"(units, {gates} * units)"
-        raise ValueError(f"{op}: expected recurrent_kernel of shape {want}, got {rs}.")
+        raise ArgumentError(f"{op}: expected recurrent_kernel of shape {want}, got {rs}.")
     u = rs[0]
     if np.shape(kernel) != (d, gates * u):
-        raise ValueError(
+        raise ArgumentError(
             f"{op}: expected kernel of shape {(d, gates * u)} for {d} input features and {u} "
             f"units, got {np.shape(kernel)}."
         )
     if bias is not None and np.shape(bias) != bias_shape(u):
-        raise ValueError(f"{op}: expected bias of shape {bias_shape(u)}, got {np.shape(bias)}.")
+        raise ArgumentError(f"{op}: expected bias of shape {bias_shape(u)}, got {np.shape(bias)}.")
     for label, state in states.items():
         if state is not None and np.shape(state) != (N, u):
-            raise ValueError(
+            raise ArgumentError(
                 f"{op}: expected {label} of shape {(N, u)} (batch, units), got "
                 f"{np.shape(state)}."
             )
     if mask is not None:
         mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
         if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
-            raise TypeError(f"{op}: expected a boolean mask, got dtype {mask.dtype}.")
+            raise ArgumentTypeError(f"{op}: expected a boolean mask, got dtype {mask.dtype}.")
         if mask.shape != (N, T):
-            raise ValueError(
+            raise ArgumentError(
                 f"{op}: expected mask of shape {(N, T)} (batch, time), got {mask.shape}."
             )
         mask = mask.astype(bool)
@@ -671,7 +672,7 @@ def _check(op, x, kernel, recurrent_kernel, bias, gates, bias_shape, states, mas
     for label, value in zip(("activation", "recurrent_activation"), activations):
         name = "linear" if value is None else value
         if not isinstance(name, str) or name not in ACTIVATIONS:
-            raise ValueError(
+            raise ArgumentError(
                 f"{op}: unknown {label} {value!r}, expected one of {', '.join(ACTIVATIONS)}."
             )
         names.append(name)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..tensor import Op
 
 
@@ -90,7 +91,7 @@ class Var(Op):
         self.axes = _axes(self.axis, x.ndim)
         self.count = int(np.prod([x.shape[a] for a in self.axes]))
         if self.count - self.ddof <= 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"var: {self.count} values with ddof={self.ddof} leave no degrees of freedom."
             )
         self.centered = x - x.mean(axis=self.axes, keepdims=True)

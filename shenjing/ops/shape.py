@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, as_tensor
 
 
@@ -9,9 +10,9 @@ def check_axis(name, axis, shape):
     """axis as a non-negative int for an input of shape, or an error naming name, axis and
     shape (a TypeError for a non-int, a ValueError when out of range)."""
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name}: axis must be an int, got {axis!r}.")
+        raise ArgumentTypeError(f"{name}: axis must be an int, got {axis!r}.")
     if not -len(shape) <= axis < len(shape):
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: axis {axis} is out of range for an input of rank {len(shape)} "
             f"(shape {shape})."
         )
@@ -29,7 +30,7 @@ class Reshape(Op):
         try:
             return x.reshape(self.shape)
         except ValueError:
-            raise ValueError(
+            raise ArgumentError(
                 f"reshape: cannot reshape an input of shape {x.shape} ({x.size} values) into "
                 f"{self.shape}."
             ) from None
@@ -52,7 +53,7 @@ class Transpose(Op):
     def forward(self, x):
         axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(self.axes)
         if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation for rank {x.ndim}.")
+            raise ArgumentError(f"transpose: axes {axes} are not a permutation for rank {x.ndim}.")
         self.inverse = np.argsort([a % x.ndim for a in axes])
         return x.transpose(axes)
 
@@ -108,16 +109,17 @@ class Concatenate(Op):
 def concatenate(xs, axis=-1):
     xs = [as_tensor(x) for x in xs]
     if not xs:
-        raise ValueError("concatenate: expected at least one input, got none.")
+        raise ArgumentError("concatenate: expected at least one input, got none.")
     ranks = {x.ndim for x in xs}
     if len(ranks) != 1:
-        raise ValueError(f"concatenate: inputs must share a rank, got shapes {[x.shape for x in xs]}.")
+        raise ArgumentError(
+            f"concatenate: inputs must share a rank, got shapes {[x.shape for x in xs]}.")
     ndim = xs[0].ndim
     if not -ndim <= axis < ndim:
-        raise ValueError(f"concatenate: axis {axis} is out of range for rank {ndim}.")
+        raise ArgumentError(f"concatenate: axis {axis} is out of range for rank {ndim}.")
     rest = {tuple(s for i, s in enumerate(x.shape) if i != axis % ndim) for x in xs}
     if len(rest) != 1:
-        raise ValueError(
+        raise ArgumentError(
             f"concatenate: shapes {[x.shape for x in xs]} differ outside axis {axis}."
         )
     return Concatenate(axis)(*xs)
@@ -139,9 +141,9 @@ class Stack(Op):
 def stack(xs, axis=0):
     xs = [as_tensor(x) for x in xs]
     if not xs:
-        raise ValueError("stack: expected at least one input, got none.")
+        raise ArgumentError("stack: expected at least one input, got none.")
     if len({x.shape for x in xs}) != 1:
-        raise ValueError(f"stack: inputs must share a shape, got {[x.shape for x in xs]}.")
+        raise ArgumentError(f"stack: inputs must share a shape, got {[x.shape for x in xs]}.")
     return Stack(axis)(*xs)
 
 
@@ -163,7 +165,7 @@ def pad(x, pad_width, value=0.0):
     x = as_tensor(x)
     pad_width = tuple((int(b), int(a)) for b, a in pad_width)
     if len(pad_width) != x.ndim or any(b < 0 or a < 0 for b, a in pad_width):
-        raise ValueError(
+        raise ArgumentError(
             f"pad: expected {x.ndim} non-negative (before, after) pairs for shape {x.shape}, "
             f"got {pad_width}."
         )

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import losses as losses_module
 from .. import optimizers, utils
+from ..errors import ArgumentError
 from ..io import read_safetensors_metadata, write_safetensors
 from ..models import resume
 from .paths import check_save_path
@@ -28,8 +29,8 @@ def _weights_by_name(model) -> dict:
     named = {}
     for variable in model.weights:
         if variable.name in named:
-            raise ValueError(f"save: two weights are named {variable.name!r}; layer names must "
-                             "be unique within a model.")
+            raise ArgumentError(f"save: two weights are named {variable.name!r}; layer names must "
+                                "be unique within a model.")
         named[variable.name] = variable.data
     return named
 
@@ -43,8 +44,9 @@ def save_model(model, path, include_optimizer=True) -> None:
     """Write the architecture, the weights and (optionally) the training state to ``path``."""
     path = check_save_path(path, "save_model")
     if not model.built:
-        raise ValueError(f"save: model '{model.name}' is not built yet; call it on data or give "
-                         "it an Input first.")
+        raise ArgumentError(
+            f"save: model '{model.name}' is not built yet; call it on data or give "
+            "it an Input first.")
     tensors = dict(_weights_by_name(model))
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "shenjing_config": json.dumps(serialize_layer(model)),
