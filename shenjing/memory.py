@@ -10,11 +10,17 @@ M_TOP_PAD 64 MiB), and freed blocks stay in the process for the next step.
 When (Linux with glibc only; elsewhere nothing happens):
 - Importing shenjing changes nothing. The setting is applied when shenjing's own work starts:
   ``fit``/``evaluate``/``predict``, a ``*_on_batch`` call, or the first op (ops/parallel.py).
-- ``fit``/``evaluate``/``predict`` hand back when they finish (``session``): glibc's documented
-  defaults again (all three 128 KiB), then ``malloc_trim(0)``; unless another of them is still
-  running in some thread (a process-wide count under a lock). NOTE: any mallopt of the mmap
-  threshold turns off glibc's dynamic threshold, so after a hand-back blocks above 128 KiB are
-  always mapped afresh; a process that shenjing never worked in keeps glibc's dynamic one.
+- ``fit``/``evaluate``/``predict`` hand back when they finish (``session``): the settings that
+  glibc's own dynamic threshold reaches in a process that frees large arrays (M_MMAP_THRESHOLD
+  32 MiB, its ceiling, M_TRIM_THRESHOLD twice that, M_TOP_PAD its default 128 KiB), then
+  ``malloc_trim(0)`` if they leave more than SESSION_KEEPS (64 MiB, what glibc's own trim
+  threshold keeps) idle beyond what was idle when the setting was taken; unless another of
+  them is still running in some thread (a process-wide count under a lock). NOTE: any mallopt of the mmap threshold turns glibc's dynamic threshold
+  off for good, so a hand-back cannot give the dynamic one back; glibc's static defaults (all
+  128 KiB) would then map every block above 128 KiB afresh on each allocation, which made
+  PyTorch's inference of the reference CNN in the same process 3x slower (measured), so the
+  hand-back takes the values the dynamic threshold would have grown to. A process that
+  shenjing never worked in keeps glibc's dynamic threshold.
 - ``train_on_batch``/``test_on_batch``/``predict_on_batch`` and bare ops keep the setting
   between calls (a user's loop of them would otherwise lose the gain at every call), until
   shenjing has started no work for IDLE_HAND_BACK (30 s: the watcher, below, hands back);
@@ -76,6 +82,15 @@ MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 512 << 20
 TOP_PAD = 64 << 20
 GLIBC_DEFAULT = 128 << 10  # man mallopt: the default of all three settings
+# glibc's DEFAULT_MMAP_THRESHOLD_MAX, the ceiling of its dynamic threshold (malloc.c), and the
+# trim threshold it sets beside it (twice): what a hand-back restores (see the docstring)
+DYNAMIC_MMAP_MAX = (4 << 20) * ctypes.sizeof(ctypes.c_long) if ctypes.sizeof(
+    ctypes.c_long) == 8 else 512 << 10
+# NOTE: fit/evaluate/predict trim at their end only when they leave more idle than this beyond
+# what was idle when the setting was taken: glibc's own trim threshold keeps as much on top of
+# a heap. Trimming less made every predict of a serving loop fault its pages in again (the
+# reference CNN's predict at batch 256: 1.24-1.51x the time of predict_on_batch, measured).
+SESSION_KEEPS = 2 * DYNAMIC_MMAP_MAX
 LIMIT = 512 << 20  # free bytes kept beyond the floor before at_work trims (see the docstring)
 OPS_PER_CHECK = 64  # ops/parallel.py calls at_work once per this many outermost ops
 WAKE = 0.5  # seconds between the watcher's wakes (see the docstring)
@@ -177,18 +192,28 @@ def _start_watcher():
 
 
 def _take_back():
-    """glibc's documented defaults again (_lock held); then _trim(handed_back=True)."""
+    """The settings glibc's dynamic threshold grows to (_lock held; see the docstring); then
+    _trim(handed_back=True)."""
     global kept
     if kept:
-        _set(GLIBC_DEFAULT, GLIBC_DEFAULT, GLIBC_DEFAULT)
+        _set(DYNAMIC_MMAP_MAX, 2 * DYNAMIC_MMAP_MAX, GLIBC_DEFAULT)
         kept = False
 
 
-def _trim(handed_back=False):
+def _trim(handed_back=False, unless_within=0):
     """malloc_trim(0) without _lock held (~0.2 s per GB returned: mallocs wait on their arena's
     lock, shenjing's checks do not wait), then the floor follows; after a hand-back, ops check
-    again at the next op."""
+    again at the next op. unless_within: no trim while idle memory exceeds the floor by no more
+    than that (a session's end: see SESSION_KEEPS)."""
     global _floor
+    if unless_within and _mallinfo2 is not None:
+        with _lock:
+            floor = _floor
+        if _idle_bytes(_mallinfo2()) - floor <= unless_within:
+            if handed_back:
+                for callback in _after_release:
+                    callback()
+            return
     _libc.malloc_trim(0)
     if _mallinfo2 is not None:
         idle = _idle_bytes(_mallinfo2())
@@ -293,7 +318,7 @@ def session(method):
                 if last:
                     _take_back()
             if last:
-                _trim(handed_back=True)
+                _trim(handed_back=True, unless_within=SESSION_KEEPS)
     return wrapper
 
 
