@@ -10,17 +10,23 @@ M_TOP_PAD 64 MiB), and freed blocks stay in the process for the next step.
 When (Linux with glibc only; elsewhere nothing happens):
 - Importing shenjing changes nothing. The setting is applied when shenjing's own work starts:
   ``fit``/``evaluate``/``predict``, a ``*_on_batch`` call, or the first op (ops/parallel.py).
-- ``fit``/``evaluate``/``predict`` hand back when they finish (``session``): the settings that
-  glibc's own dynamic threshold reaches in a process that frees large arrays (M_MMAP_THRESHOLD
-  32 MiB, its ceiling, M_TRIM_THRESHOLD twice that, M_TOP_PAD its default 128 KiB), then
-  ``malloc_trim(0)`` if they leave more than SESSION_KEEPS (64 MiB, what glibc's own trim
-  threshold keeps) idle beyond what was idle when the setting was taken; unless another of
-  them is still running in some thread (a process-wide count under a lock). NOTE: any mallopt of the mmap threshold turns glibc's dynamic threshold
-  off for good, so a hand-back cannot give the dynamic one back; glibc's static defaults (all
-  128 KiB) would then map every block above 128 KiB afresh on each allocation, which made
-  PyTorch's inference of the reference CNN in the same process 3x slower (measured), so the
-  hand-back takes the values the dynamic threshold would have grown to. A process that
-  shenjing never worked in keeps glibc's dynamic threshold.
+- ``fit``/``evaluate``/``predict`` hand back when they finish (``session``): M_TRIM_THRESHOLD
+  and M_TOP_PAD go back to glibc's defaults (128 KiB), M_MMAP_THRESHOLD to 32 MiB, the ceiling
+  glibc's own dynamic threshold grows to in a process that frees large arrays; then
+  ``malloc_trim(0)`` if they leave more than SESSION_KEEPS (64 MiB) idle beyond what was idle
+  when the setting was taken; unless another of them is still running in some thread (a
+  process-wide count under a lock). NOTE: any mallopt of the mmap threshold turns glibc's
+  dynamic threshold off for good, so a hand-back cannot give the dynamic one back. A static
+  128 KiB would map every larger block afresh on each allocation (PyTorch's inference of the
+  reference CNN in the same process ran 3x slower after one shenjing predict, measured); a trim
+  threshold at the dynamic one's 64 MiB let each thread arena of a host keep that much at its
+  top, where malloc_trim does not reach (16 host threads churning 400 MB each after a fit kept
+  870 MB, release() or not). With these values PyTorch runs as fast as under glibc's own
+  settings, and a host's threads keep freed blocks below 32 MiB in their arenas as glibc
+  itself does once its dynamic threshold has risen (8 threads freeing 400 blocks of 1 MB each:
+  ~180-280 MB, against ~180 MB in a plain process that had freed one 31 MB array), all within
+  malloc_trim's reach: ``release()`` returns them. A process that shenjing never worked in
+  keeps glibc's dynamic threshold.
 - ``train_on_batch``/``test_on_batch``/``predict_on_batch`` and bare ops keep the setting
   between calls (a user's loop of them would otherwise lose the gain at every call), until
   shenjing has started no work for IDLE_HAND_BACK (30 s: the watcher, below, hands back);
@@ -82,15 +88,15 @@ MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 512 << 20
 TOP_PAD = 64 << 20
 GLIBC_DEFAULT = 128 << 10  # man mallopt: the default of all three settings
-# glibc's DEFAULT_MMAP_THRESHOLD_MAX, the ceiling of its dynamic threshold (malloc.c), and the
-# trim threshold it sets beside it (twice): what a hand-back restores (see the docstring)
+# glibc's DEFAULT_MMAP_THRESHOLD_MAX, the ceiling of its dynamic threshold (malloc.c): the mmap
+# threshold a hand-back leaves (see the docstring)
 DYNAMIC_MMAP_MAX = (4 << 20) * ctypes.sizeof(ctypes.c_long) if ctypes.sizeof(
     ctypes.c_long) == 8 else 512 << 10
 # NOTE: fit/evaluate/predict trim at their end only when they leave more idle than this beyond
-# what was idle when the setting was taken: glibc's own trim threshold keeps as much on top of
-# a heap. Trimming less made every predict of a serving loop fault its pages in again (the
-# reference CNN's predict at batch 256: 1.24-1.51x the time of predict_on_batch, measured).
-SESSION_KEEPS = 2 * DYNAMIC_MMAP_MAX
+# what was idle when the setting was taken. Trimming less made every predict of a serving loop
+# fault its pages in again (the reference CNN's predict at batch 256: 1.24-1.51x the time of
+# predict_on_batch, measured; ~1.0x with this).
+SESSION_KEEPS = 64 << 20
 LIMIT = 512 << 20  # free bytes kept beyond the floor before at_work trims (see the docstring)
 OPS_PER_CHECK = 64  # ops/parallel.py calls at_work once per this many outermost ops
 WAKE = 0.5  # seconds between the watcher's wakes (see the docstring)
@@ -192,11 +198,10 @@ def _start_watcher():
 
 
 def _take_back():
-    """The settings glibc's dynamic threshold grows to (_lock held; see the docstring); then
-    _trim(handed_back=True)."""
+    """The hand-back's settings (_lock held; see the docstring); then _trim(handed_back=True)."""
     global kept
     if kept:
-        _set(DYNAMIC_MMAP_MAX, 2 * DYNAMIC_MMAP_MAX, GLIBC_DEFAULT)
+        _set(DYNAMIC_MMAP_MAX, GLIBC_DEFAULT, GLIBC_DEFAULT)
         kept = False
 
 

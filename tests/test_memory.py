@@ -395,3 +395,23 @@ def test_a_predict_that_keeps_little_does_not_trim_at_its_end():
     each time but does not trim (each call would fault its pages in afresh)."""
     out = _child(PREDICT_LOOP)
     assert out == {"trims": 0, "kept": False}, out
+
+
+@GLIBC
+def test_after_a_hand_back_release_reaches_what_host_threads_keep():
+    """After fit hands back, blocks up to 32 MiB come from malloc's arenas as in a process whose
+    glibc dynamic threshold has risen, and what 8 host threads churning 400 MB each keep there
+    is within malloc_trim's reach: release() returns it (at a trim threshold of 64 MiB, each
+    thread arena's top kept that much out of its reach: ~870 MB stayed for 16 threads)."""
+    out = _child("""
+import shenjing as sj, shenjing.memory as m
+model, x, y = small_model()
+model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+out["kept"] = m.kept
+start = rss_mb()
+host_churn(threads=8)
+m.release()
+out["kept_mb"] = rss_mb() - start
+""")
+    assert not out["kept"]
+    assert out["kept_mb"] < 64, out
