@@ -11,6 +11,14 @@ from . import state_fields
 from .early_stopping import MonitorCallback
 
 
+class MissingLogError(ArgumentError, KeyError):
+    """A filepath field that the logs do not hold at save time: ours (an ArgumentError), and a
+    KeyError as Keras raises there."""
+
+    def __str__(self):  # a KeyError would print its message in quotes
+        return ValueError.__str__(self)
+
+
 class ModelCheckpoint(MonitorCallback):
     """Call ``model.save(path)`` (or ``model.save_weights(path)``) during fit.
 
@@ -98,8 +106,9 @@ class ModelCheckpoint(MonitorCallback):
         try:
             return self.filepath.format(**fields)
         except KeyError as error:
-            raise KeyError(f"ModelCheckpoint: cannot fill in filepath {self.filepath!r}: no "
-                           f"{error} in the logs; they hold {sorted(fields)}.") from None
+            raise MissingLogError(f"ModelCheckpoint: cannot fill in filepath {self.filepath!r}: "
+                                  f"no {error} in the logs (val_ entries need validation "
+                                  f"data); they hold {sorted(fields)}.") from None
 
     def _should_save(self, epoch, logs, filepath) -> bool:
         if not self.save_best_only:

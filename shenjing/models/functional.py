@@ -300,6 +300,9 @@ class Sequential(Model):
         self._stack_names: set[str] = set()
         self._chain: list = []  # the input, then the output of each stack layer called so far
         self.built = False
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise ArgumentTypeError(f"Sequential: layers must be a list of layers, got "
+                                    f"{type(layers).__name__} {layers!r:.80}.")
         for layer in layers or []:
             self.add(layer)
 

@@ -143,3 +143,15 @@ def test_a_field_no_log_fills_is_refused_before_the_first_batch(tmp_path):
 def test_constructor_arguments_are_refused_naming_them(tmp_path, kwargs, error, argument):
     with pytest.raises(error, match=f"ModelCheckpoint: {argument}"):
         ModelCheckpoint(tmp_path / "m.safetensors", **kwargs)
+
+
+def test_a_val_field_without_validation_data_is_our_error_and_a_key_error(tmp_path):
+    """Keras raises KeyError at save time; ours is an ArgumentError too, naming the filepath."""
+    import shenjing as sj
+
+    model = sj.Sequential([sj.layers.Input((3,)), sj.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    checkpoint = sj.callbacks.ModelCheckpoint(str(tmp_path / "ck_{val_loss:.2f}.safetensors"))
+    with pytest.raises(ArgumentError, match=r"ck_\{val_loss:.2f\}.*'val_loss'.*validation") as e:
+        model.fit(np.ones((4, 3)), np.ones((4, 1)), epochs=1, verbose=0, callbacks=[checkpoint])
+    assert isinstance(e.value, KeyError)

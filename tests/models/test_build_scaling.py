@@ -60,3 +60,10 @@ def test_a_layer_named_as_the_input_is_refused():
         sj.Sequential([layers.Input((4,), name="x"), layers.Dense(2), layers.Dense(2, name="x")])
     with pytest.raises(ValueError, match="already in the model"):
         sj.Sequential([layers.Input((4,)), layers.Dense(2, name="d"), layers.Dense(2, name="d")])
+
+
+def test_sequential_of_a_non_list_is_refused():
+    from shenjing.errors import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError, match="Sequential: layers must be a list"):
+        sj.Sequential(5)
