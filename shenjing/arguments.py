@@ -39,6 +39,17 @@ def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def is_finite_number(value) -> bool:
+    """is_number and finite as a float (an int of hundreds of digits, say from a JSON file,
+    overflows: not finite)."""
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def fail(where, message, kind=ArgumentError):
     """The error to raise: ``kind(f"{where}: {message}")``."""
     return kind(f"{describe(where)}: {message}")

@@ -16,13 +16,11 @@ the run goes on as if never interrupted. (Keras 3 has no mid-epoch resume; this 
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 
 import numpy as np
 
-from .. import utils
+from .. import arguments, utils
 from ..callbacks import state_fields
 from ..io import FileFormatError
 
@@ -138,9 +136,9 @@ class SavedPosition:
             self._fail(f"'metrics' must map names to [total, count], got {metrics!r:.100}")
         for name, (total, count) in metrics.items():
             where = f"'metrics'[{name!r:.50}]"
-            if not (_finite(count) and 0 <= count < 2.0**53):
+            if not (arguments.is_finite_number(count) and 0 <= count < 2.0**53):
                 self._fail(f"{where}: the count must be a finite number >= 0, got {count!r:.50}")
-            if self.check_values and not _finite(total):
+            if self.check_values and not arguments.is_finite_number(total):
                 self._fail(f"{where}: the total is {total!r:.50}; pass check_values=False to load "
                            "it as it is")
             if count == 0 and total != 0:
@@ -170,9 +168,9 @@ class SavedPosition:
             except (TypeError, ValueError) as error:
                 self._fail(f"callback {key!r}: {error}")
         best = state["best"]
-        if self.check_values and best is not None and not _finite(best):
-            self._fail(f"callback {key!r}: 'best' is {best!r:.50}; pass check_values=False to load "
-                       "it as it is")
+        if self.check_values and best is not None and not arguments.is_finite_number(best):
+            self._fail(f"callback {key!r}: 'best' is {best!r:.50}; pass check_values=False to "
+                       "load it as it is")
         if state.get("best_weights") is not None:
             self._check_best_weights(key, state["best_weights"], model)
         return state
@@ -260,17 +258,9 @@ def apply_pending_metric_totals(model):
         metric.total, metric.count = totals[name]
 
 
-def _finite(number) -> bool:
-    """Whether a JSON number is finite as a float (an int of 400 digits is not)."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:
-        return False
-
-
 def _is_pair_of_numbers(value):
     return isinstance(value, list) and len(value) == 2 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+        arguments.is_number(v) for v in value)
 
 
 def _callback_class(key, custom_objects, fail):

@@ -8,17 +8,19 @@ the layer. Sizes are checked before anything of that size is allocated.
 
 import json
 import math
-import numbers
 
 import numpy as np
 
+from .. import arguments
+from ..callbacks import state_fields
 from ..errors import ArgumentError
 from ..io import FileFormatError
 from ..io.safetensors import unique_keys
 
 MAX_JSON_DEPTH = 100  # a model nested in a model ... 30 deep; Python's parser fails near 1000
-MAX_SAMPLE_ELEMENTS = 2**31  # per sample, in any layer's input or output: 8 GiB of float32
-MAX_COUNT = 2**31  # epochs, batches, steps: more than any run takes, and an int32 everywhere
+# per sample, in any layer's input or output, the bound the layers themselves keep
+MAX_SAMPLE_ELEMENTS = arguments.MAX_ELEMENTS
+MAX_COUNT = state_fields.MAX_COUNT  # epochs, batches, steps: as for a callback's counts
 TRAINING_STATE_KEYS = ("epoch", "rng_state", "batch", "epoch_rng_state", "metrics", "callbacks")
 
 
@@ -241,7 +243,7 @@ def check_compile_config(spec, path):
         fail(f"'metrics' must be a list of names or entries, got {metrics!r:.100}")
     weights = spec.get("loss_weights")
     if weights is not None and not (isinstance(weights, list)
-                                    and all(_is_finite_number(w) for w in weights)):
+                                    and all(arguments.is_finite_number(w) for w in weights)):
         fail(f"'loss_weights' must be null or a list of finite numbers, got {weights!r:.100}")
 
 
@@ -256,15 +258,6 @@ def check_compiled_outputs(model, spec, path):
     if weights is not None and len(weights) != outputs:
         raise FileFormatError(path, f"'loss_weights' lists {len(weights)} weights for the "
                               f"model's {outputs} output(s)", field="compile_config")
-
-
-def _is_finite_number(value) -> bool:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int of hundreds of digits
-        return False
 
 
 def check_training_state(state, path):
