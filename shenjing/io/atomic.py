@@ -116,14 +116,20 @@ def _check_kind(text, target, caller):
     if stat.S_ISDIR(info.st_mode):
         raise TargetIsADirectoryError(f"{caller}: cannot write {where}: it is a directory; "
                                       f"give a file name inside it. Received: filepath={text}")
-    kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+    kind = special_kind(info.st_mode)
     raise ArgumentError(f"{caller}: refusing to write {where}: it is {kind}; shenjing writes "
                         f"regular files only (a save replaces the file, which would destroy "
                         f"this one). Received: filepath={text}")
 
 
-_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(mode) -> str:
+    """What a file of st_mode `mode` that is not a regular file is, in words (for errors)."""
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
 
 
 def temp_prefix(name):

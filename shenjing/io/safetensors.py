@@ -16,7 +16,7 @@ import struct
 import numpy as np
 
 from ..errors import ShenjingError
-from .atomic import atomic_open
+from .atomic import atomic_open, special_kind
 
 MAX_HEADER_SIZE = 100_000_000  # the reference parser's limit, which stops oversized JSON
 MAX_NDIM = 64  # NumPy's limit
@@ -121,13 +121,6 @@ def read_safetensors_metadata(path):
         return _read_header(f, path)[1]
 
 
-_NOT_REGULAR = (
-    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
-    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def open_regular_file(path):
     """Open `path` for reading in binary mode if it is a regular file, else FileFormatError.
 
@@ -139,8 +132,8 @@ def open_regular_file(path):
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
-            raise FileFormatError(path, f"it is {kind}, not a regular file", field="path")
+            raise FileFormatError(path, f"it is {special_kind(mode)}, not a regular file",
+                                  field="path")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
