@@ -8,8 +8,8 @@ process it runs in (README, "What shenjing changes in its process").
   (shenjing/ops/parallel.py); the environment's ``SHENJING_BLAS_ONE_THREAD=0`` likewise.
 """
 
-from . import memory
-from .errors import ArgumentError, ArgumentTypeError
+from . import arguments, memory
+from .errors import ArgumentTypeError
 from .ops import parallel
 
 
@@ -26,11 +26,7 @@ def set_keep_memory(enabled: bool, limit_mib: int | None = None) -> None:
     keep beyond what malloc held anyway before it trims (shenjing/memory.py)."""
     _check_flag("set_keep_memory", enabled)
     if limit_mib is not None:
-        if isinstance(limit_mib, bool) or not isinstance(limit_mib, int):
-            raise ArgumentTypeError(f"set_keep_memory: limit_mib must be an int (MiB), got "
-                                    f"{limit_mib!r} of type {type(limit_mib).__name__}.")
-        if limit_mib <= 0:
-            raise ArgumentError(f"set_keep_memory: limit_mib must be > 0, got {limit_mib}.")
+        limit_mib = arguments.positive_int(limit_mib, "limit_mib (MiB)", "set_keep_memory")
     memory.set_enabled(enabled, None if limit_mib is None else limit_mib << 20)
 
 
