@@ -126,6 +126,8 @@ def _geometry(name, rank, x, kernel, bias, strides, padding, output_padding, dil
     if bias is not None and np.shape(bias) != (k_shape[-2],):
         raise ArgumentError(f"{name}: expected a bias of shape ({k_shape[-2]},) (filters), got "
                             f"shape {np.shape(bias)}.")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ArgumentError(f"{name}: padding must be 'valid' or 'same', got {padding!r}.")
     strides = int_tuple(strides, rank, "strides", name)
     dilation = int_tuple(dilation_rate, rank, "dilation_rate", name)
     if output_padding is not None:
