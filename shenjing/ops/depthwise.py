@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..tensor import Op
+from . import parallel
 from .conv import int_tuple, window_geometry
 
 
@@ -54,12 +55,18 @@ class DepthwiseConv(Op):
         if top + bottom + left + right:
             xp = np.zeros((N, H + top + bottom, W + left + right, C), dtype)
             xp[:, top:top + H, left:left + W] = x
-        y = np.zeros((N, *self.out_size, C, M), dtype)
-        term = np.empty_like(y)
-        for a in range(KH):
-            for b in range(KW):
-                np.multiply(self._window(xp, a, b)[..., None], kernel[a, b], out=term)
-                y += term
+        y = np.empty((N, *self.out_size, C, M), dtype)
+
+        def taps(s):  # y[s] = sum over taps of window * kernel[a, b]
+            ys, xs = y[s], xp[s]
+            ys[...] = 0
+            term = np.empty_like(ys)
+            for a in range(KH):
+                for b in range(KW):
+                    np.multiply(self._window(xs, a, b)[..., None], kernel[a, b], out=term)
+                    ys += term
+
+        parallel.over_batch(taps, N, y.size + xp.size)
         y = y.reshape(N, *self.out_size, C * M)
         if bias is not None:
             y += bias.astype(dtype, copy=False)
@@ -76,17 +83,30 @@ class DepthwiseConv(Op):
         gy5 = gy.reshape(*gy.shape[:3], C, M)
         gx = gk = gb = None
         if self.needs_grad[1]:
-            gk = np.empty(kernel.shape, gy.dtype)
-            for a in range(KH):
-                for b in range(KW):
-                    gk[a, b] = np.einsum("nijc,nijcm->cm", self._window(xp, a, b), gy5)
+            partial = {}  # one kernel gradient per part of the batch, summed below
+
+            def kernel_taps(s):
+                g = partial[s.start] = np.empty(kernel.shape, gy.dtype)
+                for a in range(KH):
+                    for b in range(KW):
+                        g[a, b] = np.einsum("nijc,nijcm->cm", self._window(xp[s], a, b), gy5[s])
+
+            parallel.over_batch(kernel_taps, N, xp.size + gy.size)
+            gk = sum(partial.values())
             gk = (gk[0] if self.one_d else gk).astype(self.dtypes[1], copy=False)
         if self.needs_grad[0]:
             (top, bottom), (left, right) = self.pads
-            gxp = np.zeros((N, H + top + bottom, W + left + right, C), gy.dtype)
-            for a in range(KH):
-                for b in range(KW):
-                    self._window(gxp, a, b)[...] += np.einsum("nijcm,cm->nijc", gy5, kernel[a, b])
+            gxp = np.empty((N, H + top + bottom, W + left + right, C), gy.dtype)
+
+            def input_taps(s):  # each tap's sum_m gy k[a, b] added back at its window
+                gs = gxp[s]
+                gs[...] = 0
+                for a in range(KH):
+                    for b in range(KW):
+                        self._window(gs, a, b)[...] += np.einsum("nijcm,cm->nijc", gy5[s],
+                                                                 kernel[a, b])
+
+            parallel.over_batch(input_taps, N, gxp.size + gy.size)
             gx = gxp[:, top:top + H, left:left + W]
             gx = (gx[:, 0] if self.one_d else gx).astype(self.dtypes[0], copy=False)
         if len(self.needs_grad) == 3 and self.needs_grad[2]:
