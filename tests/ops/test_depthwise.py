@@ -117,3 +117,20 @@ def test_errors(x_shape, k_shape, bias, match):
                          None if bias is None else np.zeros(bias))
     with pytest.raises(ValueError, match=r"depthwise_conv1d: strides must be"):
         depthwise_conv1d(np.zeros((1, 5, 2)), np.zeros((2, 2, 1)), strides=0)
+
+
+def test_split_over_two_threads_gives_the_same_values(monkeypatch, rng):
+    """Small tests never split the batch; forced here, each half runs the same passes (the
+    kernel gradient then sums two partial sums: equal to rounding)."""
+    from shenjing.ops import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    x, kernel, bias = (rng.standard_normal((5, 6, 7, 3)), rng.standard_normal((3, 2, 3, 2)),
+                       rng.standard_normal(6))
+    pads = resolve_padding("same", (6, 7), (3, 2), (2, 2), (1, 1))
+
+    def ours(x, k, b):
+        return depthwise_conv2d(x, k, b, strides=2, padding="same")
+
+    check_against_torch(ours, torch_depthwise2d((2, 2), pads, (1, 1)), x, kernel, bias)
