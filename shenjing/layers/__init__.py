@@ -2,6 +2,8 @@
 
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
+from .conv_depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from .conv_transpose import Conv1DTranspose, Conv2DTranspose
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
 from .locally_connected import LocallyConnected2D
@@ -16,9 +18,11 @@ from .pooling import (
 
 __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-    "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
+    "Bidirectional", "Concatenate", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
+    "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Dropout", "Embedding",
     "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "Layer",
     "LayerNormalization", "LocallyConnected2D", "Masking", "MaxPooling1D",
-    "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN", "TimeDistributed", "ZeroPadding2D",
+    "MaxPooling2D", "Multiply", "Reshape", "SeparableConv1D", "SeparableConv2D", "SimpleRNN",
+    "TimeDistributed", "ZeroPadding2D",
 ]

@@ -9,6 +9,8 @@ from .activation import (
     softplus, softsign, swish, tanh,
 )
 from .conv import conv1d, conv2d
+from .conv_transpose import conv_transpose1d, conv_transpose2d
+from .depthwise import depthwise_conv1d, depthwise_conv2d
 from .dropout import dropout
 from .elementwise import abs, add, cast, clip, div, exp, log, mul, neg, pow, sqrt, sub, where
 from .loss import (
@@ -29,8 +31,9 @@ from .shape import concatenate, getitem, pad, reshape, stack, transpose
 
 __all__ = [
     "abs", "add", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_crossentropy", "cast",
-    "categorical_crossentropy", "clip", "concatenate", "conv1d", "conv2d", "dense", "div",
-    "dropout", "elu", "exp", "gelu", "getitem", "global_avg_pool1d", "global_avg_pool2d",
+    "categorical_crossentropy", "clip", "concatenate", "conv1d", "conv2d", "conv_transpose1d",
+    "conv_transpose2d", "dense", "depthwise_conv1d", "depthwise_conv2d", "div", "dropout", "elu",
+    "exp", "gelu", "getitem", "global_avg_pool1d", "global_avg_pool2d",
     "global_max_pool1d", "global_max_pool2d", "group_norm", "gru", "hard_sigmoid", "huber",
     "layer_norm", "leaky_relu", "local_conv2d", "log", "log_softmax", "lstm", "matmul", "max",
     "max_pool1d", "max_pool2d", "mean", "mean_absolute_error",
