@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import arguments, ops
-from ..ops import resize as resize_ops
+from ..ops.resize import INTERPOLATIONS, resize
 from .base import Layer, format_shape
 
 
@@ -92,7 +92,7 @@ class UpSampling2D(Layer):
         if isinstance(interpolation, str) and interpolation.lower() in ("lanczos3", "lanczos5"):
             raise self._error(f"interpolation {interpolation!r} is not supported (nor by Keras "
                               "on its torch backend); use 'nearest', 'bilinear' or 'bicubic'.")
-        self.interpolation = arguments.choice(interpolation, resize_ops.INTERPOLATIONS,
+        self.interpolation = arguments.choice(interpolation, INTERPOLATIONS,
                                               "interpolation", self)
 
     def compute_output_shape(self, input_shape):
@@ -110,7 +110,7 @@ class UpSampling2D(Layer):
                 inputs = _repeat(inputs, axis, factor)
             return inputs
         size = tuple(inputs.shape[a] * f for a, f in zip(axes, self.size))
-        return resize_ops.resize(inputs, size, self.interpolation, self.data_format)
+        return resize(inputs, size, self.interpolation, self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "size": list(self.size),
