@@ -1,5 +1,6 @@
 """Keras-named layers that build their weights lazily from the first input shape."""
 
+from .activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .conv_depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
@@ -8,7 +9,11 @@ from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
 from .locally_connected import LocallyConnected2D
 from .merge import Add, Concatenate, Multiply
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
 from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
+from .reshaping import (
+    Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
+)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 from .pooling import (
@@ -16,13 +21,5 @@ from .pooling import (
     GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
 )
 
-__all__ = [
-    "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-    "Bidirectional", "Concatenate", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose",
-    "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Dropout", "Embedding",
-    "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "Layer",
-    "LayerNormalization", "LocallyConnected2D", "Masking", "MaxPooling1D",
-    "MaxPooling2D", "Multiply", "Reshape", "SeparableConv1D", "SeparableConv2D", "SimpleRNN",
-    "TimeDistributed", "ZeroPadding2D",
-]
+# every class (and Input) imported above; computed, so that adding a layer is one import line
+__all__ = sorted(name for name in dict(globals()) if name[:1].isupper())

@@ -25,6 +25,7 @@ from .pool import (
     avg_pool1d, avg_pool2d, global_avg_pool1d, global_avg_pool2d, global_max_pool1d,
     global_max_pool2d, max_pool1d, max_pool2d,
 )
+from .resize import axis_linear_map, resize
 from .recurrent import gru, lstm, simple_rnn
 from .reduce import max, mean, min, sum, var
 from .shape import concatenate, getitem, pad, reshape, stack, transpose
@@ -40,4 +41,5 @@ __all__ = [
     "mean_squared_error", "min", "mul", "neg", "pad", "pow", "relu", "relu6", "reshape", "selu",
     "sigmoid", "silu", "simple_rnn", "softmax", "softplus", "softsign", "sparse_categorical_crossentropy",
     "sqrt", "stack", "sub", "sum", "swish", "tanh", "transpose", "var", "where",
+    "axis_linear_map", "resize",
 ]
