@@ -210,6 +210,8 @@ def get(identifier) -> Initializer:
         return ALL[name].from_config(identifier.get("config", {}))
     if isinstance(identifier, str) and identifier in ALL:
         return ALL[identifier]()
+    if isinstance(identifier, str) and identifier in _BY_CLASS:  # Keras also takes "Zeros"
+        return ALL[_BY_CLASS[identifier]]()
     raise ArgumentError(f"Unknown initializer {identifier!r}; known: {', '.join(sorted(ALL))}.")
 
 

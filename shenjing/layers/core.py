@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from .. import arguments, initializers, ops, regularizers
 from ..ops import activation as activations
 from .base import Layer, format_shape
@@ -196,6 +198,9 @@ class Dropout(Layer):
         self.rate = arguments.rate(rate, "rate", self)
         self.noise_shape = _noise_shape(noise_shape, self)
         self.seed = None if seed is None else arguments.non_negative_int(seed, "seed", self)
+        # a seeded layer draws from its own generator (the same masks in every run, as in
+        # Keras); without a seed, from shenjing's shared one (utils.set_seed)
+        self._generator = None if seed is None else np.random.default_rng(self.seed)
 
     def compute_output_shape(self, input_shape):
         noise = self.noise_shape
@@ -210,7 +215,8 @@ class Dropout(Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        return ops.dropout(inputs, self.rate, training=True, noise_shape=self.noise_shape)
+        return ops.dropout(inputs, self.rate, training=True, noise_shape=self.noise_shape,
+                           rng=self._generator)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,
