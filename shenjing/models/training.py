@@ -60,6 +60,10 @@ def _arrays(value):
     return np.asarray(value)
 
 
+def _is_config(value):
+    return isinstance(value, dict) and "class_name" in value
+
+
 def _batch_size_of(x):
     first = next(item for item in _as_list(x) if item is not None)
     return int(np.shape(first)[0])
@@ -93,7 +97,11 @@ class TrainingMixin:
         compile_metrics = None
         if metrics is not None or weighted_metrics is not None:
             compile_metrics = CompileMetrics(metrics, weighted_metrics, names, where)
-        self.optimizer, self.loss = optimizer, loss
+        self.optimizer = optimizer
+        # NOTE: a dict keyed by output name is kept as the equivalent list in output order (what
+        # Keras's CompileLoss does inside), so that saving/model_io.py can write it
+        self.loss = ([loss.get(name) for name in names]
+                     if isinstance(loss, dict) and set(loss) == set(names) else loss)
         self._compile_loss, self._compile_metrics = compile_loss, compile_metrics
         self._loss_tracker = metrics_module.Mean(name="loss")
         self.run_eagerly, self.jit_compile = bool(run_eagerly), False
@@ -101,7 +109,11 @@ class TrainingMixin:
         # what saving/model_io.py writes: the per-output losses and weights, the metrics
         self._losses = compile_loss.losses if compile_loss else []
         self._loss_weights = compile_loss.weights if compile_loss else None
-        self._metric_specs = metrics
+        # model_io saves a flat list of metrics; the dict and nested forms and weighted_metrics
+        # are not in that format yet (compile again after load_model)
+        flat = isinstance(metrics, (list, tuple)) and not any(
+            isinstance(m, (list, tuple, dict)) and not _is_config(m) for m in metrics)
+        self._metric_specs = list(metrics) if flat else None
         self._weighted_metric_specs = weighted_metrics
         self.compiled = True
 
