@@ -17,50 +17,11 @@ import numpy as np
 
 from .. import arguments, utils
 from ..arguments import ArgumentError, ArgumentTypeError, fail
-from ..data import class_weight_to_sample_weight
+from ..data import PyDataset, class_weight_to_sample_weight
 from . import fit_arguments
 
 RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or "
            "generator can generate at least `steps_per_epoch * epochs` batches.")
-
-
-class PyDataset:
-    """Base class for a dataset of batches: ``__len__`` (batches per epoch), ``__getitem__(i)``
-    (batch i as (x,), (x, y) or (x, y, sample_weight)) and optionally ``on_epoch_end``.
-
-    Shuffling within batches is the dataset's job; fit(shuffle=True) shuffles the batch order
-    as Keras does. Args (Keras's): workers, use_multiprocessing, max_queue_size; only their
-    defaults are taken, since shenjing loads every batch in the calling thread.
-    """
-
-    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
-        where = type(self).__name__
-        for name, value, allowed in (("workers", workers, (0, 1)),
-                                     ("use_multiprocessing", use_multiprocessing, (False,)),
-                                     ("max_queue_size", max_queue_size, (10,))):
-            if isinstance(value, bool) != (name == "use_multiprocessing") or value not in allowed:
-                raise fail(where, f"{name}={value!r} asks for parallel loading, but shenjing "
-                                  "loads each batch in the calling thread (NumPy already uses "
-                                  f"the cores within each step); leave {name} at its default "
-                                  f"{allowed[-1]!r}.")
-        self.workers, self.use_multiprocessing = workers, use_multiprocessing
-        self.max_queue_size = max_queue_size
-
-    def __getitem__(self, index):
-        raise NotImplementedError(f"{type(self).__name__}: implement __getitem__(index).")
-
-    def __len__(self):
-        raise NotImplementedError(f"{type(self).__name__}: implement __len__().")
-
-    @property
-    def num_batches(self):
-        return len(self)
-
-    def on_epoch_begin(self):
-        pass
-
-    def on_epoch_end(self):
-        pass
 
 
 # ----- one batch -------------------------------------------------------------------------------
@@ -297,6 +258,10 @@ class EpochIterator:
         self._batches, self._seen = None, 0
         self.exhausted, self.total = False, 0  # total: batches handed out so far
         self.num_batches = steps_per_epoch or source.num_batches
+
+    def reset(self):
+        """Start the next epoch on a new pass (evaluate does, each time, as Keras)."""
+        self._batches, self._seen = None, 0
 
     def epoch(self, first_pass=None, first_step=0):
         """(step, batch) of one epoch; first_pass (an iterator of the batches from first_step

@@ -431,6 +431,7 @@ class TrainingMixin:
         return source, validation
 
     def _evaluate_iterator(self, iterator, hooks=None, prefix=""):
+        iterator.reset()
         self.reset_metrics()
         if hooks:
             hooks.on_test_begin()
