@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import shenjing as sj
-from shenjing import layers
 from shenjing.callbacks import Callback, ModelCheckpoint
 from shenjing.errors import ArgumentError, ArgumentTypeError
 from tests.keras_oracle import import_keras
@@ -72,7 +71,7 @@ def _assert_same(theirs, ours, expected=None, got=None):
 def test_generator_of_weighted_batches_trains_as_keras(rng):
     theirs, ours = _pair()
     x, y, w = _data(rng)
-    gen = lambda: ((x[i:i + 4], y[i:i + 4], w[i:i + 4]) for i in range(0, 20, 4))  # noqa: E731
+    gen = lambda: ((x[i:i + 4], y[i:i + 4], w[i:i + 4]) for i in range(0, 20, 4))
     expected, got, their_steps, our_steps, caught = _fit_both(theirs, ours, gen)
     assert our_steps == their_steps == [5]
     assert any(RAN_OUT in m for m in caught)  # Keras warns when a generator ends, too
@@ -84,7 +83,7 @@ def test_generator_shorter_than_steps_per_epoch_times_epochs(rng):
     spent generator has nothing for a third epoch)."""
     theirs, ours = _pair()
     x, y, _ = _data(rng)
-    gen = lambda: ((x[i:i + 4], y[i:i + 4]) for i in range(0, 20, 4))  # noqa: E731
+    gen = lambda: ((x[i:i + 4], y[i:i + 4]) for i in range(0, 20, 4))
     expected, got, their_steps, our_steps, caught = _fit_both(theirs, ours, gen, epochs=2,
                                                              steps_per_epoch=3)
     assert our_steps == their_steps == [3, 2] and any(RAN_OUT in m for m in caught)
@@ -165,7 +164,7 @@ def test_validation_freq_steps_and_batch_size_as_keras(rng):
 def test_validation_data_as_a_generator(rng):
     theirs, ours = _pair()
     x, y, _ = _data(rng)
-    val = lambda: ((x[i:i + 5], y[i:i + 5]) for i in range(0, 20, 5))  # noqa: E731
+    val = lambda: ((x[i:i + 5], y[i:i + 5]) for i in range(0, 20, 5))
     kwargs = {"epochs": 1, "batch_size": 4, "shuffle": False, "verbose": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -177,7 +176,7 @@ def test_validation_data_as_a_generator(rng):
 def test_evaluate_and_predict_take_generators_and_steps(rng):
     theirs, ours = _pair()
     x, y, _ = _data(rng)
-    gen = lambda: ((x[i:i + 4], y[i:i + 4]) for i in range(0, 20, 4))  # noqa: E731
+    gen = lambda: ((x[i:i + 4], y[i:i + 4]) for i in range(0, 20, 4))
     for steps in (None, 2):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
