@@ -17,6 +17,7 @@ from .. import arguments
 from .. import losses as losses_module
 from .. import metrics as metrics_module
 from ..arguments import ArgumentError, ArgumentTypeError, fail
+from ..tensor import Tensor
 
 
 def check_keras_only(where, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss):
@@ -268,3 +269,28 @@ def _unique(prefix, base, weighted, seen):
         candidate, index = f"{name}_{index}", index + 1
     seen.add(candidate)
     return candidate
+
+
+def pythonify_logs(logs):
+    """Logs as {name: float}: nested dicts (compile_metrics) flattened, tensors made floats."""
+    out = {}
+    for key, value in (logs or {}).items():
+        if isinstance(value, dict):
+            out.update(pythonify_logs(value))
+            continue
+        try:
+            out[key] = float(np.asarray(value.data if isinstance(value, Tensor) else value))
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+def flatten_in_order(metrics, logs):
+    """Keras's list order: the metrics' names in order, then the other logs sorted."""
+    names = []
+    for metric in metrics:
+        names += (metric.base_names if isinstance(metric, CompileMetrics)
+                  else [metric.name])
+    values = [logs[name] for name in names if name in logs]
+    values += [logs[key] for key in sorted(logs) if key not in names]
+    return values[0] if len(values) == 1 else values

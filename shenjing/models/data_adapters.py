@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import arguments, utils
 from ..arguments import ArgumentError, ArgumentTypeError, fail
-from ..data import PyDataset, class_weight_to_sample_weight
+from ..data import PyDataset, class_weight_to_sample_weight, split_validation
 from . import fit_arguments
 
 RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or "
@@ -41,6 +41,10 @@ def pack_x_y_sample_weight(x, y=None, sample_weight=None):
     if y is None:
         return (x,)
     return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 def by_name(value, names, what, where):
@@ -300,3 +304,54 @@ class EpochIterator:
         if known and self._seen >= known:
             self._batches = None
         source.on_epoch_end()
+
+
+def fit_sources(model, x, y, batch_size, shuffle, class_weight, sample_weight,
+                 validation_split, validation_data, opts):
+    """(training source, validation source or None), every argument checked."""
+    where, structure = "fit", Structure(model)
+    val_batch = opts["validation_batch_size"]
+    validation = None
+    if is_data_source(validation_data):
+        validation = make_source(where, model, validation_data, batch_size=val_batch)
+        validation_data = None
+    elif isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
+        validation_data = (structure.x(validation_data[0], where),
+                           structure.y(validation_data[1], where), *validation_data[2:])
+    if is_data_source(x):
+        fit_arguments.check_source_fit(where, x, validation_split, shuffle, class_weight)
+        source = make_source(where, model, x, y, sample_weight, batch_size, shuffle,
+                             class_weight)
+        if validation_data is not None:
+            validation = make_source(where, model, *validation_data[:2], *validation_data[2:],
+                                     batch_size=val_batch or fit_arguments.DEFAULT_BATCH_SIZE)
+        return source, validation
+    x, y, sample_weight, batch_size, _, validation_split, validation_data = (
+        fit_arguments.check_fit(where, structure.x(x, where), structure.y(y, where),
+                                batch_size, opts["epochs"], opts["verbose"],
+                                validation_split, validation_data, shuffle, class_weight,
+                                sample_weight, opts["initial_epoch"]))
+    model._check_structure(where, x, y)
+    fit_arguments.class_weight_keys(class_weight, fit_arguments.classes(model), where)
+    xs, ys = _as_list(x), _as_list(y)
+    if class_weight is not None and len(ys) != 1:
+        raise ArgumentError(f"fit: class_weight works for a model with one output; this one "
+                            f"has {len(ys)} targets. Use sample_weight.")
+    if validation_split and validation_data is None:
+        # Keras's rule: the last fraction of the samples, taken before any shuffling; the
+        # held-out samples keep their sample weights (class_weight weighs training only)
+        train, held_out = split_validation([*xs, *ys, sample_weight], validation_split)
+        validation_data = (held_out[:len(xs)], held_out[len(xs):-1], held_out[-1])
+        xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
+    if class_weight is not None:
+        sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
+    source = ArraySource(xs if isinstance(x, list) else xs[0],
+                         ys if isinstance(y, list) else ys[0], sample_weight, batch_size,
+                         shuffle)
+    if validation_data is not None and validation is None:
+        val_x, val_y = (_as_list(part) for part in validation_data[:2])
+        validation = ArraySource(val_x if isinstance(x, list) else val_x[0],
+                                 val_y if isinstance(y, list) else val_y[0],
+                                 next(iter(validation_data[2:]), None),
+                                 val_batch or batch_size, False)
+    return source, validation

@@ -279,3 +279,25 @@ def check_source_fit(where, x, split, shuffle, classes):
     if arguments.number(split, "validation_split", where, 0.0, 1.0, high_open=True):
         raise fail(where, "Argument `validation_split` is only supported for tensors or NumPy "
                           f"arrays. Found incompatible type in the input: [{type(x)}]")
+
+
+def check_structure(model, where, x, y=None):
+    """As many input arrays as the model has inputs (and targets as outputs), before any
+    work: a tuple (x1, x2) given to a one-input model is refused naming x."""
+    if not model.built:
+        return
+    for name, data, expected in (("x", x, len(model.inputs)), ("y", y, len(model.outputs))):
+        got = len(data) if isinstance(data, (list, tuple)) else 1
+        if data is not None and got != expected:
+            what = "input" if name == "x" else "output"
+            raise ArgumentError(f"{where}: {name} holds {got} array{'s' * (got != 1)} for a "
+                                f"model with {expected} {what}(s); a list or tuple of arrays "
+                                f"means one per model {what} (one array for one {what}: "
+                                f"pass np.asarray({name}) if it is nested).")
+
+def classes(model):
+    """The number of classes of a one-output model (2 for one sigmoid unit), else None."""
+    if not model.built or len(model.outputs) != 1:
+        return None
+    last = model.outputs[0].shape[-1] if model.outputs[0].shape else None
+    return None if last is None else max(int(last), 2)

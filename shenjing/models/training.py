@@ -17,17 +17,22 @@ import numpy as np
 from .. import arguments, memory, optimizers
 from .. import metrics as metrics_module
 from ..callbacks.base import CallbackList, History
-from ..data import class_weight_to_sample_weight, split_validation
 from ..errors import ArgumentError
 from ..progbar import is_dynamic
 from ..tensor import Tensor, no_grad
 from . import fit_arguments, resume
-from .compile_utils import CompileLoss, CompileMetrics, check_keras_only
+from .compile_utils import (
+    CompileLoss,
+    CompileMetrics,
+    check_keras_only,
+    flatten_in_order,
+    pythonify_logs,
+)
 from .data_adapters import (
     ArraySource,
     EpochIterator,
     Structure,
-    is_data_source,
+    fit_sources,
     make_source,
     unpack_x_y_sample_weight,
 )
@@ -35,20 +40,6 @@ from .data_adapters import (
 
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def _pythonify(logs):
-    """Logs as {name: float}: nested dicts (compile_metrics) flattened, tensors made floats."""
-    out = {}
-    for key, value in (logs or {}).items():
-        if isinstance(value, dict):
-            out.update(_pythonify(value))
-            continue
-        try:
-            out[key] = float(np.asarray(value.data if isinstance(value, Tensor) else value))
-        except (TypeError, ValueError):
-            out[key] = value
-    return out
 
 
 def _arrays(value):
@@ -171,7 +162,7 @@ class TrainingMixin:
                 out.update(result)
             else:
                 out[metric.name] = result
-        return _pythonify(out)
+        return pythonify_logs(out)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with this batch; returns get_metrics_result()."""
@@ -180,14 +171,7 @@ class TrainingMixin:
         return self.get_metrics_result()
 
     def _flatten_metrics_in_order(self, logs):
-        """Keras's list order: the metrics' names in order, then the other logs sorted."""
-        names = []
-        for metric in self.metrics:
-            names += (metric.base_names if isinstance(metric, CompileMetrics)
-                      else [metric.name])
-        values = [logs[name] for name in names if name in logs]
-        values += [logs[key] for key in sorted(logs) if key not in names]
-        return values[0] if len(values) == 1 else values
+        return flatten_in_order(self.metrics, logs)
 
     # ----- one batch ---------------------------------------------------------------------
     def zero_grad(self):
@@ -251,13 +235,13 @@ class TrainingMixin:
     @memory.at_batch  # keeps the malloc setting within its limit (shenjing/memory.py)
     def _run_train_step(self, data):
         self._prepare_step(data)
-        return _pythonify(self.train_step(data))
+        return pythonify_logs(self.train_step(data))
 
     @memory.at_batch
     def _run_test_step(self, data):
         self._prepare_step(data)
         with no_grad():
-            return _pythonify(self.test_step(data))
+            return pythonify_logs(self.test_step(data))
 
     @memory.at_batch  # *_on_batch keep the setting between calls; memory.release() ends it
     def _run_predict_step(self, data):
@@ -316,9 +300,8 @@ class TrainingMixin:
         self._require_compiled("fit")
         opts = fit_arguments.check_loop("fit", epochs, initial_epoch, verbose, steps_per_epoch,
                                         validation_steps, validation_batch_size, validation_freq)
-        source, validation = self._fit_sources(x, y, batch_size, shuffle, class_weight,
-                                               sample_weight, validation_split, validation_data,
-                                               opts)
+        source, validation = fit_sources(self, x, y, batch_size, shuffle, class_weight,
+                                         sample_weight, validation_split, validation_data, opts)
         iterator = EpochIterator(source, steps_per_epoch)
         val_iterator = None if validation is None else EpochIterator(validation,
                                                                      validation_steps)
@@ -380,56 +363,6 @@ class TrainingMixin:
         self.history = history
         return history
 
-    def _fit_sources(self, x, y, batch_size, shuffle, class_weight, sample_weight,
-                     validation_split, validation_data, opts):
-        """(training source, validation source or None), every argument checked."""
-        where, structure = "fit", Structure(self)
-        val_batch = opts["validation_batch_size"]
-        validation = None
-        if is_data_source(validation_data):
-            validation = make_source(where, self, validation_data, batch_size=val_batch)
-            validation_data = None
-        elif isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
-            validation_data = (structure.x(validation_data[0], where),
-                               structure.y(validation_data[1], where), *validation_data[2:])
-        if is_data_source(x):
-            fit_arguments.check_source_fit(where, x, validation_split, shuffle, class_weight)
-            source = make_source(where, self, x, y, sample_weight, batch_size, shuffle,
-                                 class_weight)
-            if validation_data is not None:
-                validation = make_source(where, self, *validation_data[:2], *validation_data[2:],
-                                         batch_size=val_batch or fit_arguments.DEFAULT_BATCH_SIZE)
-            return source, validation
-        x, y, sample_weight, batch_size, _, validation_split, validation_data = (
-            fit_arguments.check_fit(where, structure.x(x, where), structure.y(y, where),
-                                    batch_size, opts["epochs"], opts["verbose"],
-                                    validation_split, validation_data, shuffle, class_weight,
-                                    sample_weight, opts["initial_epoch"]))
-        self._check_structure(where, x, y)
-        fit_arguments.class_weight_keys(class_weight, self._classes(), where)
-        xs, ys = _as_list(x), _as_list(y)
-        if class_weight is not None and len(ys) != 1:
-            raise ArgumentError(f"fit: class_weight works for a model with one output; this one "
-                                f"has {len(ys)} targets. Use sample_weight.")
-        if validation_split and validation_data is None:
-            # Keras's rule: the last fraction of the samples, taken before any shuffling; the
-            # held-out samples keep their sample weights (class_weight weighs training only)
-            train, held_out = split_validation([*xs, *ys, sample_weight], validation_split)
-            validation_data = (held_out[:len(xs)], held_out[len(xs):-1], held_out[-1])
-            xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
-        if class_weight is not None:
-            sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
-        source = ArraySource(xs if isinstance(x, list) else xs[0],
-                             ys if isinstance(y, list) else ys[0], sample_weight, batch_size,
-                             shuffle)
-        if validation_data is not None and validation is None:
-            val_x, val_y = (_as_list(part) for part in validation_data[:2])
-            validation = ArraySource(val_x if isinstance(x, list) else val_x[0],
-                                     val_y if isinstance(y, list) else val_y[0],
-                                     next(iter(validation_data[2:]), None),
-                                     val_batch or batch_size, False)
-        return source, validation
-
     def _evaluate_iterator(self, iterator, hooks=None, prefix=""):
         iterator.reset()
         self.reset_metrics()
@@ -448,25 +381,7 @@ class TrainingMixin:
         return {prefix + name: value for name, value in logs.items()}
 
     def _check_structure(self, where, x, y=None):
-        """As many input arrays as the model has inputs (and targets as outputs), before any
-        work: a tuple (x1, x2) given to a one-input model is refused naming x."""
-        if not self.built:
-            return
-        for name, data, expected in (("x", x, len(self.inputs)), ("y", y, len(self.outputs))):
-            got = len(data) if isinstance(data, (list, tuple)) else 1
-            if data is not None and got != expected:
-                what = "input" if name == "x" else "output"
-                raise ArgumentError(f"{where}: {name} holds {got} array{'s' * (got != 1)} for a "
-                                    f"model with {expected} {what}(s); a list or tuple of arrays "
-                                    f"means one per model {what} (one array for one {what}: "
-                                    f"pass np.asarray({name}) if it is nested).")
-
-    def _classes(self):
-        """The number of classes of a one-output model (2 for one sigmoid unit), else None."""
-        if not self.built or len(self.outputs) != 1:
-            return None
-        last = self.outputs[0].shape[-1] if self.outputs[0].shape else None
-        return None if last is None else max(int(last), 2)
+        fit_arguments.check_structure(self, where, x, y)
 
     def _hooks(self, callbacks, verbose, steps, where):
         """Callbacks for evaluate/predict, with a progress bar when verbose."""
