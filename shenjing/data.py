@@ -1,5 +1,6 @@
 """Batching helpers for aligned arrays (x, y, sample weights) that do not fit in one batch.
 
+PyDataset is the base class of a dataset of batches for fit (shenjing.utils.PyDataset).
 Also sequence helpers: forecasting windows over a time series (sliding_windows,
 timeseries_split, Scaler, forecast_windows) and pad_sequences for ragged sequences.
 """
@@ -8,6 +9,7 @@ import math
 
 import numpy as np
 
+from .arguments import fail
 from .errors import ArgumentError, ArgumentTypeError
 
 
@@ -59,7 +61,7 @@ def split_validation(arrays, validation_split):
             f"split_validation: validation_split must be a float in (0, 1), "
             f"got {validation_split!r}."
         )
-    split_at = int(math.floor(n * (1.0 - validation_split)))
+    split_at = math.floor(n * (1.0 - validation_split))
     if split_at == 0 or split_at == n:
         raise ArgumentError(
             f"split_validation: {n} samples are too few to split with "
@@ -120,6 +122,45 @@ def class_weight_to_sample_weight(y, class_weight, dtype="float32"):
     for label, weight in class_weight.items():
         weights[classes == int(label)] = weight
     return weights
+
+
+class PyDataset:
+    """Base class for a dataset of batches: ``__len__`` (batches per epoch), ``__getitem__(i)``
+    (batch i as (x,), (x, y) or (x, y, sample_weight)) and optionally ``on_epoch_end``.
+
+    Shuffling within batches is the dataset's job; fit(shuffle=True) shuffles the batch order
+    as Keras does. Args (Keras's): workers, use_multiprocessing, max_queue_size; only their
+    defaults are taken, since shenjing loads every batch in the calling thread.
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        where = type(self).__name__
+        for name, value, allowed in (("workers", workers, (0, 1)),
+                                     ("use_multiprocessing", use_multiprocessing, (False,)),
+                                     ("max_queue_size", max_queue_size, (10,))):
+            if isinstance(value, bool) != (name == "use_multiprocessing") or value not in allowed:
+                raise fail(where, f"{name}={value!r} asks for parallel loading, but shenjing "
+                                  "loads each batch in the calling thread (NumPy already uses "
+                                  f"the cores within each step); leave {name} at its default "
+                                  f"{allowed[-1]!r}.")
+        self.workers, self.use_multiprocessing = workers, use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__}: implement __getitem__(index).")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__}: implement __len__().")
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass
 
 
 # --- time series and ragged sequences ------------------------------------------------------

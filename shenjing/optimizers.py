@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .errors import ArgumentError, ArgumentTypeError
 from .ops import parallel
 from .schedules import _number
 from .tensor import Tensor
+from .variable import Variable
 
 # Arguments of Keras 3 optimizers that shenjing lacks; a Keras config loads if they hold these.
 _KERAS_ONLY_DEFAULTS = {
@@ -113,15 +115,16 @@ class Optimizer:
         self._learning_rate = self._arg("learning_rate", value, low=0)
 
     # ----- the update --------------------------------------------------------------------
-    def apply(self, variables, grads=None) -> None:
-        """One update of ``variables`` in place; ``grads`` defaults to each ``.grad``.
+    def apply(self, grads_or_variables, trainable_variables=None) -> None:
+        """One update in place, in Keras's form ``apply(grads, trainable_variables)`` or ours,
+        ``apply(variables, grads=None)`` (grads default to each variable's ``.grad``).
 
-        Variables whose gradient is None are skipped; ``iterations`` grows by one.
+        Variables whose gradient is None are skipped, with Keras's warning naming them (once
+        until the next fit); ``iterations`` grows by one.
         """
-        variables = list(variables)
+        variables, grads = self._variables_and_grads(grads_or_variables, trainable_variables)
         if not variables:
             return
-        grads = [v.grad for v in variables] if grads is None else list(grads)
         if len(grads) != len(variables):
             raise ArgumentError(
                 f"{type(self).__name__}: expected one gradient per variable, got "
@@ -133,6 +136,12 @@ class Optimizer:
                 f"{type(self).__name__}: no gradient for any of the {len(variables)} variables "
                 "(was backward() called?)."
             )
+        if len(pairs) < len(variables) and not getattr(self, "_warned_missing", False):
+            self._warned_missing = True
+            missing = [getattr(v, "name", "?") for v, g in zip(variables, grads) if g is None]
+            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the "
+                          "loss. If using `model.compile()`, did you forget to provide a `loss` "
+                          "argument?", stacklevel=3)
         variables, grads = [v for v, _ in pairs], self._clip([g for _, g in pairs])
         lr = self.learning_rate
         if self.weight_decay:
@@ -157,10 +166,27 @@ class Optimizer:
             lambda s: self._update(var[s], g[s], {k: a[s] for k, a in slots.items()}, lr),
             len(var), elements)
 
-    def apply_gradients(self, grads_and_vars) -> None:
-        """Keras spelling: ``apply_gradients(zip(grads, variables))``."""
+    @staticmethod
+    def _variables_and_grads(first, second):
+        """(variables, grads) from either argument order: Keras's (grads, variables) when the
+        second holds the Variables, else ours (variables, grads or None for each .grad)."""
+        first = list(first)
+        if second is not None:
+            second = list(second)
+            if all(isinstance(v, Variable) for v in second) and not (
+                    first and all(isinstance(v, Variable) for v in first)):
+                return second, first
+            return first, second
+        if first and not any(isinstance(v, Tensor) for v in first):
+            raise ArgumentError("apply(grads): pass the variables too, as apply(grads, "
+                                "trainable_variables) (the optimizer keeps no list of its own).")
+        return first, [v.grad for v in first]
+
+    def apply_gradients(self, grads_and_vars) -> int:
+        """Keras spelling: ``apply_gradients(zip(grads, variables))``; returns iterations."""
         grads, variables = zip(*grads_and_vars)
-        self.apply(variables, grads)
+        self.apply(list(grads), list(variables))
+        return self.iterations
 
     def _update(self, var, g, slots, lr) -> None:
         """Update ``var`` (ndarray) in place with gradient ``g``, ``slots`` and rate ``lr``."""

@@ -88,9 +88,11 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        # NOTE: a reduction leaves a NumPy scalar in .data; np.asarray needs an ndarray back
+        data = np.asarray(self.data)
+        if dtype is not None and dtype != data.dtype:
+            return data.astype(dtype)
+        return data.copy() if copy else data
 
     def item(self):
         return self.data.item()

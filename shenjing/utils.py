@@ -4,6 +4,7 @@ import random
 
 import numpy as np
 
+from .data import PyDataset  # noqa: F401 - keras.utils.PyDataset
 from .errors import ArgumentError
 
 _rng = np.random.default_rng()

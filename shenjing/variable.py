@@ -19,6 +19,12 @@ class Variable(Tensor):
             self.data = self.data.copy(order="C")  # on mixed layouts run ~20x slower
         self.name, self.trainable = name, trainable
 
+    @property
+    def value(self) -> "Variable":
+        """The variable's tensor (Keras's ``variable.value``): this Variable itself, so
+        ``v.value.grad`` is the gradient that backward() left on it."""
+        return self
+
     def assign(self, value) -> None:
         """Overwrite the values in place (same shape; cast to this variable's dtype)."""
         value = np.asarray(value.data if isinstance(value, Tensor) else value)

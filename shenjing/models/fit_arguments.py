@@ -155,7 +155,7 @@ def validation_split(value, n, where) -> float:
     """A float in [0, 1) that leaves both parts at least one sample (Keras's message)."""
     split = arguments.number(value, "validation_split", where, 0.0, 1.0, high_open=True)
     if split:
-        split_at = int(math.floor(n * (1.0 - split)))
+        split_at = math.floor(n * (1.0 - split))
         if split_at in (0, n):
             raise fail(where, f"Training data contains {n} samples, which is not sufficient to "
                               "split it into a validation and training set as specified by "
@@ -234,3 +234,70 @@ def check_batch(where, x, y=None, weights=None, targets=True):
     y = data(y, "y", where)
     n = same_samples(where, x=x, y=y)
     return x, y, sample_weight(weights, n, where)
+
+
+def optional_steps(value, name, where):
+    """None (as many batches as the data holds) or a positive int."""
+    return None if value is None else arguments.positive_int(value, name, where)
+
+
+def validation_freq(value, where):
+    """An int >= 1 (validate every that many epochs) or a list of 1-based epochs (Keras)."""
+    if isinstance(value, list):
+        for item in value:
+            arguments.positive_int(item, "validation_freq's epochs", where)
+        return value
+    if not arguments.is_int(value):
+        raise fail(where, "Expected `validation_freq` to be a list or int. Received: "
+                          f"validation_freq={value!r} of the type {type(value)}.",
+                   ArgumentTypeError)
+    return arguments.positive_int(value, "validation_freq", where)
+
+
+def should_validate(epoch, freq) -> bool:
+    """Whether epoch (0-based) ends with validation under validation_freq."""
+    return (epoch + 1) % freq == 0 if isinstance(freq, int) else (epoch + 1) in freq
+
+
+def check_loop(where, epochs_value, initial_epoch, verbose_value, steps_per_epoch,
+               validation_steps, validation_batch_size, freq):
+    """fit's arguments that hold whatever the data is; returns them normalized by name."""
+    epochs(epochs_value, initial_epoch, where)
+    return {"epochs": epochs_value, "initial_epoch": initial_epoch,
+            "verbose": verbose(verbose_value, where),
+            "steps_per_epoch": optional_steps(steps_per_epoch, "steps_per_epoch", where),
+            "validation_steps": optional_steps(validation_steps, "validation_steps", where),
+            "validation_batch_size": optional_steps(validation_batch_size,
+                                                    "validation_batch_size", where),
+            "validation_freq": validation_freq(freq, where)}
+
+
+def check_source_fit(where, x, split, shuffle, classes):
+    """fit with a generator or PyDataset: validation_split needs arrays (Keras's message)."""
+    arguments.boolean(shuffle, "shuffle", where)
+    class_weight(classes, where)
+    if arguments.number(split, "validation_split", where, 0.0, 1.0, high_open=True):
+        raise fail(where, "Argument `validation_split` is only supported for tensors or NumPy "
+                          f"arrays. Found incompatible type in the input: [{type(x)}]")
+
+
+def check_structure(model, where, x, y=None):
+    """As many input arrays as the model has inputs (and targets as outputs), before any
+    work: a tuple (x1, x2) given to a one-input model is refused naming x."""
+    if not model.built:
+        return
+    for name, data, expected in (("x", x, len(model.inputs)), ("y", y, len(model.outputs))):
+        got = len(data) if isinstance(data, (list, tuple)) else 1
+        if data is not None and got != expected:
+            what = "input" if name == "x" else "output"
+            raise ArgumentError(f"{where}: {name} holds {got} array{'s' * (got != 1)} for a "
+                                f"model with {expected} {what}(s); a list or tuple of arrays "
+                                f"means one per model {what} (one array for one {what}: "
+                                f"pass np.asarray({name}) if it is nested).")
+
+def classes(model):
+    """The number of classes of a one-output model (2 for one sigmoid unit), else None."""
+    if not model.built or len(model.outputs) != 1:
+        return None
+    last = model.outputs[0].shape[-1] if model.outputs[0].shape else None
+    return None if last is None else max(int(last), 2)

@@ -1,45 +1,63 @@
-"""compile / fit / evaluate / predict and the per-batch steps, as in Keras.
+"""compile / fit / evaluate / predict and the per-batch steps, as in Keras 3 (torch backend).
 
-The ``training`` flag is passed explicitly into every layer call: ``fit`` and
-``train_on_batch`` run layers in training mode, ``evaluate``/``predict`` in inference mode.
+fit, evaluate and predict hand each batch ``data`` ((x,), (x, y) or (x, y, sample_weight); see
+data_adapters) to ``train_step`` / ``test_step`` / ``predict_step``, which a subclass may
+override as in Keras's "Customizing what happens in fit()": ``self.zero_grad()``,
+``y_pred = self(x, training=True)``, ``loss = self.compute_loss(...)``, ``loss.backward()``,
+``self.optimizer.apply(grads, self.trainable_weights)``; the dict a step returns is the logs.
 """
 
 from __future__ import annotations
 
-import math
 import sys
+import warnings
 
 import numpy as np
 
-from .. import arguments, memory, optimizers, utils
-from .. import losses as losses_module
+from .. import arguments, memory, optimizers
 from .. import metrics as metrics_module
 from ..callbacks.base import CallbackList, History
-from ..data import class_weight_to_sample_weight, split_validation
-from ..errors import ArgumentError, ArgumentTypeError
+from ..errors import ArgumentError
 from ..progbar import is_dynamic
-from ..tensor import no_grad
+from ..tensor import Tensor, no_grad
 from . import fit_arguments, resume
+from .compile_utils import (
+    CompileLoss,
+    CompileMetrics,
+    check_keras_only,
+    flatten_in_order,
+    pythonify_logs,
+)
+from .data_adapters import (
+    ArraySource,
+    EpochIterator,
+    Structure,
+    fit_sources,
+    make_source,
+    unpack_x_y_sample_weight,
+)
 
 
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _num_samples(arrays) -> int:
-    sizes = {len(a) for a in arrays if a is not None}
-    if len(sizes) != 1:
-        raise ArgumentError(f"fit: all inputs and targets need the same number of samples, got "
-                            f"{sorted(sizes)}.")
-    return sizes.pop()
+def _arrays(value):
+    """Targets or predictions as arrays (a list or dict of them kept as such)."""
+    if isinstance(value, (list, tuple)):
+        return [np.asarray(item) for item in value]
+    if isinstance(value, dict):
+        return {key: np.asarray(item) for key, item in value.items()}
+    return np.asarray(value)
 
 
-def _take(arrays, index):
-    return [None if a is None else a[index] for a in arrays]
+def _is_config(value):
+    return isinstance(value, dict) and "class_name" in value
 
 
-def _epoch_order(n, shuffle):
-    return utils.get_rng().permutation(n) if shuffle else np.arange(n)
+def _batch_size_of(x):
+    first = next(item for item in _as_list(x) if item is not None)
+    return int(np.shape(first)[0])
 
 
 class TrainingMixin:
@@ -51,256 +69,291 @@ class TrainingMixin:
         self.stop_training = False
         self.history = None
         self.completed_epochs = 0  # saved in checkpoints, for fit(initial_epoch=...)
+        self.loss = None
+        self._compile_loss = self._compile_metrics = self._loss_tracker = None
 
     # ----- compile -----------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
-        """Set the optimizer, the loss (one, or a list per output) and the metrics; each is
-        checked here (an unknown name, a loss of None, a metric that is not a name, Metric or
-        callable), so a mistake fails now rather than at the first batch."""
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        """Set the optimizer, the loss and the metrics, with Keras 3's forms for several
+        outputs (see compile_utils); each is checked now, so a mistake fails here rather than
+        at the first batch. run_eagerly, steps_per_execution, jit_compile and auto_scale_loss
+        are Keras's; shenjing always runs eagerly, one batch a step."""
         where = f"Model '{self.name}'.compile"
+        check_keras_only(where, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
         optimizer = arguments.lookup(optimizers.get, optimizer, "optimizer", where)
-        n_out = len(self.outputs) if self.built else 1
-        loss_list = loss if isinstance(loss, (list, tuple)) else [loss] * max(n_out, 1)
-        if loss is None or any(item is None for item in loss_list) or not loss_list:
-            raise ArgumentError(f"{where}: a loss is required, e.g. "
-                                f"loss='sparse_categorical_crossentropy', got loss={loss!r}.")
-        if self.built and isinstance(loss, (list, tuple)) and len(loss_list) != n_out:
-            raise ArgumentError(f"{where}: loss is a list of {len(loss_list)} for a model with "
-                                f"{n_out} output{'s' if n_out > 1 else ''}; pass one per output.")
-        losses = [arguments.lookup(losses_module.get, item, "loss", where) for item in loss_list]
-        weights = self._checked_loss_weights(loss_weights, len(losses), where)
-        specs = self._checked_metrics(metrics, where)
-        self.optimizer, self.loss, self._losses = optimizer, loss, losses
-        self._loss_weights, self._metric_specs = weights, specs
-        self._build_metrics()
+        names = self._output_names()
+        compile_loss = None if loss is None else CompileLoss(loss, loss_weights, names, where)
+        compile_metrics = None
+        if metrics is not None or weighted_metrics is not None:
+            compile_metrics = CompileMetrics(metrics, weighted_metrics, names, where)
+        self.optimizer = optimizer
+        # NOTE: a dict keyed by output name is kept as the equivalent list in output order (what
+        # Keras's CompileLoss does inside), so that saving/model_io.py can write it
+        self.loss = ([loss.get(name) for name in names]
+                     if isinstance(loss, dict) and set(loss) == set(names) else loss)
+        self._compile_loss, self._compile_metrics = compile_loss, compile_metrics
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self.run_eagerly, self.jit_compile = bool(run_eagerly), False
+        self.steps_per_execution = 1
+        # what saving/model_io.py writes: the per-output losses and weights, the metrics
+        self._losses = compile_loss.losses if compile_loss else []
+        self._loss_weights = compile_loss.weights if compile_loss else None
+        # model_io saves a flat list of metrics; the dict and nested forms and weighted_metrics
+        # are not in that format yet (compile again after load_model)
+        flat = isinstance(metrics, (list, tuple)) and not any(
+            isinstance(m, (list, tuple, dict)) and not _is_config(m) for m in metrics)
+        self._metric_specs = list(metrics) if flat else None
+        self._weighted_metric_specs = weighted_metrics
         self.compiled = True
 
-    @staticmethod
-    def _checked_loss_weights(value, n, where):
-        """None (all 1.0) or one finite number per loss (Keras sets no sign)."""
-        if value is None:
-            return [1.0] * n
-        if not isinstance(value, (list, tuple)) or len(value) != n:
-            raise arguments.fail(where, f"loss_weights must be a list of {n} number"
-                                        f"{'s' if n > 1 else ''} (one per loss), got "
-                                        f"{value!r:.80}.", ArgumentTypeError)
-        return [arguments.number(w, f"loss_weights[{i}]", where) for i, w in enumerate(value)]
-
-    @staticmethod
-    def _checked_metrics(value, where):
-        """None or a list/tuple of metric names, Metrics (or classes) and callables; names are
-        looked up now ('accuracy' picks its kind at the first batch, as in Keras 3)."""
-        if value is None:
-            return []
-        if not isinstance(value, (list, tuple)):
-            raise arguments.fail(where, f"Expected `metrics` argument to be a list or tuple, got "
-                                        f"{value!r:.80}.", ArgumentTypeError)
-        for index, spec in enumerate(value):
-            name = f"metrics[{index}]"
-            if isinstance(spec, str):
-                if spec.lower() not in ("accuracy", "acc"):
-                    arguments.lookup(metrics_module.get, spec, name, where)
-            elif not (isinstance(spec, (metrics_module.Metric, dict)) or callable(spec)):
-                raise arguments.fail(where, f"{name} must be a metric name, a Metric or a "
-                                            f"callable(y_true, y_pred), got {spec!r:.80}.",
-                                     ArgumentTypeError)
-        return list(value)
-
-    def _build_metrics(self):
-        self._loss_tracker = metrics_module.Mean(name="loss")
-        self._metrics = None  # (output index, metric), made at the first batch as in Keras 3
-
-    def _resolve_metrics(self, y_true, y_pred):
-        """'accuracy' picks its kind from the first batch's shapes, as Keras 3 does."""
-        self._metrics = []
-        specs = _as_list(self._metric_specs) if self._metric_specs else []
-        for index, (loss, target, pred) in enumerate(zip(self._losses, y_true, y_pred)):
-            for spec in specs:
-                metric = metrics_module.get(spec, loss=loss, y_true=target, y_pred=pred)
-                if len(self._losses) > 1:
-                    metric.name = f"{self._output_name(index)}_{metric.name}"
-                self._metrics.append((index, metric))
-
-    def _output_name(self, index):
-        return self.outputs[index].node.layer.name
-
-    @property
-    def metrics_names(self):
-        return ["loss"] + [m.name for _, m in self._metrics or []]
+    def _output_names(self):
+        if not self.built or not getattr(self, "outputs", None):
+            return [self.name]  # a Sequential without its input yet: one output
+        return [t.node.layer.name for t in self.outputs]
 
     def _require_compiled(self, what):
         if not self.compiled:
             raise RuntimeError(f"Model '{self.name}': call compile(optimizer, loss) before "
                                f"{what}.")
 
-    # ----- one batch ---------------------------------------------------------------------
-    def _inputs(self, x):
-        x = _as_list(x)
-        return x[0] if len(x) == 1 else x
+    # ----- metrics -----------------------------------------------------------------------
+    @property
+    def metrics(self):
+        """Keras 3's order: the loss tracker, the compiled metrics, each output's loss, then
+        Metrics held as attributes of the model."""
+        out = []
+        if self.compiled:
+            out.append(self._loss_tracker)
+            if self._compile_metrics is not None:
+                out.append(self._compile_metrics)
+            if self._compile_loss is not None:
+                out.extend(self._compile_loss.metrics)
+        held = [value for key, value in vars(self).items()
+                if isinstance(value, metrics_module.Metric) and key != "_loss_tracker"]
+        return out + [m for m in held if all(m is not seen for seen in out)]
 
-    def _total_loss(self, y_true, y_pred, sample_weight):
-        y_true, y_pred = _as_list(y_true), _as_list(y_pred)
-        if len(y_true) != len(self._losses):
-            raise ArgumentError(f"Model '{self.name}': got {len(y_true)} targets for "
-                                f"{len(self._losses)} outputs.")
-        total = None
-        for loss, weight, target, pred in zip(self._losses, self._loss_weights, y_true, y_pred):
-            term = loss(target, pred, sample_weight=sample_weight) * weight
-            total = term if total is None else total + term
-        return total
+    @property
+    def metrics_names(self):
+        return [m.name for m in self.metrics]
 
-    def _update_metrics(self, loss_value, y_true, y_pred, sample_weight, n):
-        self._loss_tracker.update_state(loss_value, sample_weight=n)
-        y_true, y_pred = _as_list(y_true), [np.asarray(p) for p in _as_list(y_pred)]
-        if self._metrics is None:
-            self._resolve_metrics(y_true, y_pred)
-            resume.apply_pending_metric_totals(self)  # a resumed epoch's totals so far
-        for index, metric in self._metrics:
-            metric.update_state(y_true[index], y_pred[index], sample_weight)
+    @property
+    def _metrics(self):
+        """(output index, metric) of the compiled metrics and per-output losses, None until
+        the metrics are made (models/resume.py keeps their running totals)."""
+        compiled = self._compile_metrics
+        if compiled is not None and not compiled.built:
+            return None
+        pairs = [(i, metric) for i, _, metric, _ in compiled.entries] if compiled else []
+        trackers = self._compile_loss.trackers if self._compile_loss else {}
+        return pairs + list(trackers.items())
 
-    def _logs(self, prefix=""):
-        logs = {prefix + "loss": self._loss_tracker.result()}
-        for _, metric in self._metrics or []:
-            logs[prefix + metric.name] = metric.result()
-        return logs
-
-    def _reset_metrics(self):
-        self._loss_tracker.reset_state()
-        for _, metric in self._metrics or []:
+    def reset_metrics(self):
+        for metric in self.metrics:
             metric.reset_state()
 
-    @memory.at_batch  # keeps the malloc setting within its limit (shenjing/memory.py)
-    def _train_step(self, x, y, sample_weight):
+    def get_metrics_result(self):
+        """{name: value} of self.metrics; a metric whose result is a dict adds its entries."""
+        out = {}
+        for metric in self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                out.update(result)
+            else:
+                out[metric.name] = result
+        return pythonify_logs(out)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with this batch; returns get_metrics_result()."""
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(_arrays(y), _arrays(y_pred), sample_weight)
+        return self.get_metrics_result()
+
+    def _flatten_metrics_in_order(self, logs):
+        return flatten_in_order(self.metrics, logs)
+
+    # ----- one batch ---------------------------------------------------------------------
+    def zero_grad(self):
+        """Clear the gradients of the trainable weights (torch.nn.Module.zero_grad)."""
+        for variable in self.trainable_weights:
+            variable.grad = None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss of (y, y_pred) plus the layers' regularization losses."""
+        losses = []
+        if self._compile_loss is not None:
+            loss = self._compile_loss(y, y_pred, sample_weight)
+            if loss is not None:
+                losses.append(loss)
+        losses += self.regularization_losses()
+        if not losses:
+            raise ArgumentError(f"Model '{self.name}': No loss to compute. Provide a `loss` "
+                                "argument in `compile()`.")
+        total = losses[0]
+        for term in losses[1:]:
+            total = total + term
+        return total
+
+    def train_step(self, data):
+        """One optimizer step on one batch; returns the logs (Keras's torch train_step)."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=True)
+        self.zero_grad()
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        self._loss_tracker.update_state(float(loss.data), sample_weight=_batch_size_of(x))
         variables = self.trainable_weights
-        for v in variables:
-            v.grad = None
-        y_pred = self(self._inputs(x), training=True)
-        loss = self._total_loss(y, y_pred, sample_weight)
-        penalties = self.regularization_losses()
-        total = loss
-        for penalty in penalties:
-            total = total + penalty
-        total.backward()
-        self.optimizer.apply(variables)
-        self._update_metrics(float(total.data), y, y_pred, sample_weight, len(_as_list(x)[0]))
+        if variables:
+            loss.backward()
+            self.optimizer.apply([v.value.grad for v in variables], variables)
+        else:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=False)
+        self._loss_tracker.update_state(float(loss.data), sample_weight=_batch_size_of(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    def _prepare_step(self, data):
+        """Make the compiled metrics from the first batch's targets and the model's output
+        shapes before any update, then give a resumed epoch its running totals."""
+        compiled = self._compile_metrics
+        if compiled is not None and not compiled.built and self.built:
+            y = unpack_x_y_sample_weight(data)[1]
+            if y is not None:
+                compiled.build(y, [tuple(t.shape) for t in self.outputs])
+        resume.apply_pending_metric_totals(self)
+
+    @memory.at_batch  # keeps the malloc setting within its limit (shenjing/memory.py)
+    def _run_train_step(self, data):
+        self._prepare_step(data)
+        return pythonify_logs(self.train_step(data))
 
     @memory.at_batch
-    def _test_step(self, x, y, sample_weight):
+    def _run_test_step(self, data):
+        self._prepare_step(data)
         with no_grad():
-            y_pred = self(self._inputs(x), training=False)
-            loss = self._total_loss(y, y_pred, sample_weight)
-            for penalty in self.regularization_losses():
-                loss = loss + penalty
-        self._update_metrics(float(loss.data), y, y_pred, sample_weight, len(_as_list(x)[0]))
+            return pythonify_logs(self.test_step(data))
+
+    @memory.at_batch  # *_on_batch keep the setting between calls; memory.release() ends it
+    def _run_predict_step(self, data):
+        with no_grad():
+            out = self.predict_step(data)
+        return [np.asarray(o.data if isinstance(o, Tensor) else o) for o in _as_list(out)]
+
+    def _on_batch(self, where, x, y, sample_weight):
+        self._require_compiled(where)
+        structure = Structure(self)
+        x, y, sample_weight = fit_arguments.check_batch(
+            where, structure.x(x, where), structure.y(y, where), sample_weight)
+        self._check_structure(where, x, y)
+        self.reset_metrics()
+        return x, y, sample_weight
 
     def train_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
-        self._require_compiled("train_on_batch")
-        x, y, sample_weight = fit_arguments.check_batch("train_on_batch", x, y, sample_weight)
-        self._check_structure("train_on_batch", x, y)
-        self._reset_metrics()
-        self._train_step(x, y, sample_weight)
-        return self._result(return_dict)
+        data = self._on_batch("train_on_batch", x, y, sample_weight)
+        logs = self._run_train_step(tuple(item for item in data if item is not None))
+        return logs if return_dict else self._flatten_metrics_in_order(logs)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
-        self._require_compiled("test_on_batch")
-        x, y, sample_weight = fit_arguments.check_batch("test_on_batch", x, y, sample_weight)
-        self._check_structure("test_on_batch", x, y)
-        self._reset_metrics()
-        self._test_step(x, y, sample_weight)
-        return self._result(return_dict)
+        data = self._on_batch("test_on_batch", x, y, sample_weight)
+        logs = self._run_test_step(tuple(item for item in data if item is not None))
+        return logs if return_dict else self._flatten_metrics_in_order(logs)
 
-    @memory.at_batch  # *_on_batch keep the setting between calls; memory.release() ends it
     def predict_on_batch(self, x):
+        x = Structure(self).x(x, "predict_on_batch")
         x = fit_arguments.check_batch("predict_on_batch", x, targets=False)[0]
         self._check_structure("predict_on_batch", x)
-        with no_grad():
-            out = self(self._inputs(x), training=False)
-        return [o.numpy() for o in out] if isinstance(out, list) else out.numpy()
+        out = self._run_predict_step((x,))
+        return out[0] if len(out) == 1 else out
 
-    def _result(self, return_dict, logs=None):
-        logs = self._logs() if logs is None else logs
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+    def _epoch_logs(self, logs):
+        """The metrics' results if the step logs name the same entries, else the last step's
+        logs (a custom train_step returning other entries), as Keras does."""
+        metric_logs = self.get_metrics_result()
+        return metric_logs if set(logs) == set(metric_logs) else dict(logs)
 
     # ----- loops -------------------------------------------------------------------------
     @memory.session  # the malloc setting while it runs, handed back at the end
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0):
-        """Train for ``epochs`` passes over (x, y); returns a History of per-epoch logs.
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` passes over the data; returns a History of per-epoch logs.
 
-        class_weight ({class id: weight}) weighs each training sample by its class, as Keras
-        does (one output only; not together with sample_weight). To resume a loaded
-        checkpoint, pass ``initial_epoch=model.completed_epochs``: that also restores the random
-        state saved with it (load_model leaves the process's random state alone), goes on at
-        the batch after a mid-epoch checkpoint with the same shuffle order, and gives the
-        callbacks their saved state (same data, batch_size and callbacks; see models/resume.py).
+        x: arrays (a dict by input name too), a Python generator or iterable of batches, or a
+        PyDataset. To resume a loaded checkpoint, pass ``initial_epoch=model.completed_epochs``:
+        with arrays (and no steps_per_epoch) it goes on at the batch after a mid-epoch
+        checkpoint with the same shuffle order (models/resume.py). A generator, PyDataset or
+        steps_per_epoch cannot be rewound: their checkpoints resume at an epoch's start, and
+        the source must hand out the remaining epochs' batches itself.
         """
         self._require_compiled("fit")
-        x, y, sample_weight, batch_size, verbose, validation_split, validation_data = (
-            fit_arguments.check_fit("fit", x, y, batch_size, epochs, verbose, validation_split,
-                                    validation_data, shuffle, class_weight, sample_weight,
-                                    initial_epoch))
-        self._check_structure("fit", x, y)
-        fit_arguments.class_weight_keys(class_weight, self._classes(), "fit")
-        xs, ys = _as_list(x), _as_list(y)
-        if class_weight is not None:
-            if sample_weight is not None:
-                raise ArgumentError("fit: pass class_weight or sample_weight, not both (Keras "
-                                    "refuses both too); fold the class weights into "
-                                    "sample_weight.")
-            if len(ys) != 1:
-                raise ArgumentError(f"fit: class_weight works for a model with one output; "
-                                    f"this one has {len(ys)} targets. Use sample_weight.")
-        if validation_split and validation_data is None:
-            # Keras's rule: the last fraction of the samples, taken before any shuffling; the
-            # held-out samples keep their sample weights (class_weight weighs training only)
-            train, held_out = split_validation([*xs, *ys, sample_weight], validation_split)
-            validation_data = (held_out[:len(xs)], held_out[len(xs):-1], held_out[-1])
-            xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
-        if class_weight is not None:
-            sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
-        n = _num_samples(xs + ys)
-        steps = max(1, math.ceil(n / batch_size))
+        opts = fit_arguments.check_loop("fit", epochs, initial_epoch, verbose, steps_per_epoch,
+                                        validation_steps, validation_batch_size, validation_freq)
+        source, validation = fit_sources(self, x, y, batch_size, shuffle, class_weight,
+                                         sample_weight, validation_split, validation_data, opts)
+        iterator = EpochIterator(source, steps_per_epoch)
+        val_iterator = None if validation is None else EpochIterator(validation,
+                                                                     validation_steps)
+        verbose = opts["verbose"]
         if verbose == "auto":  # a bar where it can be redrawn (terminal, notebook), else lines
             verbose = 1 if is_dynamic(sys.stdout) else 2
         history = History()
         callback_list = CallbackList(callbacks, model=self, history=history, verbose=verbose,
-                                     params={"epochs": epochs, "steps": steps, "verbose": verbose},
-                                     where="fit")
+                                     params={"epochs": epochs, "steps": iterator.num_batches,
+                                             "verbose": verbose}, where="fit")
         self.stop_training = False
+        self.optimizer._warned_missing = False  # unreached weights: warned once per fit
         from ..saving.loading import restore_saved_rng
 
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
         saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
+        rewindable = isinstance(source, ArraySource) and steps_per_epoch is None
+        if saved is not None and saved.batch and not rewindable:
+            raise ArgumentError("fit: the checkpoint was written in the middle of an epoch, "
+                                "which only resumes with arrays (and no steps_per_epoch); a "
+                                "generator or PyDataset cannot be rewound to that batch.")
         self._fit_callbacks = callback_list.callbacks  # checkpoints save their states
         callback_list.on_train_begin()
         if saved is not None:
             saved.restore_callbacks(callback_list.callbacks)
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
-            self._reset_metrics()
-            order, first_step = resume.start_epoch(  # (0, a fresh order) unless resuming
-                self, epoch, steps, lambda: _epoch_order(n, shuffle),
-                saved if epoch == initial_epoch else None)
-            for step in range(first_step, steps):
-                index = order[step * batch_size:(step + 1) * batch_size]
+            self.reset_metrics()
+            first, batches = 0, None
+            if rewindable:
+                order, first = resume.start_epoch(  # (0, a fresh order) unless resuming
+                    self, epoch, source.num_batches, source.draw_order,
+                    saved if epoch == initial_epoch else None)
+                batches = source.passes(order, first)
+            else:
+                resume.note_epoch_start(self, epoch)
+            logs = {}
+            for step, data in iterator.epoch(batches, first):
                 callback_list.on_train_batch_begin(step)
-                batch_x, batch_y = _take(xs, index), _take(ys, index)
-                weights = None if sample_weight is None else sample_weight[index]
-                self._train_step(batch_x, batch_y, weights)
-                resume.note_batch_done(self, step + 1)
-                callback_list.on_train_batch_end(step, self._logs())
+                logs = self._run_train_step(data)
+                if rewindable:
+                    resume.note_batch_done(self, step + 1)
+                callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
-            logs = self._logs()
-            if validation_data is not None:
-                val_x, val_y, *val_weights = validation_data  # (x, y) or (x, y, weights)
-                logs.update(self._evaluate_logs(val_x, val_y, batch_size, prefix="val_",
-                                                sample_weight=next(iter(val_weights), None)))
+            if iterator.exhausted:  # a generator with nothing left: Keras's warning was given
+                self.stop_training = True
+                break
+            logs = self._epoch_logs(logs)
+            if val_iterator is not None and fit_arguments.should_validate(epoch,
+                                                                          validation_freq):
+                logs.update(self._evaluate_iterator(val_iterator, prefix="val_"))
             self.completed_epochs = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -310,81 +363,60 @@ class TrainingMixin:
         self.history = history
         return history
 
-    def _evaluate_logs(self, x, y, batch_size, sample_weight=None, prefix="", hooks=None):
-        xs, ys = _as_list(x), _as_list(y)
-        n = _num_samples(xs + ys)
-        self._reset_metrics()
+    def _evaluate_iterator(self, iterator, hooks=None, prefix=""):
+        iterator.reset()
+        self.reset_metrics()
         if hooks:
             hooks.on_test_begin()
-        for step, start in enumerate(range(0, n, batch_size)):
-            index = slice(start, start + batch_size)
-            weights = None if sample_weight is None else sample_weight[index]
+        logs = {}
+        for step, data in iterator.epoch():
             if hooks:
                 hooks.on_test_batch_begin(step)
-            self._test_step(_take(xs, index), _take(ys, index), weights)
+            logs = self._run_test_step(data)
             if hooks:
-                hooks.on_test_batch_end(step, self._logs())
-        logs = self._logs(prefix)
+                hooks.on_test_batch_end(step, logs)
+        logs = self._epoch_logs(logs)
         if hooks:
             hooks.on_test_end(logs)
-        return logs
+        return {prefix + name: value for name, value in logs.items()}
 
     def _check_structure(self, where, x, y=None):
-        """As many input arrays as the model has inputs (and targets as outputs), before any
-        work: a tuple (x1, x2) given to a one-input model is refused naming x."""
-        if not self.built:
-            return
-        for name, data, expected in (("x", x, len(self.inputs)), ("y", y, len(self.outputs))):
-            got = len(data) if isinstance(data, (list, tuple)) else 1
-            if data is not None and got != expected:
-                what = "input" if name == "x" else "output"
-                raise ArgumentError(f"{where}: {name} holds {got} array{'s' * (got != 1)} for a "
-                                    f"model with {expected} {what}(s); a list or tuple of arrays means one "
-                                    f"per model {what} (one array for one {what}: pass "
-                                    f"np.asarray({name}) if it is nested).")
+        fit_arguments.check_structure(self, where, x, y)
 
-    def _classes(self):
-        """The number of classes of a one-output model (2 for one sigmoid unit), else None."""
-        if not self.built or len(self.outputs) != 1:
-            return None
-        last = self.outputs[0].shape[-1] if self.outputs[0].shape else None
-        return None if last is None else max(int(last), 2)
-
-    def _hooks(self, callbacks, verbose, n, batch_size, where):
+    def _hooks(self, callbacks, verbose, steps, where):
         """Callbacks for evaluate/predict, with a progress bar when verbose."""
         if verbose == "auto":
             verbose = 1 if is_dynamic(sys.stdout) else 2
-        steps = max(1, math.ceil(n / batch_size))
         return CallbackList(callbacks, model=self, verbose=verbose,
                             params={"steps": steps, "verbose": verbose}, where=where)
 
     @memory.session
-    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
-                 return_dict=False, callbacks=None):
-        """Loss and metrics over (x, y) in inference mode."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics over the data in inference mode (arrays, a generator or a
+        PyDataset; steps: at most this many batches)."""
         self._require_compiled("evaluate")
-        x, y, sample_weight, batch_size, verbose = fit_arguments.check_evaluate(
-            "evaluate", x, y, batch_size, verbose, sample_weight)
-        self._check_structure("evaluate", x, y)
-        hooks = self._hooks(callbacks, verbose, _num_samples(_as_list(x)), batch_size,
-                            "evaluate")
-        logs = self._evaluate_logs(x, y, batch_size, sample_weight, hooks=hooks)
-        return self._result(return_dict, logs)
+        verbose = fit_arguments.verbose(verbose, "evaluate")
+        steps = fit_arguments.optional_steps(steps, "steps", "evaluate")
+        iterator = EpochIterator(make_source("evaluate", self, x, y, sample_weight, batch_size),
+                                 steps)
+        hooks = self._hooks(callbacks, verbose, iterator.num_batches, "evaluate")
+        logs = self._evaluate_iterator(iterator, hooks=hooks)
+        return logs if return_dict else self._flatten_metrics_in_order(logs)
 
     @memory.session
-    def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x, computed batch by batch in inference mode, as NumPy arrays."""
-        x, batch_size, verbose = fit_arguments.check_predict("predict", x, batch_size, verbose)
-        xs = _as_list(x)
-        n = _num_samples(xs)
-        self._check_structure("predict", x)
-        hooks = self._hooks(callbacks, verbose, n, batch_size, "predict")
+        verbose = fit_arguments.verbose(verbose, "predict")
+        steps = fit_arguments.optional_steps(steps, "steps", "predict")
+        iterator = EpochIterator(make_source("predict", self, x, batch_size=batch_size,
+                                             targets=False), steps)
+        hooks = self._hooks(callbacks, verbose, iterator.num_batches, "predict")
         hooks.on_predict_begin()
         chunks = []
-        for step, start in enumerate(range(0, n, batch_size)):
+        for step, data in iterator.epoch():
             hooks.on_predict_batch_begin(step)
-            batch = _take(xs, slice(start, start + batch_size))
-            chunks.append(_as_list(self.predict_on_batch(batch)))
+            chunks.append(self._run_predict_step(data))
             hooks.on_predict_batch_end(step, {"outputs": chunks[-1]})
         hooks.on_predict_end()
         outputs = [np.concatenate(parts) for parts in zip(*chunks)]
@@ -398,4 +430,3 @@ class TrainingMixin:
 
         (print_fn or print)(summary_text(self, line_length=line_length, explain=explain,
                                          show_macs=show_macs, show_memory=show_memory))
-
