@@ -1,5 +1,5 @@
-"""Copies of a model's graph: clone_model (new layers, fresh weights), models cut from an
-intermediate tensor (clone_graph_nodes), and the architecture as JSON (to_json and back).
+"""Copies of a model: clone_model (new layers, fresh weights, Keras 3's semantics) and the
+architecture as JSON (to_json and model_from_json).
 
 The JSON is shenjing's own config format (the one ``save`` writes), not Keras's: a Keras
 ``model.to_json()`` string is refused with that said. Loading looks classes up in the allow-list
@@ -11,61 +11,15 @@ from __future__ import annotations
 import json
 
 from ..errors import ArgumentError, ArgumentTypeError
-from ..layers.base import InputLayer, Node, SymbolicTensor, map_symbolic
+from ..layers.base import InputLayer, SymbolicTensor, map_symbolic
 from .functional import Model, Sequential
+from .graph import new_input_like
 
 FORMAT = "shenjing"
 
 
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def _new_input_like(tensor, name=None) -> SymbolicTensor:
-    return InputLayer(shape=tensor.shape[1:], batch_size=tensor.shape[0], dtype=tensor.dtype,
-                      name=name).output
-
-
-def clone_graph_nodes(inputs, outputs):
-    """(new inputs, new outputs): each input that is not an Input(...) tensor is replaced by a
-    new Input of its shape, and every call between the inputs and the outputs that depends on
-    one is recorded again (same layers, same weights) on the new tensors, as Keras 3 does."""
-    mapping = {}
-    for t in inputs:
-        if id(t) not in mapping:
-            mapping[id(t)] = t if isinstance(t.node.layer, InputLayer) else _new_input_like(t)
-    for node in _nodes_between(inputs, outputs):
-        if not any(id(p) in mapping for p in node.parents):
-            continue
-        new_inputs = map_symbolic(lambda t: mapping.get(id(t), t), node.inputs)
-        new_kwargs = map_symbolic(lambda t: mapping.get(id(t), t), node.kwargs)
-        shapes = [t.shape for t in node.outputs]
-        multi = isinstance(node.output, list)
-        copy = Node(node.layer, new_inputs, new_kwargs, shapes if multi else shapes[0],
-                    node.outputs[0].dtype)
-        for old, new in zip(node.outputs, copy.outputs):
-            mapping[id(old)] = new
-    return ([mapping[id(t)] for t in inputs], [mapping.get(id(t), t) for t in outputs])
-
-
-def _nodes_between(inputs, outputs):
-    """The nodes from the inputs (excluded) to the outputs, each after its parents."""
-    stop = {id(t) for t in inputs}
-    order, seen = [], set()
-    stack = [(t, False) for t in reversed(outputs) if id(t) not in stop]
-    while stack:
-        tensor, expanded = stack.pop()
-        node = tensor.node
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((tensor, True))
-        stack.extend((p, False) for p in reversed(node.parents)
-                     if id(p) not in stop and id(p.node) not in seen)
-    return order
 
 
 # ----- clone_model ------------------------------------------------------------------------
@@ -132,16 +86,16 @@ def _clone_sequential(model, clone, input_tensors):
                                 f"input_tensors, got {input_tensors!r:.100}.")
         tensor = tensors[0]
         start = tensor.node.layer if isinstance(tensor.node.layer, InputLayer) else (
-            _new_input_like(tensor).node.layer)
+            new_input_like(tensor).node.layer)
         layers.insert(0, start)
     elif first is not None:
-        layers.insert(0, _new_input_like(first.output, name=first.name).node.layer)
+        layers.insert(0, new_input_like(first.output, name=first.name).node.layer)
     return Sequential(layers, name=model.name, trainable=model.trainable)
 
 
 def _clone_functional(model, clone, call_function, input_tensors):
     if input_tensors is None:
-        new_inputs = [_new_input_like(t, name=t.node.layer.name) for t in model.inputs]
+        new_inputs = [new_input_like(t, name=t.node.layer.name) for t in model.inputs]
     else:
         new_inputs = _as_list(input_tensors)
         if (len(new_inputs) != len(model.inputs)

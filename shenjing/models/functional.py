@@ -30,6 +30,11 @@ class Model(TrainingMixin, Layer):
         self._set_graph(inputs, outputs)
 
     def _set_graph(self, inputs, outputs):
+        for what, value in (("inputs", inputs), ("outputs", outputs)):
+            if isinstance(value, dict):  # Keras takes dicts; name the tensors' order instead
+                raise ArgumentTypeError(
+                    f"Model '{self.name}': {what} as a dict are not supported; pass a list "
+                    f"(e.g. {what}=list(d.values())) and give data in the same order.")
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = not isinstance(outputs, (list, tuple))
         self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
@@ -63,7 +68,7 @@ class Model(TrainingMixin, Layer):
         """Inputs that are not Input(...) tensors get a new Input each, and the calls after
         them are recorded again from those (Keras 3's clone_graph_nodes): the model starts
         there, sharing the layers and weights of the graph it was cut from."""
-        from .cloning import clone_graph_nodes
+        from .graph import clone_graph_nodes
 
         inputs, outputs = clone_graph_nodes(self.inputs, self.outputs)
         self.inputs, self.outputs = inputs, outputs
@@ -71,19 +76,19 @@ class Model(TrainingMixin, Layer):
     @property
     def input(self):
         """The input tensor(s) as given to the constructor: one tensor, or a list."""
-        return self._graph_struct("inputs", self._single_input)
+        return self._graph_struct("inputs", "_single_input")
 
     @property
     def output(self):
         """The output tensor(s) as given to the constructor: one tensor, or a list."""
-        return self._graph_struct("outputs", self._single_output)
+        return self._graph_struct("outputs", "_single_output")
 
     def _graph_struct(self, attribute, single):
         tensors = getattr(self, attribute, None)
         if not tensors:
             raise AttributeError(f"{type(self).__name__} '{self.name}' has no {attribute} yet "
                                  "(it is not built: give it an Input or call it on data).")
-        return tensors[0] if single else list(tensors)
+        return tensors[0] if getattr(self, single, False) else list(tensors)
 
     def to_json(self, **kwargs) -> str:
         """The architecture as JSON (shenjing's config format, not Keras's); rebuild it with
@@ -99,42 +104,10 @@ class Model(TrainingMixin, Layer):
 
     def _ordered_nodes(self):
         """Every node between the inputs and the outputs, each after its parents, in Keras 3's
-        order (ops/function.py map_graph), which fixes the order of layers and weights: by
-        depth, the longest path to an output, deepest first; ties by when a depth-first walk
-        from the outputs (inputs, then call arguments, in order) first meets the layer."""
-        post_order, first_seen, seen = [], {}, set()
-        stack = [(t.node, False) for t in reversed(self.outputs)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                post_order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            first_seen.setdefault(id(node.layer), len(first_seen))
-            stack.append((node, True))
-            if isinstance(node.layer, InputLayer) and not any(node is t.node for t in self.inputs):
-                raise ArgumentError(
-                    f"Model '{self.name}': the graph needs input '{node.layer.name}', which is "
-                    "not in the model's inputs."
-                )
-            for parent in reversed(node.parents):
-                if id(parent.node) not in seen:
-                    stack.append((parent.node, False))
-        depth, layer_depth = {}, {}
-        for node in reversed(post_order):  # each node after every node it feeds
-            d = max(depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
-            depth[id(node)] = layer_depth[id(node.layer)] = d
-            for parent in node.parents:
-                depth[id(parent.node)] = max(depth.get(id(parent.node), 0), d + 1)
-        for t in self.inputs:  # an input no output needs still belongs to the model
-            if id(t.node) not in depth:
-                post_order.append(t.node)
-                depth[id(t.node)] = layer_depth[id(t.node.layer)] = 0
-                first_seen[id(t.node.layer)] = -1
-        return sorted(post_order, key=lambda n: (-depth[id(n)], -layer_depth[id(n.layer)],
-                                                 first_seen[id(n.layer)]))
+        order (see graph.ordered_nodes), which fixes the order of layers and weights."""
+        from .graph import ordered_nodes
+
+        return ordered_nodes(self.inputs, self.outputs, self.name)
 
     # ----- layers and weights ------------------------------------------------------------
     @property
