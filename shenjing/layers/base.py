@@ -73,22 +73,45 @@ class SymbolicTensor:
 
 
 class Node:
-    """One call of a layer inside a graph: which symbolic tensors went in and came out."""
+    """One call of a layer inside a graph: which symbolic tensors went in and came out.
+
+    ``parents`` are the symbolic tensors of the inputs and, in order after them, those held in
+    the call's keyword arguments (nested in lists, tuples or dicts), e.g. an RNN's
+    ``initial_state``: a model replays the call with real values for all of them.
+    """
 
     def __init__(self, layer: Layer, inputs, kwargs, outputs_shapes, dtype):
         self.layer, self.inputs, self.kwargs = layer, inputs, kwargs
-        flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        self.parents = [t for t in flat if isinstance(t, SymbolicTensor)]
+        self.parents = [t for t in flatten((inputs, kwargs)) if isinstance(t, SymbolicTensor)]
         multi = isinstance(outputs_shapes, list)
         shapes = outputs_shapes if multi else [outputs_shapes]
         self.outputs = [SymbolicTensor(s, dtype, self, i) for i, s in enumerate(shapes)]
         self.output = self.outputs if multi else self.outputs[0]
+        layer._inbound_nodes.append(self)
+
+
+def flatten(structure) -> list:
+    """The leaves of nested lists, tuples and dicts (values, in order)."""
+    if isinstance(structure, dict):
+        structure = list(structure.values())
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in flatten(item)]
+    return [structure]
+
+
+def map_symbolic(fn, structure):
+    """``structure`` with each SymbolicTensor leaf replaced by ``fn(leaf)``."""
+    if isinstance(structure, SymbolicTensor):
+        return fn(structure)
+    if isinstance(structure, dict):
+        return {key: map_symbolic(fn, value) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(map_symbolic(fn, item) for item in structure)
+    return structure
 
 
 def _is_symbolic(inputs) -> bool:
-    if isinstance(inputs, (list, tuple)):
-        return any(isinstance(x, SymbolicTensor) for x in inputs)
-    return isinstance(inputs, SymbolicTensor)
+    return any(isinstance(x, SymbolicTensor) for x in flatten(inputs))
 
 
 def _shape_of(inputs):
@@ -125,6 +148,7 @@ class Layer:
         parameters = inspect.signature(self.call).parameters
         self._takes_training, self._takes_mask = "training" in parameters, "mask" in parameters
         self.input_shape = self.output_shape = None
+        self._inbound_nodes: list[Node] = []  # one per symbolic call, in call order
 
     # ----- to override -------------------------------------------------------------------
     def build(self, input_shape) -> None:
@@ -209,10 +233,8 @@ class Layer:
             raise self._error(f"expects one input tensor, got a {type(inputs).__name__} of "
                               f"{len(inputs)}; a list means several inputs here (as in Keras's "
                               "merge layers). Pass np.asarray(...) for one nested-list input.")
-        if _is_symbolic(inputs):
-            output_shape = self.build_for(_shape_of(inputs))
-            node = Node(self, inputs, kwargs, output_shape, self.dtype)
-            return node.output
+        if _is_symbolic(inputs) or _is_symbolic(kwargs):
+            return self._symbolic_call(inputs, kwargs)
         inputs = self._to_tensors(inputs)
         if self.built:
             self.compute_output_shape(_shape_of(inputs))  # explained errors for bad shapes
@@ -235,6 +257,36 @@ class Layer:
         elif output_mask is not None:
             outputs._keras_mask = output_mask
         return outputs
+
+    def _symbolic_call(self, inputs, kwargs):
+        """Record a graph node: build for the inputs' shapes, return symbolic outputs. Symbolic
+        tensors in ``kwargs`` (an RNN's initial_state, a mask) become parents of the node."""
+        if not all(isinstance(x, SymbolicTensor) for x in flatten(inputs)):
+            raise self._error(
+                "the inputs mix symbolic tensors (from Input(...)) with arrays, or an argument "
+                f"holds a symbolic tensor while the inputs are {type(inputs).__name__}; in a "
+                "functional model every input of a call must come from Input(...) or a layer.")
+        output_shape = self.build_for(_shape_of(inputs))
+        return Node(self, inputs, kwargs, output_shape, self.dtype).output
+
+    # ----- the graph: Keras 3's properties of a layer's first call -----------------------
+    def _first_node(self, what: str) -> Node:
+        if not self._inbound_nodes:
+            raise AttributeError(f"{type(self).__name__} '{self.name}' has never been called "
+                                 f"on a symbolic tensor and thus has no defined {what}.")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        """The symbolic input(s) of the layer's first call, keyword arguments' tensors after
+        the inputs (a tensor for one, a list for several), as Keras 3."""
+        parents = self._first_node("input").parents
+        return parents[0] if len(parents) == 1 else list(parents)
+
+    @property
+    def output(self):
+        """The symbolic output(s) of the layer's first call (a list for several)."""
+        return self._first_node("output").output
 
     single_input = False  # True: a list or tuple passed as inputs is refused (shenjing's own)
 
@@ -277,7 +329,7 @@ class InputLayer(Layer):
         self.shape, self.batch_size = shape, batch_size
         self.built = True
         self.output_shape = self.input_shape = (batch_size, *shape)
-        self.output = Node(self, [], {}, (batch_size, *shape), self.dtype).output
+        Node(self, [], {}, (batch_size, *shape), self.dtype)  # its output: self.output
 
     def call(self, inputs):
         return inputs

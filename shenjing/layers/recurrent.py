@@ -12,7 +12,36 @@ from .. import arguments, initializers, ops, regularizers, utils
 from ..ops import activation as activations
 from ..ops import recurrent as recurrent_ops
 from ..tensor import Tensor
-from .base import Layer, format_shape
+from .base import Layer, SymbolicTensor, format_shape
+
+
+def _is_state_list(inputs) -> bool:
+    """[x, *states] of arrays or symbolic tensors (tf.keras's list form of initial_state), not
+    one input written as nested Python lists."""
+    return isinstance(inputs, (list, tuple)) and len(inputs) > 1 and all(
+        isinstance(item, (Tensor, np.ndarray, SymbolicTensor)) for item in inputs)
+
+
+def check_initial_state(layer, inputs, initial_state, names, units):
+    """initial_state as a list of one (batch, units) tensor per state in ``names`` (units: one
+    size for all, or one per state); the error
+    names the layer, the states expected and what came."""
+    states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    if len(states) != len(names):
+        raise layer._error(f"expected {len(names)} initial state{'s' if len(names) > 1 else ''} "
+                           f"({', '.join(names)}), got {len(states)}.")
+    batch = getattr(inputs, "shape", (None,))[0]
+    sizes = units if isinstance(units, (list, tuple)) else [units] * len(names)
+    for name, state, size in zip(names, states, sizes):
+        shape = getattr(state, "shape", None)
+        if shape is None:
+            shape = np.shape(state)
+        shape = tuple(shape)
+        other_batch = batch is not None and shape[:1] != (None,) and shape[:1] != (batch,)
+        if len(shape) != 2 or shape[1] != size or other_batch:
+            raise layer._error(f"initial state {name} must have shape "
+                               f"{format_shape((batch, size))}, got {format_shape(shape)}.")
+    return states
 
 
 def _activation_name(value, name, layer):
@@ -124,6 +153,20 @@ class _RNN(Layer):
         return [None] * len(self.state_names)
 
     # ----- calling -----------------------------------------------------------------------
+    def __call__(self, inputs, *args, initial_state=None, **kwargs):
+        """Also takes ``layer([x, *states])`` for ``layer(x, initial_state=states)`` (tf.keras's
+        form; Keras 3 refuses it). Symbolic states make the call a node of the model graph."""
+        if _is_state_list(inputs):
+            if initial_state is not None:
+                raise self._error("initial states were given twice: in the input list [x, "
+                                  "*states] and as initial_state=.")
+            inputs, initial_state = inputs[0], list(inputs[1:])
+        if initial_state is not None:
+            names = self.state_names
+            initial_state = check_initial_state(self, inputs, initial_state, names, self.units)
+            kwargs["initial_state"] = initial_state
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, initial_state=None, mask=None, training=False):
         states = self._initial_states(inputs.shape[0], initial_state)
         if mask is not None:

@@ -98,6 +98,21 @@ class Bidirectional(Layer):
         return (self.forward_layer.regularization_losses()
                 + self.backward_layer.regularization_losses())
 
+    def __call__(self, inputs, *args, initial_state=None, **kwargs):
+        """initial_state: the forward layer's states, then the backward layer's (symbolic ones
+        make the call a graph node). Keras 3 refuses the list form [x, *states] here too."""
+        if initial_state is not None:
+            from .recurrent import check_initial_state
+
+            forward, backward = self.forward_layer, self.backward_layer
+            names = ([f"forward {n}" for n in forward.state_names]
+                     + [f"backward {n}" for n in backward.state_names])
+            units = ([forward.units] * len(forward.state_names)
+                     + [backward.units] * len(backward.state_names))
+            kwargs["initial_state"] = check_initial_state(self, inputs, initial_state, names,
+                                                          units)
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, initial_state=None, mask=None, training=False):
         forward_state = backward_state = None
         if initial_state is not None:

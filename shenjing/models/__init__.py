@@ -1,5 +1,7 @@
-"""Models: the functional Model and Sequential, with Keras's training loop."""
+"""Models: the functional Model and Sequential, with Keras's training loop; clone_model and
+model_from_json (shenjing's JSON config format) as in keras.models."""
 
+from .cloning import clone_model, model_from_json
 from .functional import Model, Sequential
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Model", "Sequential", "clone_model", "model_from_json"]

@@ -8,7 +8,7 @@ builds as soon as the input shape is known, so a shape that cannot work fails wh
 from __future__ import annotations
 
 from ..errors import ArgumentError, ArgumentTypeError
-from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape
+from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape, map_symbolic
 from ..tensor import is_grad_enabled
 from . import fusion
 from .training import TrainingMixin
@@ -30,6 +30,11 @@ class Model(TrainingMixin, Layer):
         self._set_graph(inputs, outputs)
 
     def _set_graph(self, inputs, outputs):
+        for what, value in (("inputs", inputs), ("outputs", outputs)):
+            if isinstance(value, dict):  # Keras takes dicts; name the tensors' order instead
+                raise ArgumentTypeError(
+                    f"Model '{self.name}': {what} as a dict are not supported; pass a list "
+                    f"(e.g. {what}=list(d.values())) and give data in the same order.")
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = not isinstance(outputs, (list, tuple))
         self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
@@ -38,10 +43,8 @@ class Model(TrainingMixin, Layer):
                 raise ArgumentTypeError(
                     f"Model '{self.name}': inputs and outputs must come from "
                     f"shenjing.Input(...) and layer calls, got {type(t).__name__}.")
-        for t in self.inputs:
-            if not isinstance(t.node.layer, InputLayer):
-                raise ArgumentError(f"Model '{self.name}': each input must be made by "
-                                    "Input(...).")
+        if not all(isinstance(t.node.layer, InputLayer) for t in self.inputs):
+            self._start_at_intermediate_inputs()
         self._nodes = self._ordered_nodes()
         self._fusion_plans = None  # layers that run together, found when first needed
         # sets, not list scans: a model of n layers is built in O(n), not O(n^2)
@@ -61,37 +64,50 @@ class Model(TrainingMixin, Layer):
         if self._single_output:
             self.output_shape = self.output_shape[0]
 
+    def _start_at_intermediate_inputs(self):
+        """Inputs that are not Input(...) tensors get a new Input each, and the calls after
+        them are recorded again from those (Keras 3's clone_graph_nodes): the model starts
+        there, sharing the layers and weights of the graph it was cut from."""
+        from .graph import clone_graph_nodes
+
+        inputs, outputs = clone_graph_nodes(self.inputs, self.outputs)
+        self.inputs, self.outputs = inputs, outputs
+
+    @property
+    def input(self):
+        """The input tensor(s) as given to the constructor: one tensor, or a list."""
+        return self._graph_struct("inputs", "_single_input")
+
+    @property
+    def output(self):
+        """The output tensor(s) as given to the constructor: one tensor, or a list."""
+        return self._graph_struct("outputs", "_single_output")
+
+    def _graph_struct(self, attribute, single):
+        tensors = getattr(self, attribute, None)
+        if not tensors:
+            raise AttributeError(f"{type(self).__name__} '{self.name}' has no {attribute} yet "
+                                 "(it is not built: give it an Input or call it on data).")
+        return tensors[0] if getattr(self, single, False) else list(tensors)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON (shenjing's config format, not Keras's); rebuild it with
+        ``shenjing.models.model_from_json``. kwargs go to ``json.dumps``."""
+        from .cloning import model_to_json
+
+        return model_to_json(self, **kwargs)
+
     def _check_unique_name(self, layer, names):
         if layer.name in names:
             raise ArgumentError(f"Model '{self.name}': two layers are named '{layer.name}'; "
                                 "layer names must be unique.")
 
     def _ordered_nodes(self):
-        """Every node between the inputs and the outputs, each after its parents."""
-        order, seen = [], set()
-        stack = [(t.node, False) for t in reversed(self.outputs)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            if isinstance(node.layer, InputLayer) and not any(node is t.node for t in self.inputs):
-                raise ArgumentError(
-                    f"Model '{self.name}': the graph needs input '{node.layer.name}', which is "
-                    "not in the model's inputs."
-                )
-            for parent in reversed(node.parents):
-                if id(parent.node) not in seen:
-                    stack.append((parent.node, False))
-        # Keras's order: by depth from the inputs (inputs first, in the given order)
-        level, input_rank = {}, {id(t.node): i for i, t in enumerate(self.inputs)}
-        for node in order:
-            level[id(node)] = 1 + max((level[id(p.node)] for p in node.parents), default=-1)
-        return sorted(order, key=lambda n: (level[id(n)], input_rank.get(id(n), 0)))
+        """Every node between the inputs and the outputs, each after its parents, in Keras 3's
+        order (see graph.ordered_nodes), which fixes the order of layers and weights."""
+        from .graph import ordered_nodes
+
+        return ordered_nodes(self.inputs, self.outputs, self.name)
 
     # ----- layers and weights ------------------------------------------------------------
     @property
@@ -200,7 +216,10 @@ class Model(TrainingMixin, Layer):
                 args = [values[id(t)] for t in args]
             else:
                 args = values[id(args)]
-            out = node.layer(args, training=training, **node.kwargs)
+            kwargs = node.kwargs  # its symbolic tensors (initial_state, ...) take their values
+            if kwargs:
+                kwargs = map_symbolic(lambda t: values[id(t)], kwargs)
+            out = node.layer(args, training=training, **kwargs)
             for symbolic, value in zip(node.outputs, _as_list(out)):
                 values[id(symbolic)] = value
         outputs = [values[id(t)] for t in self.outputs]
@@ -248,13 +267,17 @@ class Model(TrainingMixin, Layer):
         def ref(t):
             return [t.node.layer.name, node_ids[id(t.node)], t.index]
 
+        from ..saving.registry import serialize_layer
+        from .node_config import kwargs_to_config
+
         nodes = []
         for node in self._nodes:
             inputs = node.inputs
             inbound = [ref(t) for t in inputs] if isinstance(inputs, (list, tuple)) else ref(inputs)
             nodes.append({"layer": layer_index[id(node.layer)], "inputs": inbound,
                           "list_input": isinstance(inputs, (list, tuple))})
-        from ..saving.registry import serialize_layer
+            if node.kwargs:
+                nodes[-1]["kwargs"] = kwargs_to_config(self, node, ref)
 
         return {
             "name": self.name,
@@ -268,10 +291,12 @@ class Model(TrainingMixin, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         from ..saving.registry import deserialize_layer
+        from .node_config import kwargs_from_config
 
         layers = [deserialize_layer(c, custom_objects) for c in config["layers"]]
         produced = []  # outputs of each node, in order
-        for spec in config["nodes"]:
+        names = [layers[spec["layer"]].name for spec in config["nodes"]]
+        for i, spec in enumerate(config["nodes"]):
             layer = layers[spec["layer"]]
             if isinstance(layer, InputLayer):
                 produced.append([layer.output])
@@ -282,7 +307,8 @@ class Model(TrainingMixin, Layer):
 
             inputs = ([resolve(r) for r in spec["inputs"]] if spec["list_input"]
                       else resolve(spec["inputs"]))
-            produced.append(_as_list(layer(inputs)))
+            kwargs = kwargs_from_config(spec.get("kwargs", {}), i, produced, names, layer)
+            produced.append(_as_list(layer(inputs, **kwargs)))
         inputs = [produced[r[1]][r[2]] for r in config["inputs"]]
         outputs = [produced[r[1]][r[2]] for r in config["outputs"]]
         return cls(inputs[0] if config["single_input"] else inputs,
