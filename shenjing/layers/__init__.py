@@ -8,6 +8,8 @@ from .locally_connected import LocallyConnected2D
 from .merge import Add, Concatenate, Multiply
 from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from .recurrent import GRU, LSTM, SimpleRNN
+from .rnn import RNN
+from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
 from .pooling import (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
@@ -17,8 +19,9 @@ from .pooling import (
 __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
-    "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "Layer",
+    "Flatten", "GRU", "GRUCell", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "LSTMCell", "Layer",
     "LayerNormalization", "LocallyConnected2D", "Masking", "MaxPooling1D",
-    "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN", "TimeDistributed", "ZeroPadding2D",
+    "MaxPooling2D", "Multiply", "RNN", "Reshape", "SimpleRNN", "SimpleRNNCell",
+    "StackedRNNCells", "TimeDistributed", "ZeroPadding2D",
 ]
