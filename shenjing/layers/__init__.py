@@ -2,6 +2,7 @@
 
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
+from .conv_lstm import ConvLSTM2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
 from .locally_connected import LocallyConnected2D
@@ -19,9 +20,10 @@ from .pooling import (
 __all__ = [
     "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
-    "Flatten", "GRU", "GRUCell", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "LSTMCell", "Layer",
+    "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "Layer",
     "LayerNormalization", "LocallyConnected2D", "Masking", "MaxPooling1D",
-    "MaxPooling2D", "Multiply", "RNN", "Reshape", "SimpleRNN", "SimpleRNNCell",
-    "StackedRNNCells", "TimeDistributed", "ZeroPadding2D",
+    "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN", "TimeDistributed", "ZeroPadding2D",
+    # recurrent cells and the generic RNN layer (issue 13)
+    "ConvLSTM2D", "GRUCell", "LSTMCell", "RNN", "SimpleRNNCell", "StackedRNNCells",
 ]

@@ -17,7 +17,13 @@ from ..tensor import Tensor
 from .base import Layer, _is_symbolic, format_shape
 from .core import activation_name
 from .rnn_cells import (
-    GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, cell_output_size, check_cell, states_of,
+    GRUCell,
+    LSTMCell,
+    SimpleRNNCell,
+    StackedRNNCells,
+    cell_output_size,
+    check_cell,
+    states_of,
 )
 
 
@@ -276,8 +282,8 @@ class RNN(Layer):
             return None
         if training and cell.dropout:  # one mask per sequence, as the cell's own step
             x = x * cell.get_dropout_mask(x[:, 0])[:, None, :]
-        common = dict(mask=mask, go_backwards=self.go_backwards, activation=names[0],
-                      zero_output_for_mask=self.zero_output_for_mask)
+        common = {"mask": mask, "go_backwards": self.go_backwards, "activation": names[0],
+                  "zero_output_for_mask": self.zero_output_for_mask}
         if type(cell) is LSTMCell:
             results = recurrent_ops.lstm(x, cell.kernel, cell.recurrent_kernel, cell.bias,
                                          initial_h=states[0], initial_c=states[1],

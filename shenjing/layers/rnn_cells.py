@@ -23,8 +23,8 @@ def states_of(states):
 def check_cell(cell, name, where):
     """cell, if it can step a recurrence: a ``call`` and a ``state_size`` (Keras's checks)."""
     for attribute, what in (("call", "a call(inputs, states) method"),
-                            ("state_size", "a state_size attribute (an int, or a list of them "
-                                           "with one entry per state)")):
+                            ("state_size", "a state_size attribute (an int, or a list of "
+                                           + "them, one per state)")):
         if not hasattr(cell, attribute):
             raise arguments.fail(where, f"{name} must be an RNN cell with {what}, got "
                                  f"{cell!r:.80}.", arguments.ArgumentTypeError)
