@@ -88,8 +88,8 @@ class ConvLSTM2DCell(_Cell):
     def get_initial_state(self, batch_size=None):
         return [Tensor(np.zeros((batch_size, *self.state_shape), self.dtype)) for _ in "hc"]
 
-    def call(self, inputs, states, training=False):
-        h, c = states_of(states)
+    def call(self, inputs, states=None, training=False):
+        h, c = states_of(self._states_or_zeros(inputs, states))
         x, h_dropped = self._dropped(inputs, h, training)
         f_, gate, act = self.filters, self.recurrent_activation, self.activation
         z = (ops.conv2d(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,

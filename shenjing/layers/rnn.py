@@ -134,6 +134,12 @@ class RNN(Layer):
     def state_size(self):
         return states_of(self.cell.state_size)
 
+    @property
+    def state_names(self):
+        """One name per final state returned with return_state (nested states flattened),
+        as the fused layers' ("h", "c"); Bidirectional counts them."""
+        return tuple(f"state_{i}" for i in range(len(flatten(self.cell.state_size))))
+
     # ----- shapes and weights ------------------------------------------------------------
     def _state_shapes(self, batch, size):
         if isinstance(size, (list, tuple)):

@@ -104,6 +104,16 @@ class _Cell(Layer):
         return [Tensor(np.zeros((batch_size, self.units), self.dtype))
                 for _ in states_of(self.state_size)]
 
+    def _states_or_zeros(self, inputs, states):
+        """states, or zeros when a cell is called on its own without them (as torch's cells)."""
+        if states is None:
+            return self.get_initial_state(inputs.shape[0])
+        expected = len(states_of(self.state_size))
+        if len(states_of(states)) != expected:
+            raise self._error(f"expected {expected} state tensor(s), got "
+                              f"{len(states_of(states))}.")
+        return states
+
     # ----- dropout -----------------------------------------------------------------------
     def _mask(self, shape, rate):
         keep = 1.0 - rate
@@ -154,7 +164,8 @@ class SimpleRNNCell(_Cell):
     recurrent_dropout, seed. Params: (input_dim + units + 1) * units.
     """
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states=None, training=False):
+        states = self._states_or_zeros(inputs, states)
         x, h = self._dropped(inputs, states_of(states)[0], training)
         h = self.activation(ops.dense(x, self.kernel, self.bias)
                             + ops.matmul(h, self.recurrent_kernel))
@@ -183,7 +194,8 @@ class LSTMCell(_Cell):
     def bias_initial_values(self):
         return forget_bias_initializer(self.bias_initializer, self.units, self.unit_forget_bias)
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states=None, training=False):
+        states = self._states_or_zeros(inputs, states)
         h, c = states_of(states)
         x, h_dropped = self._dropped(inputs, h, training)
         u, gate, act = self.units, self.recurrent_activation, self.activation
@@ -234,7 +246,8 @@ class GRUCell(_Cell):
     def bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states=None, training=False):
+        states = self._states_or_zeros(inputs, states)
         h = states_of(states)[0]
         x, h_dropped = self._dropped(inputs, h, training)
         u, gate, act = self.units, self.recurrent_activation, self.activation
@@ -312,9 +325,11 @@ class StackedRNNCells(Layer):
             build_cell(cell, input_shape, self.name)
             input_shape = (input_shape[0], cell_output_size(cell))
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states=None, training=False):
         from .rnn import call_cell
 
+        if states is None:  # called on its own: every cell starts from its initial states
+            states = self.get_initial_state(inputs.shape[0])
         new_states = []
         for cell, cell_states in zip(self.cells, states_of(states)):
             nested = isinstance(cell_states, (list, tuple))

@@ -357,7 +357,9 @@ def test_stateful_carries_states_between_calls(rng):
 
 def test_functional_graph_and_summary(rng):
     inputs = layers.Input((None, 3))
-    output, h, c = layers.RNN(layers.LSTMCell(4), return_state=True)(inputs)
+    rnn = layers.RNN(layers.LSTMCell(4), return_state=True)
+    assert len(rnn.state_names) == 2  # what Bidirectional counts
+    output, h, c = rnn(inputs)
     model = sj.Model(inputs, [output, h, c])
     assert model.count_params() == 4 * (3 + 4 + 1) * 4
     got = model.predict(rng.standard_normal((2, 5, 3)).astype(np.float32), verbose=0)
@@ -388,3 +390,19 @@ def test_errors():
     stacked = layers.RNN([layers.LSTMCell(2), layers.LSTMCell(2)], return_state=True)
     with pytest.raises(ValueError, match="nested states"):
         stacked(layers.Input((3, 2)))
+
+
+def test_a_cell_steps_on_its_own(rng):
+    """Called without states, a cell starts from zeros (as torch's cells); with states it
+    takes one step of its RNN."""
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    for cell in (layers.LSTMCell(2), layers.GRUCell(2), layers.SimpleRNNCell(2),
+                 layers.StackedRNNCells([layers.LSTMCell(3), layers.GRUCell(2)])):
+        rnn = layers.RNN(cell)
+        expected = rnn(x[:, None, :]).numpy()
+        output, _ = cell(x)
+        np.testing.assert_allclose(output.numpy(), expected, rtol=1e-5, atol=1e-6)
+        output_again, _ = cell(x, cell.get_initial_state(3))
+        np.testing.assert_allclose(output_again.numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected 2 state tensor\(s\), got 1"):
+        layers.LSTMCell(2)(x, [np.zeros((3, 2), np.float32)])
