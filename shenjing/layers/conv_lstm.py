@@ -163,6 +163,14 @@ class ConvLSTM2D(RNN):
         if not self.cell.built:
             self.cell.build_for(self._step_shape(input_shape))
 
+    def reset_states(self, states=None):
+        """As RNN's; states given in the layer's data format (kept channels-last inside)."""
+        if states is not None and self.data_format == "channels_first":
+            states = [np.moveaxis(np.asarray(s), 1, -1) for s in flatten(states)]
+        super().reset_states(states)
+
+    reset_state = reset_states
+
     def call(self, inputs, initial_state=None, mask=None, training=False):
         if self.data_format == "channels_last":
             return super().call(inputs, initial_state, mask, training)

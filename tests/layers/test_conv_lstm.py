@@ -126,3 +126,23 @@ def test_errors():
         layer(np.zeros((2, 3, 5, 5), np.float32))
     with pytest.raises(ValueError, match="too small for kernel_size"):
         layer(np.zeros((1, 2, 2, 5, 1), np.float32))
+
+
+def test_stateful_channels_first_takes_states_in_its_format(rng):
+    x = rng.standard_normal((2, 4, 2, 5, 6)).astype(np.float32)  # (N, T, C, H, W)
+    whole = layers.ConvLSTM2D(3, 3, padding="same", data_format="channels_first",
+                              return_state=True)
+    halves = layers.ConvLSTM2D(3, 3, padding="same", data_format="channels_first",
+                               stateful=True, return_state=True)
+    output = whole(x)[0]
+    halves(x[:, :2])
+    halves.set_weights(whole.get_weights())
+    halves.reset_states()
+    halves(x[:, :2])
+    np.testing.assert_allclose(halves(x[:, 2:])[0].numpy(), output.numpy(), rtol=1e-5,
+                               atol=1e-6)
+    start = [rng.standard_normal((2, 3, 5, 6)).astype(np.float32) for _ in range(2)]
+    halves.reset_states(start)
+    expected = whole(x, initial_state=start)
+    for got, want in zip(halves(x), expected):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)

@@ -99,7 +99,8 @@ def test_masks_match_keras(kind, zero_output_for_mask, rng):
         h = lib.layers.Embedding(9, 3, mask_zero=True)(inputs)
         h = lib.layers.RNN(getattr(lib.layers, kind)(4), return_sequences=True,
                            zero_output_for_mask=zero_output_for_mask)(h)
-        last = lib.layers.RNN(getattr(lib.layers, kind)(2), return_state=True)(h)
+        last = lib.layers.RNN(getattr(lib.layers, kind)(2), return_state=True,
+                              go_backwards=True)(h)
         return lib.Model(inputs, last)
 
     theirs, ours = make(keras), make(sj)
