@@ -26,5 +26,7 @@ def test_keras_names_are_exported():
     for layer in ("Conv2D", "MaxPooling2D", "BatchNormalization", "LSTM", "GRU", "SimpleRNN",
                   "Dense", "Flatten", "Dropout", "Embedding", "Bidirectional"):
         assert isinstance(getattr(sj.layers, layer), type)
+    for layer in ("RNN", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "ConvLSTM2D"):
+        assert isinstance(getattr(sj.layers, layer), type)
     for method in ("compile", "fit", "evaluate", "predict", "summary", "save"):
         assert callable(getattr(sj.Sequential, method))

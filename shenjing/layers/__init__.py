@@ -5,6 +5,7 @@ from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .conv_depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv_transpose import Conv1DTranspose, Conv2DTranspose
+from .conv_lstm import ConvLSTM2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
 from .locally_connected import LocallyConnected2D
@@ -15,6 +16,8 @@ from .reshaping import (
     Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
 )
 from .recurrent import GRU, LSTM, SimpleRNN
+from .rnn import RNN
+from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
 from .pooling import (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
