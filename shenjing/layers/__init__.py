@@ -1,14 +1,17 @@
 """Keras-named layers that build their weights lazily from the first input shape."""
 
+from .attention import AdditiveAttention, Attention
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
+from .lambda_layer import Lambda
 from .locally_connected import LocallyConnected2D
 from .merge import (
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
     concatenate, dot, maximum, minimum, multiply, subtract,
 )
+from .multi_head_attention import MultiHeadAttention
 from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
@@ -25,5 +28,6 @@ __all__ = [
     "LayerNormalization", "LocallyConnected2D", "Masking", "MaxPooling1D",
     "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN", "TimeDistributed", "ZeroPadding2D",
     "Average", "Dot", "Maximum", "Minimum", "Subtract", "add", "average", "concatenate", "dot",
-    "maximum", "minimum", "multiply", "subtract",
+    "maximum", "minimum", "multiply", "subtract", "AdditiveAttention", "Attention", "Lambda",
+    "MultiHeadAttention",
 ]

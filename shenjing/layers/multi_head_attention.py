@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import arguments, initializers, ops, regularizers
-from .attention import SYMBOLIC_MASK, as_mask, causal_mask, rng_for, symbolic_call
+from . import attention as helpers
 from .base import Layer, SymbolicTensor, format_shape
 from .core import set_kernel_options
 
@@ -67,7 +67,7 @@ class MultiHeadAttention(Layer):
         self._output_shape = _output_shape(output_shape, self)
         self.attention_axes = _attention_axes(attention_axes, self)
         self.seed = None if seed is None else arguments.non_negative_int(seed, "seed", self)
-        self._rng = rng_for(self.seed)
+        self._rng = helpers.rng_for(self.seed)
 
     # ----- shapes ------------------------------------------------------------------------
     def _check(self, input_shape):
@@ -151,9 +151,9 @@ class MultiHeadAttention(Layer):
         masks = {"query_mask": query_mask, "value_mask": value_mask, "key_mask": key_mask}
         if any(isinstance(x, SymbolicTensor) for x in inputs):
             if any(m is not None for m in masks.values()):
-                raise self._error(SYMBOLIC_MASK)
-            return symbolic_call(self, inputs, options, self._scores_shape)
-        masks = {name: as_mask(m, self, name) for name, m in masks.items()}
+                raise self._error(helpers.SYMBOLIC_MASK)
+            return helpers.symbolic_call(self, inputs, options, self._scores_shape)
+        masks = {name: helpers.as_mask(m, self, name) for name, m in masks.items()}
         return super().__call__(inputs, training=training, **masks, **options)
 
     def _project(self, x, kernel, bias):
@@ -171,7 +171,8 @@ class MultiHeadAttention(Layer):
         for part in (None if q_mask is None else q_mask[..., :, None],
                      None if v_mask is None else v_mask[..., None, :],
                      None if k_mask is None else k_mask[..., None, :],
-                     causal_mask(query.shape[1], value.shape[1]) if use_causal_mask else None,
+                     helpers.causal_mask(query.shape[1], value.shape[1]) if use_causal_mask
+                     else None,
                      attention_mask):
             if part is not None:
                 keep = part if keep is None else keep & part
@@ -185,10 +186,11 @@ class MultiHeadAttention(Layer):
              key_mask=None, return_attention_scores=False, use_causal_mask=False):
         query, value, key = inputs[:3]
         given = mask or [None] * len(inputs)
-        masks = [query_mask if query_mask is not None else as_mask(given[0], self, "query"),
-                 value_mask if value_mask is not None else as_mask(given[1], self, "value"),
-                 key_mask if key_mask is not None else as_mask(given[2], self, "key")]
-        explicit = as_mask(inputs[3], self, "attention_mask") if len(inputs) == 4 else None
+        masks = [own if own is not None else helpers.as_mask(carried, self, name)
+                 for own, carried, name in zip((query_mask, value_mask, key_mask), given,
+                                               ("query", "value", "key"))]
+        explicit = (helpers.as_mask(inputs[3], self, "attention_mask") if len(inputs) == 4
+                    else None)
         keep = self._keep(query, value, masks, explicit, use_causal_mask)
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._project(key, self.key_kernel, self.key_bias)
@@ -250,6 +252,7 @@ class MultiHeadAttention(Layer):
         return None  # call puts the query's mask on the output itself
 
     def get_config(self):
+        helpers.check_savable(self)
         listed = (lambda t: None if t is None else list(t))
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
