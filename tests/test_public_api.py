@@ -24,9 +24,14 @@ def test_keras_names_are_exported():
     import shenjing as sj
 
     for layer in ("Conv2D", "MaxPooling2D", "BatchNormalization", "LSTM", "GRU", "SimpleRNN",
-                  "Dense", "Flatten", "Dropout", "Embedding", "Bidirectional"):
+                  "Dense", "Flatten", "Dropout", "Embedding", "Bidirectional", "Subtract",
+                  "Average", "Maximum", "Minimum", "Dot", "Attention", "AdditiveAttention",
+                  "MultiHeadAttention", "Lambda"):
         assert isinstance(getattr(sj.layers, layer), type)
     for layer in ("RNN", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "ConvLSTM2D"):
         assert isinstance(getattr(sj.layers, layer), type)
+    for form in ("add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+                 "dot"):
+        assert callable(getattr(sj.layers, form))
     for method in ("compile", "fit", "evaluate", "predict", "summary", "save"):
         assert callable(getattr(sj.Sequential, method))

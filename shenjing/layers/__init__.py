@@ -1,6 +1,7 @@
 """Keras-named layers that build their weights lazily from the first input shape."""
 
 from .activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .attention import AdditiveAttention, Attention
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .conv_depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
@@ -8,9 +9,14 @@ from .conv_transpose import Conv1DTranspose, Conv2DTranspose
 from .conv_lstm import ConvLSTM2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .embedding import Embedding, Masking
+from .lambda_layer import Lambda
 from .locally_connected import LocallyConnected2D
-from .merge import Add, Concatenate, Multiply
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .merge import (
+    Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
+    concatenate, dot, maximum, minimum, multiply, subtract,
+)
+from .multi_head_attention import MultiHeadAttention
 from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from .reshaping import (
     Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
@@ -24,5 +30,7 @@ from .pooling import (
     GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
 )
 
-# every class (and Input) imported above; computed, so that adding a layer is one import line
-__all__ = sorted(name for name in dict(globals()) if name[:1].isupper())
+# every class and function imported above (Input, the functional merge forms `add`, ...);
+# computed, so that adding a layer is one import line
+__all__ = sorted(name for name, value in dict(globals()).items()
+                 if not name.startswith("_") and callable(value))

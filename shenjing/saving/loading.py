@@ -7,6 +7,7 @@ Every refusal is a FileFormatError (a ValueError) naming the file and the entry,
 weight. Nothing is imported by name and nothing is unpickled.
 """
 
+import inspect
 import json
 
 import numpy as np
@@ -100,9 +101,10 @@ def _check_custom_objects(custom_objects):
         if not isinstance(key, str):
             raise ArgumentTypeError(f"load_model: custom_objects[{key!r:.50}]: the keys are "
                                     f"class names (strings), got {type(key).__name__}.")
-        if not isinstance(value, type):
-            raise ArgumentTypeError(f"load_model: custom_objects[{key!r:.50}] must be a class, "
-                                    f"got {type(value).__name__} {value!r:.80}.")
+        if not isinstance(value, type) and not inspect.isfunction(value):
+            raise ArgumentTypeError(f"load_model: custom_objects[{key!r:.50}] must be a class "
+                                    "(or a function a Lambda layer names), got "
+                                    f"{type(value).__name__} {value!r:.80}.")
 
 
 def _rebuild(config, weights, path, custom_objects, check_values):

@@ -78,6 +78,12 @@ def _check_layer_class(cls, where):
                                 f"got {cls.__name__}.")
 
 
+def custom_objects_in_use() -> dict:
+    """The custom_objects of the load in progress ({} outside one), for layers whose config
+    names functions (Lambda) rather than classes."""
+    return dict(_custom_objects.get() or {})
+
+
 def serialize_layer(layer) -> dict:
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
