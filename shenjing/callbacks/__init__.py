@@ -1,5 +1,6 @@
 """Callbacks for fit: hooks at the start and end of training, epochs and batches."""
 
+from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History
 from .checkpoint import ModelCheckpoint
 from .early_stopping import EarlyStopping, MonitorCallback
@@ -7,6 +8,7 @@ from .logging import CSVLogger, LambdaCallback, TerminateOnNaN
 from .schedulers import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "CallbackList",

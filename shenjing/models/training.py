@@ -272,8 +272,11 @@ class TrainingMixin:
                                      params={"epochs": epochs, "steps": steps, "verbose": verbose},
                                      where="fit")
         self.stop_training = False
+        from ..callbacks.backup import restore_from_backup
         from ..saving.loading import restore_saved_rng
 
+        # BackupAndRestore: the backup's state into this model, and the epoch it stopped at
+        initial_epoch = restore_from_backup(callback_list.callbacks, self, initial_epoch)
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
         saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
         self._fit_callbacks = callback_list.callbacks  # checkpoints save their states
