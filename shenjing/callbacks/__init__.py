@@ -6,6 +6,7 @@ from .checkpoint import ModelCheckpoint
 from .early_stopping import EarlyStopping, MonitorCallback
 from .logging import CSVLogger, LambdaCallback, TerminateOnNaN
 from .schedulers import LearningRateScheduler, ReduceLROnPlateau
+from .tensorboard import TensorBoard
 
 __all__ = [
     "BackupAndRestore",
@@ -20,6 +21,7 @@ __all__ = [
     "MonitorCallback",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
 ]
 
