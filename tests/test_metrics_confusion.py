@@ -204,6 +204,8 @@ def test_in_fit_per_epoch_equal_keras_on_the_same_predictions(tmp_path):
         metric.update_state(y[:24], y_pred[:24])
         expected = float(keras.ops.convert_to_numpy(metric.result()))
         assert history.history["val_" + name][-1] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # the metric was reset before the validation pass: it holds the 24 validation samples only
+    assert auc.true_positives[0] + auc.false_negatives[0] == y[:24].sum()
     model.save(tmp_path / "m.shenjing")
     loaded = sj.load_model(tmp_path / "m.shenjing")
     result = loaded.evaluate(x[:24], y[:24], verbose=0, return_dict=True)
