@@ -15,8 +15,9 @@ from .losses import _lookup, _same_rank, _snake
 from .tensor import no_grad
 
 __all__ = [
-    "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "Mean", "MeanAbsoluteError",
-    "MeanMetricWrapper", "MeanSquaredError", "Metric", "SparseCategoricalAccuracy",
+    "AUC", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "F1Score", "FBetaScore", "Mean",
+    "MeanAbsoluteError", "MeanMetricWrapper", "MeanSquaredError", "Metric", "Precision",
+    "Recall", "RootMeanSquaredError", "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "accuracy", "binary_accuracy",
     "categorical_accuracy", "get", "mean_absolute_error", "mean_squared_error", "serialize",
     "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
@@ -237,15 +238,38 @@ class MeanAbsoluteError(MeanMetricWrapper):
         super().__init__(mean_absolute_error, name, dtype)
 
 
+class RootMeanSquaredError(MeanMetricWrapper):
+    """sqrt of the running mean of (y_true - y_pred)^2 (per sample: the mean over its entries)."""
+
+    def __init__(self, name="root_mean_squared_error", dtype=None):
+        super().__init__(_squared_error, name, dtype)
+
+    def result(self) -> float:
+        return float(np.sqrt(super().result()))
+
+
+def _squared_error(y_true, y_pred):
+    y_pred = np.asarray(y_pred)
+    y_true, y_pred = _same_rank(np.asarray(y_true, dtype=y_pred.dtype), y_pred)
+    return np.square(y_pred - y_true)
+
+
+# Precision, Recall, AUC and the F-scores live in their own modules, which import Metric above
+from .metrics_confusion import AUC, Precision, Recall
+from .metrics_fscore import F1Score, FBetaScore
+
 # ----- lookup ---------------------------------------------------------------------------------
 _CLASSES = {cls.__name__: cls for cls in (
     Mean, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError)}
+    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError,
+    RootMeanSquaredError, Precision, Recall, AUC, F1Score, FBetaScore)}
 _NAMES = {
     **_CLASSES, **{_snake(name): cls for name, cls in _CLASSES.items()},
     "mse": MeanSquaredError, "MSE": MeanSquaredError,
     "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+    "auc": AUC, "fbeta_score": FBetaScore,  # Keras's snake case ('auc') and default name
 }
+del _NAMES["a_u_c"]
 
 
 def get(identifier, loss=None, y_true=None, y_pred=None):

@@ -1,4 +1,5 @@
-"""Optimizers with Keras 3's names, defaults and formulas: SGD, Adam, AdamW, RMSprop, Adagrad.
+"""Optimizers with Keras 3's names, defaults and formulas: SGD, Adam, AdamW, RMSprop, Adagrad
+(and, from optimizers_more.py, Nadam, Adamax, Adadelta, Lion).
 
 One step (``apply``) clips the gradients, applies decoupled weight decay, then updates each
 variable's ``.data`` in place (models hold references to those arrays). Per-variable slots
@@ -499,7 +500,11 @@ class Adagrad(Optimizer):
         }
 
 
-_OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+# Nadam, Adamax, Adadelta and Lion live in optimizers_more.py, which imports the base above
+from .optimizers_more import Adadelta, Adamax, Lion, Nadam
+
+_OPTIMIZERS = {cls.__name__.lower(): cls for cls in (
+    SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Adadelta, Lion)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -535,5 +540,5 @@ def get(identifier) -> Optimizer:
     )
 
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get",
-           "serialize"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Nadam", "Optimizer",
+           "RMSprop", "deserialize", "get", "serialize"]

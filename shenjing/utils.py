@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 
-from .data import PyDataset  # noqa: F401 - keras.utils.PyDataset
+from .data import PyDataset, pad_sequences, to_categorical  # noqa: F401 - keras.utils names
 from .errors import ArgumentError
 
 _rng = np.random.default_rng()
@@ -32,3 +32,16 @@ def get_rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     _rng.bit_generator.state = state
+
+
+def set_random_seed(seed: int) -> None:
+    """Keras's name: seed shenjing's own generator (initializers, dropout, shuffling) only.
+
+    Unlike keras.utils.set_random_seed, Python's ``random`` and NumPy's global ``np.random``
+    are left as they are: a library does not reseed its host's generators unasked (call
+    ``random.seed`` / ``np.random.seed`` yourself if your own code draws from them).
+    """
+    global _rng
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ArgumentError(f"set_random_seed: expected a non-negative integer, got {seed!r}.")
+    _rng = np.random.default_rng(int(seed))

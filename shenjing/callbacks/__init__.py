@@ -1,12 +1,15 @@
 """Callbacks for fit: hooks at the start and end of training, epochs and batches."""
 
+from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History
 from .checkpoint import ModelCheckpoint
 from .early_stopping import EarlyStopping, MonitorCallback
 from .logging import CSVLogger, LambdaCallback, TerminateOnNaN
 from .schedulers import LearningRateScheduler, ReduceLROnPlateau
+from .tensorboard import TensorBoard
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "CallbackList",
@@ -18,6 +21,7 @@ __all__ = [
     "MonitorCallback",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
 ]
 

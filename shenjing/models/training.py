@@ -314,8 +314,11 @@ class TrainingMixin:
                                              "verbose": verbose}, where="fit")
         self.stop_training = False
         self.optimizer._warned_missing = False  # unreached weights: warned once per fit
+        from ..callbacks.backup import restore_from_backup
         from ..saving.loading import restore_saved_rng
 
+        # BackupAndRestore: the backup's state into this model, and the epoch it stopped at
+        initial_epoch = restore_from_backup(callback_list.callbacks, self, initial_epoch)
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
         saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
         rewindable = isinstance(source, ArraySource) and steps_per_epoch is None

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor, as_tensor
 from . import parallel
-from .elementwise import exp
+from .elementwise import _nd, exp
 from .shape import check_axis
 from .special import erfc  # NumPy has no erf
 
@@ -24,8 +24,8 @@ def _normal_cdf(x):
 def _stable_sigmoid(x):
     """1 / (1 + e^-x) without overflow: e = e^-|x| <= 1, y = 1/(1+e) or e/(1+e)."""
     negative = x < 0
-    e = np.exp(-np.abs(x))
-    r = 1 + e
+    e = np.exp(-np.abs(x), out=np.empty_like(x))  # an array even for 0-d x (out=)
+    r = np.add(e, 1, out=np.empty_like(e))
     np.reciprocal(r, out=r)
     # NOTE: y = r * (e if x < 0 else 1), blended exactly with masks: np.where costs ~10x more
     e *= negative
@@ -43,14 +43,16 @@ class ReLU(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.y = parallel.ufunc(np.maximum, x, x.dtype.type(0), out=np.empty_like(x))
-        return self.y
+        return _nd(self.y)
 
     def backward(self, gy):
         # gy (...) -> gx (...)
         def masked(g, y, out):
             np.multiply(g, y > 0, out=out)
 
-        return parallel.ufunc(masked, gy, self.y, out=np.empty_like(gy))
+        gx = np.empty_like(gy)
+        parallel.ufunc(masked, gy, self.y, out=gx)  # returns None for 0-d gy
+        return gx
 
 
 def relu(x):
@@ -65,10 +67,10 @@ class ReLU6(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.x = x
-        return np.clip(x, 0, 6)
+        return _nd(np.clip(x, 0, 6))
 
     def backward(self, gy):
-        return gy * ((self.x > 0) & (self.x < 6))
+        return _nd(gy * ((self.x > 0) & (self.x < 6)))
 
 
 def relu6(x):
@@ -86,13 +88,13 @@ class LeakyReLU(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.positive = x > 0
-        return np.maximum(x, 0) + self.negative_slope * np.minimum(x, 0)
+        return _nd(np.maximum(x, 0) + self.negative_slope * np.minimum(x, 0))
 
     def backward(self, gy):
         # exact blend of gy (x > 0) and slope * gy (x <= 0); np.where is ~10x slower
         gx = gy * self.positive
         gx += (gy * self.negative_slope) * ~self.positive
-        return gx
+        return _nd(gx)
 
 
 def leaky_relu(x, negative_slope=0.2):
@@ -115,13 +117,13 @@ class ELU(Op):
         # NOTE: expm1 of min(x, 0), which is 0 for x > 0: no overflow, and y is an exact sum
         self.neg = self.alpha * np.expm1(np.minimum(x, 0))
         y = np.maximum(x, 0) + self.neg
-        return y * self.scale if self.scale != 1.0 else y
+        return _nd(y * self.scale if self.scale != 1.0 else y)
 
     def backward(self, gy):
         # d/dx alpha (e^x - 1) = neg + alpha; at x = 0 this gives alpha, as PyTorch does
         slope = (self.neg + self.alpha) * ~self.positive
         slope += self.positive
-        return gy * slope * self.scale if self.scale != 1.0 else gy * slope
+        return _nd(gy * slope * self.scale if self.scale != 1.0 else gy * slope)
 
 
 def elu(x, alpha=1.0):
@@ -155,18 +157,18 @@ class GELU(Op):
         self.x = x
         if self.approximate:
             self.t = np.tanh(self.K * (x + 0.044715 * x * x * x))
-            return 0.5 * x * (1 + self.t)
+            return _nd(0.5 * x * (1 + self.t))
         self.cdf = _normal_cdf(x)
-        return x * self.cdf
+        return _nd(x * self.cdf)
 
     def backward(self, gy):
         x = self.x
         if self.approximate:
             t = self.t
             inner = self.K * (1 + 3 * 0.044715 * x * x)
-            return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner)
+            return _nd(gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner))
         pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return gy * (self.cdf + x * pdf)
+        return _nd(gy * (self.cdf + x * pdf))
 
 
 def gelu(x, approximate=False):
@@ -181,10 +183,10 @@ class Sigmoid(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.y = _stable_sigmoid(x)
-        return self.y
+        return _nd(self.y)
 
     def backward(self, gy):
-        return gy * self.y * (1 - self.y)
+        return _nd(gy * self.y * (1 - self.y))
 
 
 def sigmoid(x):
@@ -200,10 +202,10 @@ class HardSigmoid(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.x = x
-        return np.clip(x / 6 + 0.5, 0, 1)
+        return _nd(np.clip(x / 6 + 0.5, 0, 1))
 
     def backward(self, gy):
-        return gy * ((self.x > -3) & (self.x < 3)) / 6
+        return _nd(gy * ((self.x > -3) & (self.x < 3)) / 6)
 
 
 def hard_sigmoid(x):
@@ -218,10 +220,10 @@ class Tanh(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.y = np.tanh(x)
-        return self.y
+        return _nd(self.y)
 
     def backward(self, gy):
-        return gy * (1 - self.y * self.y)
+        return _nd(gy * (1 - self.y * self.y))
 
 
 def tanh(x):
@@ -236,10 +238,10 @@ class Softplus(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.x = x
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        return _nd(np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
 
     def backward(self, gy):
-        return gy * _stable_sigmoid(self.x)
+        return _nd(gy * _stable_sigmoid(self.x))
 
 
 def softplus(x):
@@ -254,10 +256,10 @@ class Softsign(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.d = 1 + np.abs(x)
-        return x / self.d
+        return _nd(x / self.d)
 
     def backward(self, gy):
-        return gy / (self.d * self.d)
+        return _nd(gy / (self.d * self.d))
 
 
 def softsign(x):
@@ -272,11 +274,11 @@ class SiLU(Op):
     def forward(self, x):
         # x (...) -> y (...)
         self.x, self.s = x, _stable_sigmoid(x)
-        return x * self.s
+        return _nd(x * self.s)
 
     def backward(self, gy):
         s = self.s
-        return gy * s * (1 + self.x * (1 - s))
+        return _nd(gy * s * (1 + self.x * (1 - s)))
 
 
 def silu(x):

@@ -1,10 +1,17 @@
 """Broadcasting elementwise arithmetic: add, sub, mul, div, neg, pow, exp, log, sqrt, abs,
-clip, where, cast. Gradients of broadcast operands are summed back to their shapes."""
+clip, where, cast. Gradients of broadcast operands are summed back to their shapes. Each takes
+0-d Tensors and plain numbers too; results are then 0-d arrays."""
 
 import numpy as np
 
 from ..errors import ArgumentError
 from ..tensor import Op, Tensor, unbroadcast
+
+
+def _nd(y):
+    """y as an ndarray (None stays None): arithmetic on 0-d arrays gives NumPy scalars, and a
+    Tensor's data and gradients are arrays; an array passes through uncopied."""
+    return y if y is None or type(y) is np.ndarray else np.asarray(y)
 
 
 def _pair(a, b):
@@ -21,10 +28,10 @@ class Add(Op):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return a + b
+        return _nd(a + b)
 
     def backward(self, gy):
-        return unbroadcast(gy, self.shapes[0]), unbroadcast(gy, self.shapes[1])
+        return _nd(unbroadcast(gy, self.shapes[0])), _nd(unbroadcast(gy, self.shapes[1]))
 
 
 def add(a, b):
@@ -36,10 +43,10 @@ class Sub(Op):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return a - b
+        return _nd(a - b)
 
     def backward(self, gy):
-        return unbroadcast(gy, self.shapes[0]), unbroadcast(-gy, self.shapes[1])
+        return _nd(unbroadcast(gy, self.shapes[0])), _nd(unbroadcast(-gy, self.shapes[1]))
 
 
 def sub(a, b):
@@ -51,13 +58,13 @@ class Mul(Op):
 
     def forward(self, a, b):
         self.saved = a, b
-        return a * b
+        return _nd(a * b)
 
     def backward(self, gy):
         a, b = self.saved
         ga = unbroadcast(gy * b, a.shape) if self.needs_grad[0] else None
         gb = unbroadcast(gy * a, b.shape) if self.needs_grad[1] else None
-        return ga, gb
+        return _nd(ga), _nd(gb)
 
 
 def mul(a, b):
@@ -69,13 +76,13 @@ class Div(Op):
 
     def forward(self, a, b):
         self.saved = a, b
-        return a / b
+        return _nd(a / b)
 
     def backward(self, gy):
         a, b = self.saved
         ga = unbroadcast(gy / b, a.shape) if self.needs_grad[0] else None
         gb = unbroadcast(-gy * a / (b * b), b.shape) if self.needs_grad[1] else None
-        return ga, gb
+        return _nd(ga), _nd(gb)
 
 
 def div(a, b):
@@ -86,10 +93,10 @@ class Neg(Op):
     """y = -x."""
 
     def forward(self, x):
-        return -x
+        return _nd(-x)
 
     def backward(self, gy):
-        return -gy
+        return _nd(-gy)
 
 
 def neg(x):
@@ -102,7 +109,7 @@ class Pow(Op):
     def forward(self, a, b):
         y = a**b
         self.saved = a, b, y
-        return y
+        return _nd(y)
 
     def backward(self, gy):
         a, b, y = self.saved
@@ -112,7 +119,7 @@ class Pow(Op):
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
             gb = unbroadcast(gy * y * log_a, b.shape)
-        return ga, gb
+        return _nd(ga), _nd(gb)
 
 
 def pow(a, b):  # noqa: A001 - mirrors torch.pow
@@ -124,10 +131,10 @@ class Exp(Op):
 
     def forward(self, x):
         self.y = np.exp(x)
-        return self.y
+        return _nd(self.y)
 
     def backward(self, gy):
-        return gy * self.y
+        return _nd(gy * self.y)
 
 
 def exp(x):
@@ -139,10 +146,10 @@ class Log(Op):
 
     def forward(self, x):
         self.x = x
-        return np.log(x)
+        return _nd(np.log(x))
 
     def backward(self, gy):
-        return gy / self.x
+        return _nd(gy / self.x)
 
 
 def log(x):
@@ -154,10 +161,10 @@ class Sqrt(Op):
 
     def forward(self, x):
         self.y = np.sqrt(x)
-        return self.y
+        return _nd(self.y)
 
     def backward(self, gy):
-        return gy / (2 * self.y)
+        return _nd(gy / (2 * self.y))
 
 
 def sqrt(x):
@@ -169,10 +176,10 @@ class Abs(Op):
 
     def forward(self, x):
         self.x = x
-        return np.abs(x)
+        return _nd(np.abs(x))
 
     def backward(self, gy):
-        return gy * np.sign(self.x)
+        return _nd(gy * np.sign(self.x))
 
 
 def abs(x):  # noqa: A001 - mirrors torch.abs
@@ -187,7 +194,7 @@ class Clip(Op):
 
     def forward(self, x):
         self.x = x
-        return np.clip(x, self.low, self.high)
+        return _nd(np.clip(x, self.low, self.high))
 
     def backward(self, gy):
         inside = np.ones(self.x.shape, dtype=bool)
@@ -195,7 +202,7 @@ class Clip(Op):
             inside &= self.x >= self.low
         if self.high is not None:
             inside &= self.x <= self.high
-        return gy * inside
+        return _nd(gy * inside)
 
 
 def clip(x, min=None, max=None):  # noqa: A002 - Keras/torch argument names
@@ -212,13 +219,13 @@ class Where(Op):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return np.where(self.condition, a, b)
+        return _nd(np.where(self.condition, a, b))
 
     def backward(self, gy):
         zero = np.zeros((), dtype=gy.dtype)
         ga = unbroadcast(np.where(self.condition, gy, zero), self.shapes[0])
         gb = unbroadcast(np.where(self.condition, zero, gy), self.shapes[1])
-        return ga, gb
+        return _nd(ga), _nd(gb)
 
 
 def where(condition, a, b):
@@ -237,10 +244,10 @@ class Cast(Op):
 
     def forward(self, x):
         self.in_dtype = x.dtype
-        return x.astype(self.dtype)
+        return _nd(x.astype(self.dtype))
 
     def backward(self, gy):
-        return gy.astype(self.in_dtype)
+        return _nd(gy.astype(self.in_dtype))
 
 
 def cast(x, dtype):
