@@ -171,10 +171,10 @@ class TrainingMixin:
 
     @memory.at_batch  # keeps the malloc setting within its limit (shenjing/memory.py)
     def _train_step(self, x, y, sample_weight):
-        variables = self.trainable_weights
+        y_pred = self(self._inputs(x), training=True)
+        variables = self.trainable_weights  # after the call, which builds an unbuilt model
         for v in variables:
             v.grad = None
-        y_pred = self(self._inputs(x), training=True)
         loss = self._total_loss(y, y_pred, sample_weight)
         penalties = self.regularization_losses()
         total = loss
