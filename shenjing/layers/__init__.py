@@ -1,5 +1,6 @@
 """Keras-named layers that build their weights lazily from the first input shape."""
 
+from .activity_regularization import ActivityRegularization
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
@@ -15,7 +16,7 @@ from .pooling import (
 )
 
 __all__ = [
-    "Activation", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
+    "Activation", "ActivityRegularization", "Add", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
     "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout", "Embedding",
     "Flatten", "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "GroupNormalization", "Input", "InputLayer", "LSTM", "Layer",

@@ -117,6 +117,7 @@ class Layer:
         dtype, input_shape = arguments.layer_options(type(self).__name__, name, trainable, dtype,
                                                      input_shape)
         self.name = name or unique_name(snake_case(type(self).__name__))
+        self._creation_index = next(tracking.creation_counter)
         self._weights: list[Variable] = []
         self._regularized: list[tuple[Variable, object]] = []
         self._added_losses: list[Tensor] = []
@@ -200,7 +201,7 @@ class Layer:
         value = None if provider is None else provider(self, full_name, shape, dtype)
         if value is None:  # no provider, or a weight the provider finds by its path later
             value = initializers.get(initializer)(shape, dtype)
-        variable = Variable(value, name=full_name, trainable=trainable)
+        variable = Variable(value, name=full_name, trainable=trainable, dtype=dtype)
         self._weights.append(variable)
         if regularizer is not None:
             self._regularized.append((variable, regularizers.get(regularizer)))

@@ -16,14 +16,23 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 
 # The training value of the layer call in progress: None outside any call, else (value,).
 _call_training: contextvars.ContextVar = contextvars.ContextVar("call_training", default=None)
 
 
+creation_counter = itertools.count()  # each layer's place in the order layers were made
+
+
 def held_layers(owner, skip=frozenset()) -> list[tuple[str, object]]:
     """[(attribute path, layer)] of the layers ``owner`` holds directly, e.g. ("blocks/0", d).
-    Attributes named in ``skip`` are left out; the owner itself and repeats are left out."""
+    Attributes named in ``skip`` are left out; the owner itself and repeats are left out.
+
+    NOTE: Keras lists them in the order they were assigned or appended; the order in which
+    they were made is the same when each layer is made where it is assigned (``self.d =
+    Dense(3)``, ``self.blocks.append(Block())``), and needs no wrapped containers.
+    """
     from .base import Layer
 
     found, seen_layers, seen_containers = [], {id(owner)}, set()
@@ -42,7 +51,7 @@ def held_layers(owner, skip=frozenset()) -> list[tuple[str, object]]:
     for name, value in list(vars(owner).items()):
         if name not in skip:
             visit(name, value)
-    return found
+    return sorted(found, key=lambda item: getattr(item[1], "_creation_index", -1))
 
 
 def walk(root):

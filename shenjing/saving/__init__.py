@@ -2,7 +2,10 @@
 
 from .model_io import load_model, load_weights, save_model, save_weights
 from .registry import (
-    get_registered_name, get_registered_object, register, register_keras_serializable,
+    get_registered_name,
+    get_registered_object,
+    register,
+    register_keras_serializable,
 )
 
 __all__ = ["get_registered_name", "get_registered_object", "load_model", "load_weights",

@@ -21,7 +21,12 @@ from ..models import resume
 from . import validate
 from . import weights as weights_module
 from .model_io import (
-    _OPTIMIZER_PREFIX, BUILD_SHAPE, FORMAT, FORMAT_VERSION, PATH_KEYS, WEIGHT_ORDER_KEY,
+    _OPTIMIZER_PREFIX,
+    BUILD_SHAPE,
+    FORMAT,
+    FORMAT_VERSION,
+    PATH_KEYS,
+    WEIGHT_ORDER_KEY,
 )
 from .naming import weight_keys
 from .registry import LayerConfigError, deserialize_layer

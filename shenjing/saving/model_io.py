@@ -16,8 +16,8 @@ from .. import optimizers, utils
 from ..errors import ArgumentError
 from ..io import read_safetensors_metadata, write_safetensors
 from ..models import resume
-from .paths import check_save_path
 from .naming import has_path_keys, weight_keys
+from .paths import check_save_path
 from .registry import serialize_layer
 
 FORMAT = "shenjing"
