@@ -20,9 +20,9 @@ import numpy as np
 from .. import arguments, initializers, regularizers
 from ..errors import ArgumentError, ArgumentTypeError
 from ..ops.elementwise import cast
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor
 from ..variable import Variable
-from . import tracking
+from . import subclassing, tracking
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
 # Set while a model is rebuilt from a file: add_weight then takes each weight's value from it
@@ -153,11 +153,6 @@ class Layer:
         return cls(**config)
 
     # ----- weights -----------------------------------------------------------------------
-    _ADD_WEIGHT_ARGS = ("shape", "initializer", "dtype", "trainable", "regularizer",
-                        "constraint", "name")
-    _LEGACY_ADD_WEIGHT_ARGS = ("name", "shape", "initializer", "trainable", "regularizer",
-                               "dtype")
-
     def add_weight(self, *args, **kwargs) -> Variable:
         """A new weight of this layer, as Keras 3's ``add_weight(shape=None, initializer=None,
         dtype=None, trainable=True, regularizer=None, constraint=None, name=None)``; call it
@@ -165,24 +160,7 @@ class Layer:
         None: 'variable', 'variable_1', ... The older form ``add_weight("kernel", shape,
         initializer, trainable, regularizer, dtype)`` (a name first) is accepted too.
         """
-        names = (self._LEGACY_ADD_WEIGHT_ARGS if args and isinstance(args[0], str)
-                 else self._ADD_WEIGHT_ARGS)
-        if len(args) > len(names):
-            raise ArgumentTypeError(f"{type(self).__name__} '{self.name}': add_weight takes at "
-                                    f"most {len(names)} positional arguments, got {len(args)}.")
-        given = dict(zip(names, args))
-        for key, value in kwargs.items():
-            if key not in self._ADD_WEIGHT_ARGS:
-                raise ArgumentTypeError(f"{type(self).__name__} '{self.name}': add_weight got "
-                                        f"an unexpected argument {key!r}.")
-            if key in given:
-                raise ArgumentTypeError(f"{type(self).__name__} '{self.name}': add_weight got "
-                                        f"two values for {key!r}.")
-            given[key] = value
-        return self._add_weight(given.get("shape"), given.get("initializer"),
-                                given.get("dtype"), given.get("trainable", True),
-                                given.get("regularizer"), given.get("constraint"),
-                                given.get("name"))
+        return self._add_weight(**subclassing.add_weight_arguments(self, args, kwargs))
 
     def _add_weight(self, shape, initializer, dtype, trainable, regularizer, constraint, name):
         if constraint is not None:
@@ -343,39 +321,8 @@ class Layer:
         return type(self).compute_output_shape is Layer.compute_output_shape
 
     def _infer_output_shape(self, input_shape, dtypes=None):
-        """The output shape found by running ``call`` on a batch of zeros, in inference mode
-        and without autograd; this also builds the layer and the layers it holds.
-
-        The batch axis and other None axes are taken as 1; when an axis other than the batch
-        one is None, call runs a second time with 2 there, and the output axes that changed
-        are None. The losses that add_loss records during these runs are dropped.
-        """
-        multi = isinstance(input_shape, list)
-        shapes = input_shape if multi else [input_shape]
-        dtypes = dtypes or [self.dtype] * len(shapes)
-        saved = [(layer, list(layer._added_losses)) for layer in self._flatten_layers()]
-
-        def run(fill):
-            arrays = [np.zeros([1 if i == 0 and s is None else fill if s is None else s
-                                for i, s in enumerate(shape)], dtype=dtype)
-                      for shape, dtype in zip(shapes, dtypes)]
-            with no_grad():
-                out = self(arrays if multi else arrays[0], training=False)
-            outs = list(out) if isinstance(out, (list, tuple)) else [out]
-            return [tuple(o.shape) for o in outs], isinstance(out, (list, tuple))
-
-        try:
-            found, listed = run(1)
-            if any(s is None for shape in shapes for s in shape[1:]):
-                other, _ = run(2)
-                found = [tuple(None if a != b else a for a, b in zip(one, two))
-                         for one, two in zip(found, other)]
-        finally:
-            for layer, losses in saved:
-                layer._added_losses[:] = losses
-        batch = shapes[0][0] if shapes and shapes[0] else None
-        found = [(batch, *shape[1:]) if shape else shape for shape in found]
-        return found if listed else found[0]
+        """The output shape found by running call on zeros (see subclassing)."""
+        return subclassing.infer_output_shape(self, input_shape, dtypes)
 
     def _resolve_training(self, training):
         """Keras's order: the value passed, else the enclosing call's, else the default of

@@ -239,7 +239,7 @@ class Model(TrainingMixin, Layer):
         if self._subclassed:
             return Layer.get_config(self)
         node_ids = {id(n): i for i, n in enumerate(self._nodes)}
-        layer_index = {id(layer): i for i, layer in enumerate(self._layers)}
+        layer_index = {id(layer): i for i, layer in enumerate(self._graph_layers)}
 
         def ref(t):
             return [t.node.layer.name, node_ids[id(t.node)], t.index]
@@ -254,7 +254,7 @@ class Model(TrainingMixin, Layer):
 
         return {
             "name": self.name,
-            "layers": [serialize_layer(layer) for layer in self._layers],
+            "layers": [serialize_layer(layer) for layer in self._graph_layers],
             "nodes": nodes,
             "inputs": [ref(t) for t in self.inputs],
             "outputs": [ref(t) for t in self.outputs],
