@@ -222,3 +222,23 @@ def test_subclassed_model_inside_a_functional_model(rng):
     assert [w.name for w in outer.weights[:2]] == [inner.d1.kernel.name, inner.d1.bias.name]
     x = rng.standard_normal((3, 5)).astype(np.float32)
     assert outer.predict(x, verbose=0).shape == (3, 1)
+
+
+def test_a_file_too_small_for_the_rebuilt_model_is_refused(tmp_path, rng):
+    model = Classifier()
+    model(rng.standard_normal((2, 5)).astype(np.float32))
+    model.save(tmp_path / "m.shenjing")
+
+    class Huge(Classifier):
+        def __init__(self, **kwargs):
+            super().__init__(**{**kwargs, "units": 50_000})
+
+    with pytest.raises(ValueError, match="more values than the file holds"):
+        sj.load_model(tmp_path / "m.shenjing", custom_objects={"Classifier": Huge})
+
+    class Wider(Classifier):
+        def __init__(self, **kwargs):
+            super().__init__(**{**kwargs, "units": 7})
+
+    with pytest.raises(ValueError, match="'d1/kernel' has shape"):
+        sj.load_model(tmp_path / "m.shenjing", custom_objects={"Classifier": Wider})
