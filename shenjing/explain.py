@@ -314,9 +314,10 @@ def _time_distributed(layer, shape):
 
 def _fallback(layer, shape):
     """Any other layer: its own compute_output_shape and count_params, no formula."""
+    built = layer.built  # as asked: a layer without its own compute_output_shape builds in it
     out = layer.compute_output_shape(shape)
-    params = layer.count_params() if layer.built else 0
-    how = "counted" if layer.built else "not built, unknown"
+    params = layer.count_params() if built else 0
+    how = "counted" if built else "not built, unknown"
     return {"output_shape": out, "params": params, "macs": None, "macs_formula": "?",
             "shape_formula": [f"compute_output_shape: {out}"],
             "params_formula": f"{params} ({how}, no formula for {type(layer).__name__})",
@@ -361,7 +362,8 @@ def explain_layer(layer, input_shape=None) -> Explanation:
         raise ArgumentError(f"explain_layer: {type(layer).__name__} '{layer.name}' is not built; "
                             "pass its input_shape, e.g. (None, 28, 28, 1).")
     shape = [tuple(s) for s in shape] if isinstance(shape, list) else tuple(shape)
-    if type(layer).__name__ != "InputLayer":
+    derived = layer._derives_output_shape()  # its shape comes from running call, which builds
+    if type(layer).__name__ != "InputLayer" and not derived:
         layer.compute_output_shape(shape)  # the layer's own, named errors for bad shapes
     fields = {"params": 0, "params_formula": "0", **_explainer(layer)(layer, shape)}
     if not layer.trainable:

@@ -2,6 +2,7 @@
 
 from .activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .attention import AdditiveAttention, Attention
+from .activity_regularization import ActivityRegularization
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .conv_depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D

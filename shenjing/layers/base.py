@@ -22,6 +22,7 @@ from ..errors import ArgumentError, ArgumentTypeError
 from ..ops.elementwise import cast
 from ..tensor import Tensor
 from ..variable import Variable
+from . import subclassing, tracking
 
 _name_counts: defaultdict[str, int] = defaultdict(int)
 # Set while a model is rebuilt from a file: add_weight then takes each weight's value from it
@@ -139,14 +140,18 @@ class Layer:
         dtype, input_shape = arguments.layer_options(type(self).__name__, name, trainable, dtype,
                                                      input_shape)
         self.name = name or unique_name(snake_case(type(self).__name__))
+        self._creation_index = next(tracking.creation_counter)
+        self._weights: list[Variable] = []
+        self._regularized: list[tuple[Variable, object]] = []
+        self._added_losses: list[Tensor] = []
         self.trainable = trainable
         self.dtype = dtype
         self.built = False
-        self._weights: list[Variable] = []
-        self._regularized: list[tuple[Variable, object]] = []
         self._input_shape_arg = None if input_shape is None else tuple(input_shape)
         parameters = inspect.signature(self.call).parameters
         self._takes_training, self._takes_mask = "training" in parameters, "mask" in parameters
+        default = parameters["training"].default if self._takes_training else None
+        self._training_default = None if default is inspect.Parameter.empty else default
         self.input_shape = self.output_shape = None
         self._inbound_nodes: list[Node] = []  # one per symbolic call, in call order
 
@@ -154,11 +159,15 @@ class Layer:
     def build(self, input_shape) -> None:
         """Create the weights for inputs of ``input_shape`` (batch axis may be None)."""
 
-    def call(self, inputs, training=False):
-        raise NotImplementedError
+    def call(self, inputs, training=None, mask=None):
+        raise NotImplementedError(f"{type(self).__name__} '{self.name}': a Layer subclass must "
+                                  "implement call(inputs).")
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        """By default, as in Keras, the shape of what ``call`` returns: found by running it on
+        a batch of zeros (see _infer_output_shape). Override it when the shape is cheaper to
+        compute, or when call cannot run on zeros."""
+        return self._infer_output_shape(input_shape)
 
     def get_config(self) -> dict:
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
@@ -168,51 +177,153 @@ class Layer:
         return cls(**config)
 
     # ----- weights -----------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
-                   regularizer=None, dtype=None) -> Variable:
+    def add_weight(self, *args, **kwargs) -> Variable:
+        """A new weight of this layer, as Keras 3's ``add_weight(shape=None, initializer=None,
+        dtype=None, trainable=True, regularizer=None, constraint=None, name=None)``; call it
+        from ``build``. initializer None: glorot_uniform for floats, zeros for integers; name
+        None: 'variable', 'variable_1', ... The older form ``add_weight("kernel", shape,
+        initializer, trainable, regularizer, dtype)`` (a name first) is accepted too.
+        """
+        return self._add_weight(**subclassing.add_weight_arguments(self, args, kwargs))
+
+    def _add_weight(self, shape, initializer, dtype, trainable, regularizer, constraint, name):
+        if constraint is not None:
+            raise self._error("add_weight: weight constraints are not supported by shenjing "
+                              f"yet, got constraint={constraint!r:.60}.")
+        if shape is None:
+            shape = ()
+        shape = tuple(int(s) for s in ((shape,) if isinstance(shape, (int, np.integer))
+                                       else shape))
+        dtype = np.dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "zeros" if dtype.kind in "iub" else "glorot_uniform"
+        if name is None:
+            name = self._next_weight_name()
         full_name, provider = f"{self.name}/{name}", _weight_provider.get()
-        if provider is not None:
-            value = provider(self, full_name, tuple(shape), np.dtype(dtype or self.dtype))
-        else:
-            value = initializers.get(initializer)(tuple(shape), dtype or self.dtype)
-        variable = Variable(value, name=full_name, trainable=trainable)
+        value = None if provider is None else provider(self, full_name, shape, dtype)
+        if value is None:  # no provider, or a weight the provider finds by its path later
+            value = initializers.get(initializer)(shape, dtype)
+        variable = Variable(value, name=full_name, trainable=trainable, dtype=dtype)
         self._weights.append(variable)
         if regularizer is not None:
             self._regularized.append((variable, regularizers.get(regularizer)))
         return variable
 
+    def _next_weight_name(self) -> str:
+        """'variable', 'variable_1', ...: the first not taken in this layer."""
+        taken = {w.name.rpartition("/")[2] for w in self._weights}
+        index = 0
+        while (candidate := "variable" + (f"_{index}" if index else "")) in taken:
+            index += 1
+        return candidate
+
+    # Keras's _layers: the layers held as attributes (see tracking). Attributes named here are
+    # not walked (a class that keeps its layers in its own structure lists them itself).
+    _untracked_attributes = frozenset()
+
+    def _sublayer_paths(self) -> list[tuple[str, Layer]]:
+        """[(attribute path, layer)] of the layers this one holds directly."""
+        return tracking.held_layers(self, self._untracked_attributes)
+
+    def _sublayers(self) -> list[Layer]:
+        return [layer for _, layer in self._sublayer_paths()]
+
+    def _flatten_layers(self, include_self=True) -> list[Layer]:
+        layers = [layer for layer, _ in tracking.walk(self)]
+        return layers if include_self else layers[1:]
+
+    def _own_weights(self) -> list[Variable]:
+        """This layer's weights without its sublayers': trainable first, as Keras orders."""
+        return ([w for w in self._weights if w.trainable]
+                + [w for w in self._weights if not w.trainable])
+
+    def _weights_and_frozen(self):
+        """(weight, frozen) in Keras's order: own weights, then each sublayer's, each once."""
+        seen = set()
+        for layer, frozen in tracking.walk(self):
+            for w in layer._own_weights():
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    yield w, frozen
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        """Sets this layer and, as in Keras, every layer it holds."""
+        initial = "_trainable" not in self.__dict__
+        self._trainable = bool(value)
+        if not initial:
+            for layer in self._sublayers():
+                layer.trainable = value
+
     @property
     def weights(self) -> list[Variable]:
-        return list(self._weights)
+        return [w for w, _ in self._weights_and_frozen()]
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [w for w in self._weights if w.trainable] if self.trainable else []
+        return [w for w, frozen in self._weights_and_frozen() if w.trainable and not frozen]
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        if not self.trainable:
-            return list(self._weights)
-        return [w for w in self._weights if not w.trainable]
+        return [w for w, frozen in self._weights_and_frozen() if frozen or not w.trainable]
 
     def count_params(self) -> int:
-        return sum(math.prod(w.shape) for w in self._weights)
+        return sum(math.prod(w.shape) for w in self.weights)
 
     def get_weights(self) -> list[np.ndarray]:
-        return [w.data.copy() for w in self._weights]
+        return [w.data.copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
-        if len(weights) != len(self._weights):
+        own = self.weights
+        if len(weights) != len(own):
             raise ArgumentError(
-                f"{type(self).__name__} '{self.name}': expected {len(self._weights)} weight "
-                f"arrays ({[w.shape for w in self._weights]}), got {len(weights)}."
+                f"{type(self).__name__} '{self.name}': expected {len(own)} weight "
+                f"arrays ({[w.shape for w in own]}), got {len(weights)}."
             )
-        for variable, value in zip(self._weights, weights):
+        for variable, value in zip(own, weights):
+            if np.shape(value) != variable.shape:
+                raise self._error(f"set_weights: weight {variable.name!r} has shape "
+                                  f"{variable.shape}, got an array of shape {np.shape(value)}.")
+        for variable, value in zip(own, weights):
             variable.assign(value)
 
+    # ----- losses ------------------------------------------------------------------------
+    def add_loss(self, loss) -> None:
+        """Add a term to the training loss from inside ``call``; a tensor is summed to a scalar
+        (as Keras's fit sums each). The terms are kept until the next outermost call."""
+        if not isinstance(loss, Tensor):
+            try:
+                value = np.asarray(loss, dtype=self.dtype)
+            except (TypeError, ValueError):
+                value = None
+            if value is None or value.dtype.kind != "f":
+                raise self._error(f"add_loss expects a tensor or a number, got "
+                                  f"{type(loss).__name__} {loss!r:.60}.")
+            loss = Tensor(value)
+        self._added_losses.append(loss if loss.ndim == 0 else loss.sum())
+
+    def _clear_losses(self) -> None:
+        for layer in self._flatten_layers():
+            layer._added_losses.clear()
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Keras's ``losses``: the add_loss terms of the latest call and the weight penalties,
+        of this layer and every layer it holds."""
+        return self.regularization_losses()
+
     def regularization_losses(self) -> list[Tensor]:
-        """The penalty terms of this layer's regularized weights, differentiable."""
-        return [penalty(w) for w, penalty in self._regularized]
+        """What fit adds to the loss: the penalties of the regularized weights and the terms
+        added by ``add_loss`` in the latest call, of this layer and every layer it holds."""
+        result = []
+        for layer in self._flatten_layers():
+            result += [penalty(w) for w, penalty in layer._regularized]
+            result += layer._added_losses
+        return result
 
     # ----- calling -----------------------------------------------------------------------
     def _error(self, message: str) -> ArgumentError:
@@ -228,7 +339,25 @@ class Layer:
         self.output_shape = output_shape
         return output_shape
 
-    def __call__(self, inputs, *args, training=False, **kwargs):
+    def _derives_output_shape(self) -> bool:
+        """True when the class has no compute_output_shape of its own: the output shape is then
+        found by running call (see compute_output_shape)."""
+        return type(self).compute_output_shape is Layer.compute_output_shape
+
+    def _infer_output_shape(self, input_shape, dtypes=None):
+        """The output shape found by running call on zeros (see subclassing)."""
+        return subclassing.infer_output_shape(self, input_shape, dtypes)
+
+    def _resolve_training(self, training):
+        """Keras's order: the value passed, else the enclosing call's, else the default of
+        this call's ``training`` parameter if not None, else False."""
+        if training is None:
+            training = tracking.outer_training()
+        if training is None:
+            training = self._training_default
+        return bool(training) if training is not None else False
+
+    def __call__(self, inputs, *args, training=None, **kwargs):
         if self.single_input and isinstance(inputs, (list, tuple)):
             raise self._error(f"expects one input tensor, got a {type(inputs).__name__} of "
                               f"{len(inputs)}; a list means several inputs here (as in Keras's "
@@ -236,10 +365,17 @@ class Layer:
         if _is_symbolic(inputs) or _is_symbolic(kwargs):
             return self._symbolic_call(inputs, kwargs)
         inputs = self._to_tensors(inputs)
-        if self.built:
+        derived = self._derives_output_shape()
+        if not self.built:
+            if derived:  # build now, the output shape comes from the output
+                self.build(_shape_of(inputs))
+                self.built = True
+                self.input_shape = _shape_of(inputs)
+            else:
+                self.build_for(_shape_of(inputs))
+        elif not derived:
             self.compute_output_shape(_shape_of(inputs))  # explained errors for bad shapes
-        else:
-            self.build_for(_shape_of(inputs))
+        training = self._resolve_training(training)
         if self._takes_training:
             kwargs["training"] = training
         mask = kwargs.pop("mask", None)
@@ -247,7 +383,14 @@ class Layer:
             mask = _mask_of(inputs)
         if self._takes_mask:
             kwargs["mask"] = mask
-        outputs = self.call(inputs, *args, **kwargs)
+        if not tracking.in_call():  # the outermost call: the losses of the one before go
+            self._clear_losses()
+        with tracking.call_scope(training):
+            outputs = self.call(inputs, *args, **kwargs)
+        if derived and self.output_shape is None:  # the batch axis as None, as summary shows
+            self.output_shape = ([(None, *o.shape[1:]) for o in outputs]
+                                 if isinstance(outputs, (list, tuple))
+                                 else (None, *outputs.shape[1:]))
         output_mask = self.compute_mask(inputs, mask)
         if isinstance(outputs, (list, tuple)):
             masks = output_mask if isinstance(output_mask, list) else [output_mask] * len(outputs)
@@ -266,7 +409,14 @@ class Layer:
                 "the inputs mix symbolic tensors (from Input(...)) with arrays, or an argument "
                 f"holds a symbolic tensor while the inputs are {type(inputs).__name__}; in a "
                 "functional model every input of a call must come from Input(...) or a layer.")
-        output_shape = self.build_for(_shape_of(inputs))
+        shape = _shape_of(inputs)
+        if self._derives_output_shape():  # no compute_output_shape: run call on zeros
+            dtypes = [x.dtype for x in inputs] if isinstance(inputs, (list, tuple)) else [
+                inputs.dtype]
+            output_shape = self._infer_output_shape(shape, dtypes)
+            self.input_shape, self.output_shape = shape, output_shape
+        else:
+            output_shape = self.build_for(shape)
         return Node(self, inputs, kwargs, output_shape, self.dtype).output
 
     # ----- the graph: Keras 3's properties of a layer's first call -----------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import ArgumentError, ArgumentTypeError
 from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape, map_symbolic
 from ..tensor import is_grad_enabled
-from . import fusion
+from . import fusion, subclassed
 from .training import TrainingMixin
 
 
@@ -19,7 +19,16 @@ def _as_list(x):
 
 
 class Model(TrainingMixin, Layer):
-    """Functional model. Args: inputs, outputs (a SymbolicTensor or a list of them), name."""
+    """Functional model. Args: inputs, outputs (a SymbolicTensor or a list of them), name.
+
+    Subclassing also works as in Keras: ``super().__init__()``, layers assigned as attributes
+    in ``__init__``, ``call(inputs, training=None)`` overridden (see models/subclassed.py).
+    """
+
+    # the graph's own structures: their layers are listed by _layers, not found by walking
+    _untracked_attributes = frozenset({"_graph_layers", "_stack", "_input_layer", "_chain",
+                                       "inputs", "outputs", "_nodes", "_fusion_plans",
+                                       "_graph_layer_ids", "_graph_names"})
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -112,8 +121,14 @@ class Model(TrainingMixin, Layer):
     # ----- layers and weights ------------------------------------------------------------
     @property
     def _layers(self) -> list[Layer]:
-        """Every layer, input layers included, in call order."""
-        return self._graph_layers
+        """Every layer, input layers included, in call order; then the layers held as
+        attributes that the graph does not hold (a subclassed model has only those)."""
+        graph = self.__dict__.get("_graph_layers", [])
+        ids = {id(layer) for layer in graph}
+        return graph + [layer for layer in Layer._sublayers(self) if id(layer) not in ids]
+
+    def _sublayers(self):
+        return self._layers
 
     @property
     def layers(self) -> list[Layer]:
@@ -128,48 +143,10 @@ class Model(TrainingMixin, Layer):
         raise ArgumentError(f"Model '{self.name}': no layer named {name!r}; layers are "
                             f"{[layer.name for layer in self._layers]}.")
 
-    def _unique_weights(self, attribute):
-        result, seen = [], set()
-        for layer in self._layers:
-            for w in getattr(layer, attribute):
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    result.append(w)
-        return result
-
-    @property
-    def weights(self):
-        return self._unique_weights("weights")
-
-    @property
-    def trainable_weights(self):
-        return self._unique_weights("trainable_weights") if self.trainable else []
-
-    @property
-    def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
-        return self._unique_weights("non_trainable_weights")
-
-    def count_params(self) -> int:
-        return sum(layer.count_params() for layer in self._layers)
-
-    def get_weights(self):
-        return [w.data.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        own = self.weights
-        if len(weights) != len(own):
-            raise ArgumentError(f"Model '{self.name}': expected {len(own)} weight arrays, got "
-                             f"{len(weights)}.")
-        for variable, value in zip(own, weights):
-            variable.assign(value)
-
-    def regularization_losses(self):
-        return [p for layer in self._layers for p in layer.regularization_losses()]
-
     # ----- calling -----------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
+        if self._subclassed:
+            return Layer.compute_output_shape(self, input_shape)
         return self.output_shape
 
     def call(self, inputs, training=False):
@@ -232,7 +209,10 @@ class Model(TrainingMixin, Layer):
                                   fusion.relu_pool_swaps(self._nodes, self.outputs))
         return self._fusion_plans
 
-    def __call__(self, inputs, *args, training=False, **kwargs):
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        if self._subclassed:
+            return subclassed.call(self, Layer.__call__, inputs, *args, training=training,
+                                   **kwargs)
         if not self.built and not isinstance(inputs, SymbolicTensor):
             self.build_for(tuple(inputs.shape) if not isinstance(inputs, (list, tuple)) else
                            [tuple(x.shape) for x in inputs])
@@ -258,11 +238,27 @@ class Model(TrainingMixin, Layer):
         load_weights(self, path, skip_mismatch=skip_mismatch, by_name=by_name,
                      check_values=check_values)
 
+    # ----- subclassed models (models/subclassed.py) ---------------------------------------
+    @property
+    def _subclassed(self) -> bool:
+        """A subclass with its own call (Keras's subclassed model), not a graph."""
+        return type(self).call is not Model.call and not self.__dict__.get("_graph_layers")
+
+    def _derives_output_shape(self):
+        return self._subclassed and type(self).compute_output_shape is Model.compute_output_shape
+
+    def build(self, input_shape):
+        """A subclassed model builds its layers by running call on zeros of input_shape."""
+        if self._subclassed:
+            subclassed.build(self, input_shape)
+
     # ----- config ------------------------------------------------------------------------
     def get_config(self):
         """Layers with their configs and, per node, which (layer, node, output) feed it."""
+        if self._subclassed:
+            return Layer.get_config(self)
         node_ids = {id(n): i for i, n in enumerate(self._nodes)}
-        layer_index = {id(layer): i for i, layer in enumerate(self._layers)}
+        layer_index = {id(layer): i for i, layer in enumerate(self._graph_layers)}
 
         def ref(t):
             return [t.node.layer.name, node_ids[id(t.node)], t.index]
@@ -281,7 +277,7 @@ class Model(TrainingMixin, Layer):
 
         return {
             "name": self.name,
-            "layers": [serialize_layer(layer) for layer in self._layers],
+            "layers": [serialize_layer(layer) for layer in self._graph_layers],
             "nodes": nodes,
             "inputs": [ref(t) for t in self.inputs],
             "outputs": [ref(t) for t in self.outputs],
@@ -293,6 +289,8 @@ class Model(TrainingMixin, Layer):
         from ..saving.registry import deserialize_layer
         from .node_config import kwargs_from_config
 
+        if cls.call is not Model.call:
+            return subclassed.from_config(cls, config)
         layers = [deserialize_layer(c, custom_objects) for c in config["layers"]]
         produced = []  # outputs of each node, in order
         names = [layers[spec["layer"]].name for spec in config["nodes"]]

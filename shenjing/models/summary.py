@@ -12,19 +12,38 @@ def _size(count: int, itemsize: int = 4) -> str:
         size /= 1024
 
 
-def summary_rows(model):
-    """(name (type), output shape, params) per layer; Sequential hides its InputLayer."""
-    rows = []
-    for layer in model.layers:
-        kind = type(layer).__name__
+def _nested(layer):
+    """The layers shown under ``layer`` with expand_nested: a model's layers, or the layers a
+    custom layer holds as attributes."""
+    from .functional import Model
+
+    return layer.layers if isinstance(layer, Model) else layer._sublayers()
+
+
+def summary_rows(model, expand_nested=False):
+    """(name (type), output shape, params) per layer; Sequential hides its InputLayer.
+    expand_nested: each layer's own layers follow it, indented, at any depth."""
+    rows, depths = [], []
+
+    def add(layer, depth, seen):
+        kind, indent = type(layer).__name__, "  " * depth
         if not layer.built:
-            rows.append((f"{layer.name} ({kind})", "?", "0 (unbuilt)"))
-            continue
-        shape = layer.output_shape
-        shape_text = (", ".join(format_shape(s) for s in shape) if isinstance(shape, list)
-                      else format_shape(shape))
-        rows.append((f"{layer.name} ({kind})", shape_text, str(layer.count_params())))
-    return rows
+            rows.append((f"{indent}{layer.name} ({kind})", "?", "0 (unbuilt)"))
+        else:
+            shape = layer.output_shape
+            shape_text = ("?" if shape is None else
+                          ", ".join(format_shape(s) for s in shape) if isinstance(shape, list)
+                          else format_shape(shape))
+            rows.append((f"{indent}{layer.name} ({kind})", shape_text,
+                         str(layer.count_params())))
+        depths.append(depth)
+        if expand_nested and id(layer) not in seen:
+            for inner in _nested(layer):
+                add(inner, depth + 1, seen | {id(layer)})
+
+    for layer in model.layers:
+        add(layer, 0, {id(model)})
+    return (rows, depths) if expand_nested else rows
 
 
 def _extra_cells(explanations, show_macs, show_memory):
@@ -55,14 +74,22 @@ def _extra_totals(explanations, show_macs, show_memory):
     return lines
 
 
-def summary_text(model, line_length=None, explain=False, show_macs=False, show_memory=False):
+def summary_text(model, line_length=None, explain=False, show_macs=False, show_memory=False,
+                 expand_nested=False):
     """The table. explain: under each layer, the formulas of its output shape and parameter
     count with the numbers filled in; show_macs: a multiply-adds column (per sample);
-    show_memory: parameters and activations (per sample) in MB."""
-    rows = summary_rows(model)
+    show_memory: parameters and activations (per sample) in MB; expand_nested: the layers of
+    nested models and custom layers under them, indented (not explained)."""
+    rows, depths = summary_rows(model, expand_nested=True)
+    if not expand_nested:
+        rows = [row for row, depth in zip(rows, depths) if depth == 0]
+        depths = [0] * len(rows)
     headers = ("Layer (type)", "Output Shape", "Param #")
     minimums = (29, 26, 10)
     explanations = explain_model(model) if explain or show_macs or show_memory else None
+    if explanations is not None and expand_nested:
+        top = iter(explanations)
+        explanations = [next(top) if depth == 0 else None for depth in depths]
     if show_macs or show_memory:
         extra = _extra_cells(explanations, show_macs, show_memory)
         rows = [row + cells for row, cells in zip(rows, extra)]

@@ -426,10 +426,12 @@ class TrainingMixin:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def summary(self, print_fn=None, line_length=None, explain=False, show_macs=False,
-                show_memory=False):
+                show_memory=False, expand_nested=False):
         """Print the layer table; explain adds each layer's shape and parameter formulas,
-        show_macs a multiply-adds column, show_memory parameter and activation MB columns."""
+        show_macs a multiply-adds column, show_memory parameter and activation MB columns,
+        expand_nested the layers of nested models and custom layers, indented."""
         from .summary import summary_text
 
         (print_fn or print)(summary_text(self, line_length=line_length, explain=explain,
-                                         show_macs=show_macs, show_memory=show_memory))
+                                         show_macs=show_macs, show_memory=show_memory,
+                                         expand_nested=expand_nested))

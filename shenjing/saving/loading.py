@@ -21,7 +21,15 @@ from ..layers.base import weights_provided_by
 from ..models import resume
 from . import validate
 from . import weights as weights_module
-from .model_io import _OPTIMIZER_PREFIX, FORMAT, FORMAT_VERSION, WEIGHT_ORDER_KEY
+from .model_io import (
+    _OPTIMIZER_PREFIX,
+    BUILD_SHAPE,
+    FORMAT,
+    FORMAT_VERSION,
+    PATH_KEYS,
+    WEIGHT_ORDER_KEY,
+)
+from .naming import weight_keys
 from .registry import LayerConfigError, deserialize_layer
 
 _NOT_WEIGHTS = (_OPTIMIZER_PREFIX, resume.TENSOR_PREFIX)  # optimizer slots, callback arrays
@@ -58,7 +66,7 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
     weights = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}
     if compile and training is None:  # callback tensors without a state to hold them
         resume.check_callback_tensors(tensors, set(), path)
-    model = _rebuild(config, weights, path, custom_objects, check_values)
+    model = _rebuild(config, weights, path, custom_objects, check_values, metadata)
     validate.check_weight_names(metadata, WEIGHT_ORDER_KEY, weights, path)
     if spec is not None:
         _compile(model, spec, path, custom_objects)
@@ -107,14 +115,23 @@ def _check_custom_objects(custom_objects):
                                     f"{type(value).__name__} {value!r:.80}.")
 
 
-def _rebuild(config, weights, path, custom_objects, check_values):
-    """The model the config describes, built with the file's weights, or FileFormatError."""
+def _rebuild(config, weights, path, custom_objects, check_values, metadata):
+    """The model the config describes, built with the file's weights, or FileFormatError.
+
+    Weights keyed by their layer's name come from the file as each layer builds. A file that
+    also keys weights by path (layers held by custom layers, subclassed models; see naming)
+    has them assigned once the model is built: the weights the config implies may then not
+    exceed the file's in size, and must match its keys and shapes one to one."""
     from ..models import Model
 
-    source = weights_module.FileWeights(weights, path, check_values)
+    by_path = PATH_KEYS in metadata
+    build_shape = validate.check_build_shape(metadata, BUILD_SHAPE, path)
+    source = weights_module.FileWeights(weights, path, check_values, by_path=by_path)
     try:
         with weights_provided_by(source):
             model = deserialize_layer(config, custom_objects)
+            if isinstance(model, Model) and not model.built and build_shape is not None:
+                model.build(build_shape)
     except LayerConfigError as error:
         raise FileFormatError(path, error.problem,
                               field=f"shenjing_config: {' > '.join(error.where)}") from error
@@ -125,9 +142,12 @@ def _rebuild(config, weights, path, custom_objects, check_values):
         raise FileFormatError(path, f"the architecture is a {type(model).__name__} layer, not "
                               "a model", field="shenjing_config")
     if not model.built:
-        raise FileFormatError(path, "the saved architecture has no input shape",
-                              field="shenjing_config")
+        raise FileFormatError(path, "the saved architecture has no input shape" + (
+            f" ({BUILD_SHAPE!r} is needed to build a subclassed model)"
+            if getattr(model, "_subclassed", False) else ""), field="shenjing_config")
     validate.check_sample_sizes(model, path)
+    if by_path:
+        source.assign_by_key(weight_keys(model))
     source.check_all_used()
     return model
 

@@ -16,6 +16,7 @@ from .. import optimizers, utils
 from ..errors import ArgumentError
 from ..io import read_safetensors_metadata, write_safetensors
 from ..models import resume
+from .naming import has_path_keys, weight_keys
 from .paths import check_save_path
 from .registry import serialize_layer
 
@@ -25,14 +26,28 @@ _OPTIMIZER_PREFIX = "optimizer/"
 WEIGHT_ORDER_KEY = "weight_names"  # the weights in the model's order: the writer sorts by size
 
 
+PATH_KEYS = "weight_paths"  # present: some weights are keyed by their path (see naming)
+BUILD_SHAPE = "build_input_shape"  # a subclassed model's input shape, to build it on load
+
+
 def _weights_by_name(model) -> dict:
     named = {}
-    for variable in model.weights:
-        if variable.name in named:
-            raise ArgumentError(f"save: two weights are named {variable.name!r}; layer names must "
+    for key, variable, _ in weight_keys(model):
+        if key in named:
+            raise ArgumentError(f"save: two weights are named {key!r}; layer names must "
                                 "be unique within a model.")
-        named[variable.name] = variable.data
+        named[key] = variable.data
     return named
+
+
+def _layout_metadata(model) -> dict:
+    """The entries load_model needs to find path-keyed weights and build a subclassed model."""
+    metadata = {}
+    if has_path_keys(model):
+        metadata[PATH_KEYS] = "1"
+    if getattr(model, "_subclassed", False):
+        metadata[BUILD_SHAPE] = json.dumps(model.input_shape)
+    return metadata
 
 
 def _metric_spec(metric):
@@ -50,7 +65,7 @@ def save_model(model, path, include_optimizer=True) -> None:
     tensors = dict(_weights_by_name(model))
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "shenjing_config": json.dumps(serialize_layer(model)),
-                WEIGHT_ORDER_KEY: json.dumps(list(tensors))}
+                WEIGHT_ORDER_KEY: json.dumps(list(tensors)), **_layout_metadata(model)}
     if model.compiled:
         losses = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]
         metadata["compile_config"] = json.dumps({

@@ -35,15 +35,51 @@ class LayerConfigError(ArgumentError):
         super().__init__(f"{' > '.join(self.where)}: {problem}")
 
 
+_NAMES: dict[type, str] = {}  # the key each registered class is saved under
+
+
 def register(cls=None, *, name=None):
     """Allow ``cls`` in saved configs: ``@register`` or ``register(MyLayer)``."""
 
     def add(target):
         _check_layer_class(target, f"register: {name or getattr(target, '__name__', target)!r}")
         _REGISTRY[name or target.__name__] = target
+        _NAMES[target] = name or target.__name__
         return target
 
     return add if cls is None else add(cls)
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Keras's decorator: ``@register_keras_serializable(package="MyLib")`` allows the class in
+    saved configs under the key ``"MyLib>MyLayer"`` (``name`` replaces the class name). Here it
+    takes Layer and Model subclasses, the only classes a shenjing config names."""
+    if not isinstance(package, str) or ">" in package:
+        raise ArgumentTypeError(f"register_keras_serializable: package must be a string "
+                                f"without '>', got {package!r:.60}.")
+
+    def decorator(cls):
+        key = f"{package}>{name or getattr(cls, '__name__', cls)}"
+        if not callable(getattr(cls, "get_config", None)):
+            raise CustomObjectError(f"register_keras_serializable: cannot register {key!r}, "
+                                    "which has no get_config method.")
+        return register(cls, name=key)
+
+    return decorator
+
+
+def get_registered_name(obj) -> str:
+    """The key a class is saved under: its registered one, else its class name."""
+    return _NAMES.get(obj, getattr(obj, "__name__", type(obj).__name__))
+
+
+def get_registered_object(name, custom_objects=None, module_objects=None):
+    """The class saved under ``name``: from custom_objects, then module_objects, then the
+    registered ones; None if none has it."""
+    for source in (custom_objects, module_objects):
+        if source and name in source:
+            return source[name]
+    return registered().get(name)
 
 
 def registered() -> dict[str, type]:
@@ -85,7 +121,7 @@ def custom_objects_in_use() -> dict:
 
 
 def serialize_layer(layer) -> dict:
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return {"class_name": get_registered_name(type(layer)), "config": layer.get_config()}
 
 
 def deserialize_layer(spec, custom_objects=None):
@@ -123,7 +159,7 @@ def _deserialize(spec, custom_objects):
         _check_wrapped_layer(cls, config, custom_objects)
         from ..models import Model
 
-        if issubclass(cls, Model):  # models rebuild their own layers
+        if issubclass(cls, Model) and cls.call is Model.call:  # graphs rebuild their layers
             from .validate import check_model_config
 
             check_model_config(cls, config)
@@ -157,15 +193,17 @@ def _model_from_config(cls, config, custom_objects):
 def _resolve(name, custom_objects, label):
     """The class a config names: custom_objects first (each must be a working Layer class),
     then the allow-list."""
-    if name in custom_objects:
-        _check_layer_class(custom_objects[name], f"load_model: custom_objects[{name!r}]")
-        return custom_objects[name]
+    for key in (name, name.rpartition(">")[2]):  # "Custom>MyLayer" also as "MyLayer"
+        if key in custom_objects:
+            _check_layer_class(custom_objects[key], f"load_model: custom_objects[{key!r}]")
+            return custom_objects[key]
     cls = registered().get(name)
     if cls is None:
         raise LayerConfigError([label], (
             f"the file names a layer class {name!r} that is not registered. Pass it in "
-            "custom_objects={...} or decorate it with shenjing.saving.register; classes are "
-            "never imported by name from a file"
+            f"custom_objects={{{name.rpartition('>')[2]!r}: ...}} or decorate the class with "
+            "@shenjing.saving.register_keras_serializable(); classes are never imported by "
+            "name from a file"
         ))
     return cls
 

@@ -92,6 +92,26 @@ def _depth(value) -> int:
 
 
 # ----- model configs -----------------------------------------------------------------------
+def check_build_shape(metadata, key, path):
+    """A subclassed model's input shape: a shape such as [null, 8] (or a list of them) whose
+    samples hold at most MAX_SAMPLE_ELEMENTS values; None if the entry is absent."""
+    if key not in metadata:
+        return None
+    shape = parse_json(metadata, key, path)
+    multi = isinstance(shape, list) and bool(shape) and all(isinstance(s, list) for s in shape)
+    for one in shape if multi else [shape]:
+        if not (isinstance(one, list) and 0 < len(one) <= 16 and all(
+                s is None or (type(s) is int and 0 < s < MAX_COUNT) for s in one)):
+            raise FileFormatError(path, f"expected an input shape such as [null, 8], got "
+                                  f"{shape!r:.100}", field=key)
+        size = math.prod(s for s in one[1:] if s is not None)
+        if size > MAX_SAMPLE_ELEMENTS:
+            raise FileFormatError(path, f"the input shape {one} holds {size} values per sample, "
+                                  f"more than the {MAX_SAMPLE_ELEMENTS} shenjing accepts",
+                                  field=key)
+    return [tuple(s) for s in shape] if multi else tuple(shape)
+
+
 def check_model_config(cls, config):
     """The structure of a Sequential or functional Model config (before from_config runs):
     lists where lists are expected, and every node reference pointing at an earlier node."""

@@ -8,12 +8,14 @@ request. Either way every value is checked before any is assigned, so a refused 
 the model as it was.
 """
 
+import math
 import re
 import warnings
 
 import numpy as np
 
 from ..io import FileFormatError
+from .naming import weight_keys
 
 _KINDS = {"f": "floating", "i": "integer", "u": "unsigned integer", "b": "boolean",
           "c": "complex"}
@@ -47,12 +49,23 @@ class FileWeights:
     each weight a layer asks for must be in the file, by name, with the shape the config
     implies; the file's array (checked) becomes the weight, and no initializer runs."""
 
-    def __init__(self, tensors, path, check_values=True):
+    def __init__(self, tensors, path, check_values=True, by_path=False):
         self.tensors, self.path, self.check_values = tensors, path, check_values
         self.used = set()
+        # by_path: the file keys some weights by path (see naming), which only the built model
+        # knows; the layers build with their initializers, bounded by the file's size, and
+        # assign_by_key sets every weight afterwards
+        self.by_path, self.budget = by_path, sum(v.size for v in tensors.values())
 
     def __call__(self, layer, name, shape, dtype):
         where = f"layer '{layer.name}' ({type(layer).__name__})"
+        if self.by_path:
+            self.budget -= math.prod(shape)
+            if self.budget < 0:
+                raise FileFormatError(self.path, f"its config implies weights (up to {name!r} of "
+                                      f"shape {shape}) of more values than the file holds",
+                                      field=where)
+            return None
         value = self.tensors.get(name)
         if name in self.used:
             raise FileFormatError(self.path, f"a second weight is named {name!r}; layer names "
@@ -65,6 +78,26 @@ class FileWeights:
                                   f"{shape}, the file holds shape {value.shape}", field=where)
         self.used.add(name)
         return check_value(self.path, name, value, dtype, self.check_values)
+
+    def assign_by_key(self, keyed):
+        """Set each (key, variable, layer) of a built model from the file's tensor of that key,
+        all checked before any is assigned."""
+        values = []
+        for key, variable, layer in keyed:
+            where = f"layer '{layer.name}' ({type(layer).__name__})"
+            value = self.tensors.get(key)
+            if value is None or key in self.used:
+                raise FileFormatError(self.path, f"the model has a weight {key!r} of shape "
+                                      f"{variable.shape}, which the file does not hold",
+                                      field=where)
+            if value.shape != variable.shape:
+                raise FileFormatError(self.path, f"the model's weight {key!r} has shape "
+                                      f"{variable.shape}, the file holds shape {value.shape}",
+                                      field=where)
+            self.used.add(key)
+            values.append(check_value(self.path, key, value, variable.dtype, self.check_values))
+        for (_, variable, _), value in zip(keyed, values):
+            variable.assign(value)
 
     def check_all_used(self):
         unexpected = [name for name in self.tensors if name not in self.used]
@@ -91,15 +124,16 @@ def match(model, tensors, order, path, by_name=True, skip_mismatch=False):
     as Keras 3 matches by topology. by_name=False: in the saved order. Shapes must agree;
     skip_mismatch skips (with a warning each) what does not fit instead of refusing the file.
     """
-    own = model.weights
+    keyed = [(key, variable) for key, variable, _ in weight_keys(model)]
+    own = [variable for _, variable in keyed]
     if by_name:
-        names = {v.name for v in own}
-        if names != set(tensors) and order is not None and _same_architecture(own, order,
+        names = {key for key, _ in keyed}
+        if names != set(tensors) and order is not None and _same_architecture(keyed, order,
                                                                               tensors):
             pairs = list(zip(own, order))
         else:
-            pairs = [(v, v.name) for v in own if v.name in tensors]
-            _report_unmatched([v.name for v in own if v.name not in tensors],
+            pairs = [(v, key) for key, v in keyed if key in tensors]
+            _report_unmatched([key for key, _ in keyed if key not in tensors],
                               [n for n in tensors if n not in names], path, skip_mismatch)
     else:
         if order is None:
@@ -141,15 +175,15 @@ def _report_unmatched(missing, unexpected, path, skip_mismatch):
                       stacklevel=5)
 
 
-def _same_architecture(own, order, tensors):
+def _same_architecture(keyed, order, tensors):
     """Whether the file holds this model's weights under other automatic layer names: the same
     weight names and shapes in the same order, each layer name the same up to Keras's numeric
     suffix (dense, dense_3), and one file layer for each model layer."""
-    if len(own) != len(order):
+    if len(keyed) != len(order):
         return False
     layers = {}
-    for variable, name in zip(own, order):
-        mine, theirs = variable.name.rpartition("/"), name.rpartition("/")
+    for (key, variable), name in zip(keyed, order):
+        mine, theirs = key.rpartition("/"), name.rpartition("/")
         if (mine[2] != theirs[2] or _base(mine[0]) != _base(theirs[0])
                 or tensors[name].shape != variable.shape
                 or layers.setdefault(mine[0], theirs[0]) != theirs[0]):
