@@ -32,6 +32,9 @@ class ReLU(Layer):
         self.negative_slope = arguments.number(negative_slope, "negative_slope", self, low=0.0)
         self.threshold = arguments.number(threshold, "threshold", self, low=0.0)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise
+
     def call(self, inputs):
         slope, top, threshold = self.negative_slope, self.max_value, self.threshold
         if slope and top is None and not threshold:
@@ -66,6 +69,9 @@ class LeakyReLU(Layer):
                           DeprecationWarning, stacklevel=2)
         super().__init__(**kwargs)
         self.negative_slope = arguments.number(negative_slope, "negative_slope", self, low=0.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise
 
     def call(self, inputs):
         return ops.leaky_relu(inputs, self.negative_slope)
@@ -158,6 +164,9 @@ class ELU(Layer):
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = arguments.number(alpha, "alpha", self)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise
 
     def call(self, inputs):
         return ops.elu(inputs, self.alpha)

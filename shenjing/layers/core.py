@@ -129,6 +129,9 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = arguments.lookup(activations.get, activation, "activation", self)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise
+
     def call(self, inputs):
         return inputs if self.activation is None else self.activation(inputs)
 

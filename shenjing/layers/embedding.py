@@ -76,6 +76,9 @@ class Masking(Layer):
     def compute_mask(self, inputs, mask=None):
         return np.any(inputs.data != self.mask_value, axis=-1)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise
+
     def call(self, inputs):
         keep = np.any(inputs.data != self.mask_value, axis=-1, keepdims=True)
         return inputs * keep.astype(inputs.dtype)

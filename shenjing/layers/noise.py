@@ -39,6 +39,9 @@ class _Noise(Layer):
         draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
         return self._rng().standard_normal(shape, dtype=draw_dtype).astype(dtype, copy=False)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise
+
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
 
