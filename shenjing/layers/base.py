@@ -111,6 +111,14 @@ def map_symbolic(fn, structure):
     return structure
 
 
+def _batchless_shapes(outputs):
+    """The shapes of (nested lists of) outputs with the batch axis as None."""
+    if isinstance(outputs, (list, tuple)):
+        return [_batchless_shapes(o) for o in outputs]
+    shape = getattr(outputs, "shape", None)
+    return None if shape is None or not shape else (None, *shape[1:])
+
+
 def _is_symbolic(inputs) -> bool:
     return any(isinstance(x, SymbolicTensor) for x in flatten(inputs))
 
@@ -388,9 +396,7 @@ class Layer:
         with tracking.call_scope(training):
             outputs = self.call(inputs, *args, **kwargs)
         if derived and self.output_shape is None:  # the batch axis as None, as summary shows
-            self.output_shape = ([(None, *o.shape[1:]) for o in outputs]
-                                 if isinstance(outputs, (list, tuple))
-                                 else (None, *outputs.shape[1:]))
+            self.output_shape = _batchless_shapes(outputs)
         output_mask = self.compute_mask(inputs, mask)
         if isinstance(outputs, (list, tuple)):
             masks = output_mask if isinstance(output_mask, list) else [output_mask] * len(outputs)

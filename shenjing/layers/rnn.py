@@ -68,7 +68,11 @@ def build_cell(cell, step_shape, scope):
         return
     name, cell.name = cell.name, f"{scope}/{cell.name}"
     try:
-        cell.build_for(step_shape)
+        if cell._derives_output_shape():  # a user cell: its call needs states, so build only
+            cell.build(step_shape)
+            cell.built, cell.input_shape = True, step_shape
+        else:
+            cell.build_for(step_shape)
     finally:
         cell.name = name
 
@@ -150,7 +154,9 @@ class RNN(Layer):
         if len(input_shape) < 3:
             raise self._error(f"expected input of rank 3 or more (batch, time, features), got "
                               f"shape {format_shape(input_shape)}.")
-        if isinstance(self.cell, Layer):  # the cell's own checks of one step's shape
+        if isinstance(self.cell, Layer) and not self.cell._derives_output_shape():
+            # the cell's own checks of one step's shape (a user cell may have none: its call
+            # takes states, so it cannot be run on zeros for a shape)
             self.cell.compute_output_shape((input_shape[0], *input_shape[2:]))
         batch, steps = input_shape[0], input_shape[1]
         size = cell_output_size(self.cell)

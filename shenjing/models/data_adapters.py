@@ -65,13 +65,22 @@ def by_name(value, names, what, where):
     return items[0] if len(items) == 1 else items
 
 
+def _names(tensors, model):
+    """The names of the layers making tensors; None for a subclassed model's placeholders,
+    which no named layer makes."""
+    layers = [t.node.layer if t.node is not None else None for t in tensors]
+    if any(layer is None or layer is model for layer in layers):
+        return None
+    return [layer.name for layer in layers]
+
+
 class Structure:
     """The model's input and output names, to put dicts of data in order (None: not known)."""
 
     def __init__(self, model):
         built = getattr(model, "built", False) and getattr(model, "inputs", None)
-        self.inputs = [t.node.layer.name for t in model.inputs] if built else None
-        self.outputs = [t.node.layer.name for t in model.outputs] if built else None
+        self.inputs = _names(model.inputs, model) if built else None
+        self.outputs = _names(model.outputs, model) if built else None
 
     def x(self, value, where):
         return by_name(value, self.inputs, "input", where) if self.inputs else value

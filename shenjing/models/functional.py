@@ -132,7 +132,10 @@ class Model(TrainingMixin, Layer):
 
     @property
     def layers(self) -> list[Layer]:
-        return list(self._layers)
+        """A graph's layers (as Keras 3's functional models list their operations; models
+        held as attributes still add their weights), else the tracked ones (subclassed)."""
+        graph = self.__dict__.get("_graph_layers")
+        return list(graph) if graph else list(self._layers)
 
     def get_layer(self, name=None, index=None) -> Layer:
         if index is not None:
