@@ -131,6 +131,9 @@ class Normalization(Layer):
             self.variance = self.add_weight("variance", self._kept_sizes, "ones",
                                             trainable=False)
             self.count = self.add_weight("count", (), "zeros", trainable=False, dtype="int32")
+            # NOTE: Layer.add_weight makes a float32 Variable whatever dtype it is given; Keras's
+            # count is int32 (it shows in get_weights and the saved file), so keep it int32.
+            self.count.data = self.count.data.astype(np.int32)
             return
         # given values align with the kept axes from the right, as Keras broadcasts them
         expanded = [1] * len(input_shape)
