@@ -41,6 +41,22 @@ class Rescaling(Layer):
         self.scale = _numbers(scale, "scale", self)
         self.offset = _numbers(offset, "offset", self)
 
+    def compute_output_shape(self, input_shape):
+        known = tuple(1 if s is None else s for s in input_shape)
+        for name, value in (("scale", self.scale), ("offset", self.offset)):
+            shape = np.shape(value)
+            try:
+                out = np.broadcast_shapes(known, shape)
+            except ValueError:
+                out = ()
+            fits = len(out) == len(known) and all(
+                o == k or s is None for o, k, s in zip(out, known, input_shape))
+            if not fits:
+                raise self._error(f"{name} of shape {shape} does not broadcast over inputs of "
+                                  f"shape {format_shape(input_shape)} (one value per channel "
+                                  "needs as many as the last axis).")
+        return input_shape
+
     def call(self, inputs):
         scale = np.asarray(self.scale, dtype=inputs.dtype)
         offset = np.asarray(self.offset, dtype=inputs.dtype)
@@ -249,6 +265,10 @@ class Resizing(Layer):
         shape = list(input_shape)
         first = len(shape) - 3 + (1 if self.data_format == "channels_first" else 0)
         shape[first:first + 2] = [self.height, self.width]
+        per_image = shape[-3:]
+        if None not in per_image:
+            arguments.check_elements(math.prod(per_image), "one output image", self,
+                                     f"height {self.height} and width {self.width}")
         return tuple(shape)
 
     def call(self, inputs):

@@ -227,3 +227,15 @@ def test_preprocessing_model_saves_and_loads(tmp_path, rng):
     np.testing.assert_array_equal(loaded.predict(data, verbose=0),
                                   model.predict(data, verbose=0))  # same ops, same weights
     assert [w.dtype for w in loaded.get_weights()] == [w.dtype for w in model.get_weights()]
+
+
+def test_rescaling_per_channel_scale_must_fit_the_channels():
+    layer = layers.Rescaling([0.5, 2.0], name="rs")
+    with pytest.raises(ArgumentError, match=r"Rescaling 'rs': scale of shape \(2,\)"):
+        layer(np.ones((2, 4, 3)))
+    assert layers.Rescaling([0.5, 2.0])(np.ones((3, 2))).shape == (3, 2)
+
+
+def test_resizing_refuses_an_output_too_large_to_allocate():
+    with pytest.raises(ArgumentError, match="one output image"):
+        layers.Resizing(2**30, 2**30)(np.ones((1, 2, 2, 1)))
