@@ -23,6 +23,11 @@ from .base import Layer, format_shape
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 
 
+def _as_given(value):
+    """A factor as the user gave it (a number or a pair), with plain floats, for get_config."""
+    return [float(v) for v in value] if isinstance(value, (tuple, list)) else float(value)
+
+
 def _factor(value, name, layer, low=-1.0, high=1.0, low_open=False):
     """A number f (the range (max(-|f|, low), |f|)) or a pair of numbers (sorted) with each in
     [low, high] ((low, high] with low_open), as the (lower, upper) range to draw from."""
@@ -211,7 +216,7 @@ class RandomTranslation(_AffineAugmentation):
         super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
         self.height_range = _factor(height_factor, "height_factor", self)
         self.width_range = _factor(width_factor, "width_factor", self)
-        self.height_factor, self.width_factor = height_factor, width_factor
+        self.height_factor, self.width_factor = _as_given(height_factor), _as_given(width_factor)
 
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:
@@ -248,7 +253,8 @@ class RandomZoom(_AffineAugmentation):
         self.height_range = _factor(height_factor, "height_factor", self, low_open=True)
         self.width_range = None if width_factor is None else _factor(
             width_factor, "width_factor", self, low_open=True)
-        self.height_factor, self.width_factor = height_factor, width_factor
+        self.height_factor = _as_given(height_factor)
+        self.width_factor = None if width_factor is None else _as_given(width_factor)
 
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:

@@ -180,6 +180,11 @@ class Normalization(Layer):
         for batch in batches:
             if isinstance(batch, tuple):
                 batch = batch[0]
+            if not hasattr(batch, "shape"):  # as Keras: a list of rows is not a list of batches
+                raise arguments.fail(self, f"adapt() takes an array or an iterable of array "
+                                     f"batches, got a batch of type {type(batch).__name__}; "
+                                     "pass np.asarray(data) for one array.",
+                                     arguments.ArgumentTypeError)
             batch = arguments.as_array(batch, "adapt() data", self).astype(np.float64)
             if not self.built:
                 self.build_for(tuple(batch.shape))

@@ -151,6 +151,8 @@ def test_normalization_errors_name_the_layer(rng):
         layer.adapt(rng.standard_normal((5, 4)))
     with pytest.raises(ArgumentError, match="no data"):
         layers.Normalization().adapt([])
+    with pytest.raises(ArgumentTypeError, match=r"np.asarray\(data\)"):
+        layers.Normalization().adapt([[1.0, 2.0], [3.0, 4.0]])  # rows, not batches
     with pytest.raises(ArgumentError, match="out of range"):
         layers.Normalization(axis=3)(np.zeros((2, 3)))
 
