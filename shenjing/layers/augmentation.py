@@ -75,6 +75,7 @@ class _Augmentation(Layer):
 
     def _size(self, shape):
         """(batch, height, width) of a rank-3 (one image) or rank-4 shape."""
+        self.compute_output_shape(shape)  # other ranks: an error naming the layer
         batch = shape[0] if len(shape) == 4 else 1
         if self.data_format == "channels_last":
             return batch, shape[-3], shape[-2]
