@@ -36,3 +36,13 @@ def test_keras_names_are_exported():
         assert callable(getattr(sj.layers, form))
     for method in ("compile", "fit", "evaluate", "predict", "summary", "save"):
         assert callable(getattr(sj.Sequential, method))
+
+
+def test_preprocessing_and_augmentation_layers_are_exported():
+    import shenjing as sj
+    from shenjing.saving import registry
+
+    for layer in ("Rescaling", "Normalization", "Resizing", "RandomFlip", "RandomRotation",
+                  "RandomTranslation", "RandomZoom", "RandomContrast"):
+        assert isinstance(getattr(sj.layers, layer), type)
+        assert layer in registry.registered()  # loadable from saved files

@@ -3,6 +3,9 @@
 from .activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .attention import AdditiveAttention, Attention
 from .activity_regularization import ActivityRegularization
+from .augmentation import (
+    RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
+)
 from .base import Input, InputLayer, Layer
 from .conv import Conv1D, Conv2D, ZeroPadding2D
 from .conv_depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
@@ -26,6 +29,7 @@ from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn import RNN
 from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
+from .preprocessing import Normalization, Rescaling, Resizing
 from .pooling import (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
     GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
