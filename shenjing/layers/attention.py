@@ -41,24 +41,9 @@ def symbolic_call(layer, inputs, options, scores_shape):
                            "layer, got " + ", ".join(type(x).__name__ for x in inputs) + ".")
     shapes = _shape_of(inputs)
     output_shape = layer.build_for(shapes)
-    used = [name for name, on in options.items() if on]
-    layer._graph_options = sorted(set(getattr(layer, "_graph_options", [])) | set(used))
     if options.get("return_attention_scores"):
         output_shape = [output_shape, scores_shape(shapes)]
     return Node(layer, inputs, options, output_shape, layer.dtype).output
-
-
-def check_savable(layer):
-    """Refuse to describe a layer that a model graph calls with return_attention_scores or
-    use_causal_mask: the model's saved config keeps no call arguments (models/functional.py
-    get_config), so the rebuilt model would silently drop them."""
-    used = getattr(layer, "_graph_options", [])
-    if used:
-        raise layer._error(
-            "a model that calls it with " + " and ".join(f"{name}=True" for name in used)
-            + " cannot be saved yet: the saved model config does not record call arguments, "
-            "so the loaded model would compute something else. Save the weights with "
-            "save_weights and rebuild the model in code.")
 
 
 def rng_for(seed):
@@ -175,7 +160,6 @@ class Attention(Layer):
         return None  # call puts the query's mask on the output itself
 
     def get_config(self):
-        check_savable(self)
         return {**super().get_config(), "use_scale": self.use_scale,
                 "score_mode": self.score_mode, "dropout": self.dropout, "seed": self.seed}
 

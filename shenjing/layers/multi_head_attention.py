@@ -252,7 +252,6 @@ class MultiHeadAttention(Layer):
         return None  # call puts the query's mask on the output itself
 
     def get_config(self):
-        helpers.check_savable(self)
         listed = (lambda t: None if t is None else list(t))
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,

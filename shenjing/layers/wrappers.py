@@ -5,13 +5,14 @@ from .base import Layer, format_shape
 
 
 def _recurrent(layer, name, where):
-    """layer, if it is a recurrent layer (SimpleRNN, LSTM, GRU): Bidirectional runs a copy of
-    it backward over time, so it needs go_backwards, return_sequences and states."""
+    """layer, if it is a recurrent layer (SimpleRNN, LSTM, GRU, RNN(cell)): Bidirectional runs
+    a copy of it backward over time, so it needs go_backwards, return_sequences and states."""
     from .recurrent import _RNN
+    from .rnn import RNN
 
-    if not isinstance(layer, _RNN):
-        raise arguments.fail(where, f"{name} must be a recurrent layer instance (SimpleRNN, LSTM "
-                             f"or GRU), got {layer!r}.", arguments.ArgumentTypeError)
+    if not isinstance(layer, (_RNN, RNN)):
+        raise arguments.fail(where, f"{name} must be a recurrent layer instance (SimpleRNN, LSTM, "
+                             f"GRU or RNN), got {layer!r}.", arguments.ArgumentTypeError)
     return layer
 
 

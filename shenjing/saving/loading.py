@@ -187,7 +187,9 @@ def _loss(item, custom_objects, path):
 # Slots that are sums or averages of squares (or of other values >= 0): a negative one makes
 # the next step's square root NaN. Adam/AdamW's velocity (and AMSGrad's maximum of it),
 # RMSprop's average of squares (its "velocity"), Adagrad's accumulator.
-_NON_NEGATIVE_SLOTS = ("velocity", "velocity_hat", "accumulator")
+# slots that hold squares or norms (Adam, RMSprop, Adagrad, Adamax, Adadelta)
+_NON_NEGATIVE_SLOTS = ("velocity", "velocity_hat", "accumulator", "norm", "accumulated_grad",
+                       "accumulated_delta_var")
 
 
 def _set_optimizer_state(model, state, path, check_values):

@@ -212,6 +212,7 @@ def _check_wrapped_layer(cls, config, custom_objects):
     """Bidirectional wraps a recurrent layer, TimeDistributed any layer but an Input."""
     from ..layers import Bidirectional, InputLayer, TimeDistributed
     from ..layers.recurrent import _RNN
+    from ..layers.rnn import RNN
 
     if not issubclass(cls, (Bidirectional, TimeDistributed)):
         return
@@ -226,8 +227,8 @@ def _check_wrapped_layer(cls, config, custom_objects):
         inner_cls = _resolve(inner_name, custom_objects, f"{inner_name}") if isinstance(
             inner_name, str) else None
         if issubclass(cls, Bidirectional):
-            if inner_cls is None or not issubclass(inner_cls, _RNN):
-                raise ArgumentError(f"'{key}' must be a recurrent layer (SimpleRNN, LSTM, GRU), "
+            if inner_cls is None or not issubclass(inner_cls, (_RNN, RNN)):
+                raise ArgumentError(f"'{key}' must be a recurrent layer (SimpleRNN, LSTM, GRU, RNN), "
                                     f"got {inner_name!r}")
         elif inner_cls is None or issubclass(inner_cls, InputLayer):
             raise ArgumentError(f"'{key}' must be a layer other than an Input, got "

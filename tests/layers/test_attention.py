@@ -217,12 +217,25 @@ def test_models_with_attention_save_and_load(tmp_path, rng):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_saving_refuses_call_options_the_config_cannot_keep(tmp_path):
-    model = _self_attention_model(sj, causal=True)
-    with pytest.raises(ArgumentError, match=r"MultiHeadAttention 'mha': a model that calls it "
-                                            r"with use_causal_mask=True cannot be saved"):
-        model.save(tmp_path / "m.shenjing")
-    assert not (tmp_path / "m.shenjing").exists()
+@pytest.mark.parametrize("causal", [True, False])
+def test_call_options_are_saved_with_the_graph(tmp_path, rng, causal):
+    """use_causal_mask and return_attention_scores given in a graph call are kept by the
+    saved config (models/node_config.py): the loaded model computes the same."""
+    model = _self_attention_model(sj, causal=causal)
+    x = _f32(rng, 2, *model.inputs[0].shape[1:])
+    model.save(tmp_path / "m.shenjing")
+    loaded = sj.load_model(tmp_path / "m.shenjing")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    q = layers.Input((4, 3))
+    out, scores = layers.Attention()([q, q], use_causal_mask=causal, return_attention_scores=True)
+    both = sj.Model(q, [out, scores])
+    both.save(tmp_path / "b.shenjing")
+    again = sj.load_model(tmp_path / "b.shenjing")
+    y = _f32(rng, 2, 4, 3)
+    for got, expected in zip(again.predict(y, verbose=0), both.predict(y, verbose=0)):
+        np.testing.assert_array_equal(got, expected)
+    if causal:  # above the diagonal the scores are zero
+        assert np.all(np.triu(again.predict(y, verbose=0)[1][0], 1) == 0)
 
 
 def test_errors_name_the_layer(rng):
