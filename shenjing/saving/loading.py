@@ -160,10 +160,14 @@ def _compile(model, spec, path, custom_objects):
         raise FileFormatError(path, f"optimizer: {error}", field="compile_config") from error
     losses = [_loss(item, custom_objects, path) for item in spec["loss"]]
     try:
-        for metric in spec.get("metrics") or []:
+        # a saved metric is a name or a {"class_name", "config"} entry: rebuilt here, since
+        # compile reads a dict in its metrics as one list per output name
+        metrics = [metric if isinstance(metric, str) else metrics_module.get(metric)
+                   for metric in spec.get("metrics") or []]
+        for metric in metrics:
             metrics_module.get(metric, loss=losses[0])
         model.compile(optimizer=optimizer, loss=losses if spec.get("loss_is_list") else losses[0],
-                      metrics=spec.get("metrics") or None, loss_weights=spec.get("loss_weights"))
+                      metrics=metrics or None, loss_weights=spec.get("loss_weights"))
     except (ShenjingError, ValueError, TypeError) as error:
         raise FileFormatError(path, str(error), field="compile_config") from error
     validate.check_compiled_outputs(model, spec, path)
