@@ -5,6 +5,7 @@ import random
 import numpy as np
 
 from .data import PyDataset, pad_sequences, to_categorical  # noqa: F401 - keras.utils names
+from .downloads import get_file  # noqa: F401 - keras.utils.get_file
 from .errors import ArgumentError
 
 _rng = np.random.default_rng()
