@@ -350,8 +350,8 @@ def fit_sources(model, x, y, batch_size, shuffle, class_weight, sample_weight,
         # Keras's rule: the last fraction of the samples, taken before any shuffling; the
         # held-out samples keep their sample weights (class_weight weighs training only)
         train, held_out = split_validation([*xs, *ys, sample_weight], validation_split)
-        validation_data = (held_out[:len(xs)], held_out[len(xs):-1], held_out[-1])
-        xs, ys, sample_weight = train[:len(xs)], train[len(xs):-1], train[-1]
+        validation_data = (list(held_out[:len(xs)]), list(held_out[len(xs):-1]), held_out[-1])
+        xs, ys, sample_weight = list(train[:len(xs)]), list(train[len(xs):-1]), train[-1]
     if class_weight is not None:
         sample_weight = class_weight_to_sample_weight(ys[0], class_weight)
     source = ArraySource(xs if isinstance(x, list) else xs[0],

@@ -256,3 +256,29 @@ def test_a_mid_epoch_checkpoint_resumes_only_with_arrays(rng, tmp_path):
         loaded.fit(gen, initial_epoch=loaded.completed_epochs, epochs=2, verbose=0)
     loaded = sj.load_model(path)
     loaded.fit(x, y, batch_size=4, initial_epoch=loaded.completed_epochs, epochs=2, verbose=0)
+
+
+def test_validation_split_with_two_inputs_equals_keras():
+    """fit([x1, x2], y, validation_split=...) (the seq2seq pattern): the split keeps the two
+    inputs apart; val_loss equals Keras's on the same weights (it failed with a TypeError)."""
+    keras = import_keras()
+    rng = np.random.default_rng(3)
+    x1 = rng.standard_normal((20, 5)).astype(np.float32)
+    x2 = rng.standard_normal((20, 3)).astype(np.float32)
+    y = rng.standard_normal((20, 2)).astype(np.float32)
+
+    def make(lib):
+        a, b = lib.Input((5,)), lib.Input((3,))
+        out = lib.layers.Dense(2)(lib.layers.Concatenate()([a, b]))
+        model = lib.Model([a, b], out)
+        model.compile(optimizer=lib.optimizers.SGD(0.0), loss="mse")
+        return model
+
+    ours, theirs = make(sj), make(keras)
+    ours.set_weights(theirs.get_weights())
+    got = ours.fit([x1, x2], y, batch_size=8, epochs=1, validation_split=0.25, shuffle=False,
+                   verbose=0).history
+    expected = theirs.fit([x1, x2], y, batch_size=8, epochs=1, validation_split=0.25,
+                          shuffle=False, verbose=0).history
+    assert got["val_loss"][0] == pytest.approx(expected["val_loss"][0], rel=1e-5)
+    assert got["loss"][0] == pytest.approx(expected["loss"][0], rel=1e-5)
