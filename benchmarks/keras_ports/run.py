@@ -51,6 +51,13 @@ EDITS = {
          ("shenjing has no IMDB loader: Keras's imdb.npz holds pickled object arrays, and "
           "shenjing never unpickles; the reviews come from your own loader")),
     ],
+    "lstm_seq2seq": [
+        ('model.save("s2s_model.keras")', 'model.save("s2s_model.shenjing")', ("shenjing",),
+         "shenjing does not write Keras's .keras files yet (issue 14)"),
+        ('model = keras.models.load_model("s2s_model.keras")',
+         'model = keras.models.load_model("s2s_model.shenjing")', ("shenjing",),
+         "the file's name above"),
+    ],
     "timeseries_classification": [
         ('"best_model.h5", save_best_only=True, monitor="val_loss"',
          '"best_model.shenjing", save_best_only=True, monitor="val_loss"', ("shenjing",),
