@@ -15,8 +15,9 @@ from ..tensor import Tensor
 from .base import format_shape, unique_name
 from .conv import check_window_sizes
 from .core import activation_name
+from .recurrent import forget_bias_initializer
 from .rnn import RNN, flatten
-from .rnn_cells import _Cell, forget_bias_initializer, states_of
+from .rnn_cells import _Cell, states_of
 
 
 class ConvLSTM2DCell(_Cell):

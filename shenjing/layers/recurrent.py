@@ -51,6 +51,65 @@ def _activation_name(value, name, layer):
     return arguments.choice(value, recurrent_ops.ACTIVATIONS, name, layer, lower=False)
 
 
+def set_cell_options(layer, units, use_bias, kernel_initializer, recurrent_initializer,
+                     bias_initializer, kernel_regularizer, recurrent_regularizer,
+                     bias_regularizer, dropout, recurrent_dropout):
+    """The arguments a recurrence's weights and dropout take (fused layers and cells alike),
+    checked and set on layer."""
+    layer.units = arguments.positive_int(units, "units", layer)
+    layer.use_bias = arguments.boolean(use_bias, "use_bias", layer)
+    for name, value in (("kernel_initializer", kernel_initializer),
+                        ("recurrent_initializer", recurrent_initializer),
+                        ("bias_initializer", bias_initializer)):
+        setattr(layer, name, arguments.lookup(initializers.get, value, name, layer))
+    for name, value in (("kernel_regularizer", kernel_regularizer),
+                        ("recurrent_regularizer", recurrent_regularizer),
+                        ("bias_regularizer", bias_regularizer)):
+        setattr(layer, name, arguments.lookup(regularizers.get, value, name, layer))
+    layer.dropout = arguments.rate(dropout, "dropout", layer)
+    layer.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", layer)
+
+
+def set_sequence_options(layer, return_sequences, return_state, go_backwards, stateful, unroll,
+                         zero_output_for_mask):
+    """The arguments a layer running a recurrence over time takes (SimpleRNN ... and RNN),
+    checked and set on layer; no states are carried yet."""
+    flag = arguments.boolean
+    layer.return_sequences = flag(return_sequences, "return_sequences", layer)
+    layer.return_state = flag(return_state, "return_state", layer)
+    layer.go_backwards = flag(go_backwards, "go_backwards", layer)
+    layer.stateful, layer.unroll = flag(stateful, "stateful", layer), flag(unroll, "unroll", layer)
+    layer.zero_output_for_mask = flag(zero_output_for_mask, "zero_output_for_mask", layer)
+    layer.states = None  # kept between batches when stateful
+
+
+def check_features(layer, input_shape):
+    """Refuse an input whose features axis is unknown, differs from the built kernel's, or
+    makes a kernel (gates * units columns) too large."""
+    if input_shape[-1] is None:
+        raise layer._error(f"the features axis of {format_shape(input_shape)} must be known.")
+    if layer.built and input_shape[-1] != layer.kernel.shape[0]:
+        raise layer._error(f"last input dim was {layer.kernel.shape[0]} when built, got "
+                           f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
+    width = layer.gates * layer.units
+    arguments.check_elements(max(input_shape[-1], layer.units) * width, "a kernel", layer,
+                             f"units {layer.units} for input shape {format_shape(input_shape)}")
+
+
+def forget_bias_initializer(base, units, unit_forget_bias):
+    """base, with the forget block [units:2*units] of a 4-gate bias set to 1 if asked."""
+    if not unit_forget_bias:
+        return base
+
+    class _ForgetOnes(initializers.Initializer):
+        def __call__(self, shape, dtype="float32"):
+            value = base(shape, dtype)
+            value[units:2 * units] = 1.0
+            return value
+
+    return _ForgetOnes()
+
+
 class _RNN(Layer):
     """Shared by SimpleRNN, LSTM and GRU: weights, options, states and masks."""
 
@@ -65,28 +124,14 @@ class _RNN(Layer):
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=True, **kwargs):
         super().__init__(**kwargs)
-        self.units = arguments.positive_int(units, "units", self)
-        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
+        set_cell_options(self, units, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, kernel_regularizer, recurrent_regularizer,
+                         bias_regularizer, dropout, recurrent_dropout)
         self.activation_name = _activation_name(activation, "activation", self)
-        for name, value in (("kernel_initializer", kernel_initializer),
-                            ("recurrent_initializer", recurrent_initializer),
-                            ("bias_initializer", bias_initializer)):
-            setattr(self, name, arguments.lookup(initializers.get, value, name, self))
-        for name, value in (("kernel_regularizer", kernel_regularizer),
-                            ("recurrent_regularizer", recurrent_regularizer),
-                            ("bias_regularizer", bias_regularizer)):
-            setattr(self, name, arguments.lookup(regularizers.get, value, name, self))
-        self.dropout = arguments.rate(dropout, "dropout", self)
-        self.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", self)
-        flag = arguments.boolean
-        self.return_sequences = flag(return_sequences, "return_sequences", self)
-        self.return_state = flag(return_state, "return_state", self)
-        self.go_backwards = flag(go_backwards, "go_backwards", self)
-        self.stateful, self.unroll = flag(stateful, "stateful", self), flag(unroll, "unroll", self)
         # NOTE: the output at a masked step is zero (Keras's cuDNN path and Bidirectional);
         # False repeats the last real output there (Keras 3's generic loop default).
-        self.zero_output_for_mask = flag(zero_output_for_mask, "zero_output_for_mask", self)
-        self.states = None  # kept between batches when stateful
+        set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
+                             zero_output_for_mask)
         self.keep_state_grads = False  # set by diagnostics.hidden_state_gradients
         self.last_op = None
 
@@ -95,15 +140,7 @@ class _RNN(Layer):
         if len(input_shape) != 3:
             raise self._error(f"expected input of rank 3 (batch, time, features), got shape "
                               f"{format_shape(input_shape)}.")
-        if self.built and input_shape[-1] != self.kernel.shape[0]:
-            raise self._error(f"last input dim was {self.kernel.shape[0]} when built, got "
-                              f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
-        if input_shape[-1] is None:
-            raise self._error(f"the features axis of {format_shape(input_shape)} must be known.")
-        width = self.gates * self.units
-        arguments.check_elements(max(input_shape[-1], self.units) * width, "a kernel", self,
-                                 f"units {self.units} for input shape "
-                                 f"{format_shape(input_shape)}")
+        check_features(self, input_shape)
         batch, steps = input_shape[0], input_shape[1]
         output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
@@ -278,17 +315,7 @@ class LSTM(_RNN):
         self.unit_forget_bias = arguments.boolean(unit_forget_bias, "unit_forget_bias", self)
 
     def make_bias_initializer(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base, u = self.bias_initializer, self.units
-
-        class _ForgetOnes(initializers.Initializer):
-            def __call__(self, shape, dtype="float32"):
-                value = base(shape, dtype)
-                value[u:2 * u] = 1.0
-                return value
-
-        return _ForgetOnes()
+        return forget_bias_initializer(self.bias_initializer, self.units, self.unit_forget_bias)
 
     def _fused(self, x, states, mask):
         op_output = recurrent_ops.lstm(

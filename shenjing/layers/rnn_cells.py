@@ -13,6 +13,7 @@ from ..ops import activation as activations
 from ..tensor import Tensor
 from .base import Layer, format_shape
 from .core import activation_name
+from .recurrent import check_features, forget_bias_initializer, set_cell_options
 
 
 def states_of(states):
@@ -45,19 +46,10 @@ class _Cell(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = arguments.positive_int(units, "units", self)
+        set_cell_options(self, units, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, kernel_regularizer, recurrent_regularizer,
+                         bias_regularizer, dropout, recurrent_dropout)
         self.activation = arguments.lookup(activations.get, activation, "activation", self)
-        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
-        for name, value in (("kernel_initializer", kernel_initializer),
-                            ("recurrent_initializer", recurrent_initializer),
-                            ("bias_initializer", bias_initializer)):
-            setattr(self, name, arguments.lookup(initializers.get, value, name, self))
-        for name, value in (("kernel_regularizer", kernel_regularizer),
-                            ("recurrent_regularizer", recurrent_regularizer),
-                            ("bias_regularizer", bias_regularizer)):
-            setattr(self, name, arguments.lookup(regularizers.get, value, name, self))
-        self.dropout = arguments.rate(dropout, "dropout", self)
-        self.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", self)
         if seed is not None:
             seed = arguments.non_negative_int(seed, "seed", self)
         self.seed = seed
@@ -71,15 +63,7 @@ class _Cell(Layer):
         if len(input_shape) != 2:
             raise self._error(f"expected one step of shape (batch, features), got "
                               f"{format_shape(input_shape)}.")
-        if input_shape[-1] is None:
-            raise self._error(f"the features axis of {format_shape(input_shape)} must be known.")
-        if self.built and input_shape[-1] != self.kernel.shape[0]:
-            raise self._error(f"last input dim was {self.kernel.shape[0]} when built, got "
-                              f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
-        width = self.gates * self.units
-        arguments.check_elements(max(input_shape[-1], self.units) * width, "a kernel", self,
-                                 f"units {self.units} for input shape "
-                                 f"{format_shape(input_shape)}")
+        check_features(self, input_shape)
         return (input_shape[0], self.units)
 
     def bias_shape(self):
@@ -211,20 +195,6 @@ class LSTMCell(_Cell):
                 "unit_forget_bias": self.unit_forget_bias}
 
 
-def forget_bias_initializer(base, units, unit_forget_bias):
-    """base, with the forget block [units:2*units] of a 4-gate bias set to 1 if asked."""
-    if not unit_forget_bias:
-        return base
-
-    class _ForgetOnes(initializers.Initializer):
-        def __call__(self, shape, dtype="float32"):
-            value = base(shape, dtype)
-            value[units:2 * units] = 1.0
-            return value
-
-    return _ForgetOnes()
-
-
 class GRUCell(_Cell):
     """One step of GRU, gate blocks z (update), r (reset), h (candidate):
     h_t = z*h_{t-1} + (1 - z)*activation(x W_h + b_h + r*(h_{t-1} U_h + b'_h)) (reset_after),
@@ -348,19 +318,6 @@ class StackedRNNCells(Layer):
         lambda self: self._all("trainable_weights") if self.trainable else [])
     non_trainable_weights = property(
         lambda self: self._all("non_trainable_weights") if self.trainable else self.weights)
-
-    def count_params(self):
-        return sum(int(np.prod(w.shape)) for w in self.weights)
-
-    def get_weights(self):
-        return [w.data.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        own = self.weights
-        if len(weights) != len(own):
-            raise self._error(f"expected {len(own)} weight arrays, got {len(weights)}.")
-        for variable, value in zip(own, weights):
-            variable.assign(value)
 
     def regularization_losses(self):
         return [p for cell in self.cells if isinstance(cell, Layer)
