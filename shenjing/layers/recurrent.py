@@ -110,6 +110,36 @@ def forget_bias_initializer(base, units, unit_forget_bias):
     return _ForgetOnes()
 
 
+def lstm_step(z, c, units, gate, act):
+    """(h_t, c_t) of one LSTM step from z = x_t W + h_{t-1} U + b, gate blocks i, f, c, o on the
+    last axis (LSTM, LSTMCell, ConvLSTM2D): c_t = f*c_{t-1} + i*act(z_c), h_t = o*act(c_t)."""
+    u = units
+    i, f, o = gate(z[..., :u]), gate(z[..., u:2 * u]), gate(z[..., 3 * u:])
+    c = f * c + i * act(z[..., 2 * u:3 * u])
+    return o * act(c), c
+
+
+def gru_step(projected, h, h_dropped, recurrent_kernel, recurrent_bias, units, gate, act,
+             reset_after):
+    """h_t of one GRU step (GRU, GRUCell), gate blocks z, r, h: projected = x_t W + b,
+    h_dropped = h_{t-1} with its recurrent dropout, recurrent_bias (reset_after only) or None.
+    h_t = z*h_{t-1} + (1 - z)*act(x W_h + b_h + r*(h U_h + b'_h)) (reset_after), or
+    act(x W_h + b_h + (r*h) U_h)."""
+    u = units
+    if reset_after:
+        recurrent = ops.dense(h_dropped, recurrent_kernel, recurrent_bias)
+        z = gate(projected[:, :u] + recurrent[:, :u])
+        r = gate(projected[:, u:2 * u] + recurrent[:, u:2 * u])
+        candidate = act(projected[:, 2 * u:] + r * recurrent[:, 2 * u:])
+    else:
+        recurrent = ops.matmul(h_dropped, recurrent_kernel[:, :2 * u])
+        z = gate(projected[:, :u] + recurrent[:, :u])
+        r = gate(projected[:, u:2 * u] + recurrent[:, u:])
+        candidate = act(projected[:, 2 * u:]
+                        + ops.matmul(r * h_dropped, recurrent_kernel[:, 2 * u:]))
+    return z * h + (1 - z) * candidate
+
+
 class _RNN(Layer):
     """Shared by SimpleRNN, LSTM and GRU: weights, options, states and masks."""
 
@@ -329,13 +359,10 @@ class LSTM(_RNN):
 
     def cell(self, projected, states, drop):
         h, c = states
-        u = self.units
         gate = activations.get(self.recurrent_activation_name)
         act = activations.get(self.activation_name) or (lambda v: v)
         z = projected + ops.matmul(h * drop, self.recurrent_kernel)
-        i, f, o = gate(z[:, :u]), gate(z[:, u:2 * u]), gate(z[:, 3 * u:])
-        c = f * c + i * act(z[:, 2 * u:3 * u])
-        return [o * act(c), c]
+        return list(lstm_step(z, c, self.units, gate, act))
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,
@@ -378,24 +405,12 @@ class GRU(_RNN):
         return self.bias[0]
 
     def cell(self, projected, states, drop):
-        (h,), u = states, self.units
+        (h,) = states
         gate = activations.get(self.recurrent_activation_name)
         act = activations.get(self.activation_name) or (lambda v: v)
-        h_dropped = h * drop
-        if self.reset_after:
-            recurrent = ops.matmul(h_dropped, self.recurrent_kernel)
-            if self.bias is not None:
-                recurrent = recurrent + self.bias[1]
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:2 * u])
-            candidate = act(projected[:, 2 * u:] + r * recurrent[:, 2 * u:])
-        else:
-            recurrent = ops.matmul(h_dropped, self.recurrent_kernel[:, :2 * u])
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:])
-            candidate = act(projected[:, 2 * u:]
-                            + ops.matmul(r * h_dropped, self.recurrent_kernel[:, 2 * u:]))
-        return [z * h + (1 - z) * candidate]
+        recurrent_bias = self.bias[1] if self.bias is not None and self.reset_after else None
+        return [gru_step(projected, h, h * drop, self.recurrent_kernel, recurrent_bias,
+                         self.units, gate, act, self.reset_after)]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,

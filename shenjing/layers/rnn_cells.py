@@ -13,7 +13,13 @@ from ..ops import activation as activations
 from ..tensor import Tensor
 from .base import Layer, format_shape
 from .core import activation_name
-from .recurrent import check_features, forget_bias_initializer, set_cell_options
+from .recurrent import (
+    check_features,
+    forget_bias_initializer,
+    gru_step,
+    lstm_step,
+    set_cell_options,
+)
 
 
 def states_of(states):
@@ -182,11 +188,8 @@ class LSTMCell(_Cell):
         states = self._states_or_zeros(inputs, states)
         h, c = states_of(states)
         x, h_dropped = self._dropped(inputs, h, training)
-        u, gate, act = self.units, self.recurrent_activation, self.activation
         z = ops.dense(x, self.kernel, self.bias) + ops.matmul(h_dropped, self.recurrent_kernel)
-        i, f, o = gate(z[:, :u]), gate(z[:, u:2 * u]), gate(z[:, 3 * u:])
-        c = f * c + i * act(z[:, 2 * u:3 * u])
-        h = o * act(c)
+        h, c = lstm_step(z, c, self.units, self.recurrent_activation, self.activation)
         return h, [h, c]
 
     def get_config(self):
@@ -220,23 +223,12 @@ class GRUCell(_Cell):
         states = self._states_or_zeros(inputs, states)
         h = states_of(states)[0]
         x, h_dropped = self._dropped(inputs, h, training)
-        u, gate, act = self.units, self.recurrent_activation, self.activation
         bias, recurrent_bias = self.bias, None
         if self.bias is not None and self.reset_after:
             bias, recurrent_bias = self.bias[0], self.bias[1]
-        projected = ops.dense(x, self.kernel, bias)
-        if self.reset_after:
-            recurrent = ops.dense(h_dropped, self.recurrent_kernel, recurrent_bias)
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:2 * u])
-            candidate = act(projected[:, 2 * u:] + r * recurrent[:, 2 * u:])
-        else:
-            recurrent = ops.matmul(h_dropped, self.recurrent_kernel[:, :2 * u])
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:])
-            candidate = act(projected[:, 2 * u:]
-                            + ops.matmul(r * h_dropped, self.recurrent_kernel[:, 2 * u:]))
-        h = z * h + (1 - z) * candidate
+        h = gru_step(ops.dense(x, self.kernel, bias), h, h_dropped, self.recurrent_kernel,
+                     recurrent_bias, self.units, self.recurrent_activation, self.activation,
+                     self.reset_after)
         return h, [h]
 
     def get_config(self):
