@@ -172,10 +172,24 @@ class ConvBase(Layer):
         entry = pads[axis]  # an int (both sides) or a (before, after) pair
         return entry if isinstance(entry, int) else tuple(entry)
 
-    def _output_shape(self, batch, sizes, channels):
-        if self.data_format == "channels_first":
-            return (batch, channels, *sizes)
-        return (batch, *sizes, channels)
+    def compute_output_shape(self, input_shape):
+        batch, spatial, channels = self._check_input(input_shape)
+        self._check_kernel(input_shape, channels)
+        sizes = self._sizes(input_shape, spatial, channels)
+        out = self._out_channels(channels)
+        return (batch, out, *sizes) if self.data_format == "channels_first" else (
+            batch, *sizes, out)
+
+    def _check_kernel(self, input_shape, channels):
+        """Refuse weights too large for input_shape's channels (arguments.check_elements)."""
+        raise NotImplementedError
+
+    def _sizes(self, input_shape, spatial, channels):
+        """The output size per spatial axis; a transposed conv has its own."""
+        return self._window_sizes(input_shape, spatial, channels)
+
+    def _out_channels(self, channels):
+        raise NotImplementedError
 
     def _convolve(self, x):
         raise NotImplementedError
@@ -217,17 +231,14 @@ class _Conv(ConvBase):
         set_weight_options(self, data_format, activation, use_bias, kernel_initializer,
                            bias_initializer, kernel_regularizer, bias_regularizer)
 
-    def compute_output_shape(self, input_shape):
-        batch, spatial, channels = self._check_input(input_shape)
+    def _check_kernel(self, input_shape, channels):
         arguments.check_elements(math.prod(self.kernel_size) * channels * self.filters,
                                  "the kernel", self, f"kernel_size {self.kernel_size} and "
                                  f"filters {self.filters} for input shape "
                                  f"{format_shape(input_shape)}")
-        sizes = self._sizes(input_shape, spatial, channels)
-        return self._output_shape(batch, sizes, self.filters)
 
-    def _sizes(self, input_shape, spatial, channels):
-        return self._window_sizes(input_shape, spatial, channels)
+    def _out_channels(self, channels):
+        return self.filters
 
     def _kernel_shape(self, channels):
         return (*self.kernel_size, channels, self.filters)

@@ -32,17 +32,11 @@ class _DepthwiseBase(ConvBase):
     def _built_channels(self):
         return self.input_channels
 
-    def _out_channels(self, channels):
-        raise NotImplementedError
-
-    def compute_output_shape(self, input_shape):
-        batch, spatial, channels = self._check_input(input_shape)
+    def _check_kernel(self, input_shape, channels):
         arguments.check_elements(math.prod(self.kernel_size) * channels * self.depth_multiplier,
                                  "the depthwise kernel", self, f"kernel_size {self.kernel_size}"
                                  f" and depth_multiplier {self.depth_multiplier} for input shape "
                                  f"{format_shape(input_shape)}")
-        sizes = self._window_sizes(input_shape, spatial, channels)
-        return self._output_shape(batch, sizes, self._out_channels(channels))
 
     def _build_depthwise(self, input_shape, name):
         self.input_channels = self._split(input_shape)[2]
