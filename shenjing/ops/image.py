@@ -10,7 +10,8 @@ separable, is ops.resize (one linear map per axis).
 import numpy as np
 
 from ..errors import ArgumentError
-from ..tensor import Op, as_tensor
+from ..tensor import Op
+from .resize import check_images
 from .shape import transpose
 
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -93,16 +94,7 @@ def _taps_2d(ys, xs, height, width, interpolation, fill_mode, fill_value):
 
 
 def _check(images, interpolation, data_format, where):
-    images = as_tensor(images)
-    if images.ndim != 4:
-        raise ArgumentError(f"{where}: expected images of rank 4 (batch, height, width, "
-                            f"channels), got shape {images.shape}.")
-    if interpolation not in INTERPOLATIONS:
-        raise ArgumentError(f"{where}: interpolation must be one of {INTERPOLATIONS}, got "
-                            f"{interpolation!r}.")
-    if data_format not in ("channels_last", "channels_first"):
-        raise ArgumentError(f"{where}: data_format must be 'channels_last' or "
-                            f"'channels_first', got {data_format!r}.")
+    images = check_images(images, interpolation, INTERPOLATIONS, data_format, where)
     if data_format == "channels_first":
         images = transpose(images, (0, 2, 3, 1))
     return images

@@ -132,6 +132,22 @@ def axis_linear_map(x, matrix, axis):
     return AxisLinearMap(matrix, axis)(x)
 
 
+def check_images(images, interpolation, interpolations, data_format, where):
+    """images as a Tensor, if of rank 4 with interpolation one of interpolations and a known
+    data_format; else an ArgumentError naming where (resize, ops.image.affine_transform)."""
+    images = as_tensor(images)
+    if images.ndim != 4:
+        raise ArgumentError(f"{where}: expected images of rank 4 (batch, height, width, "
+                            f"channels), got shape {images.shape}.")
+    if interpolation not in interpolations:
+        raise ArgumentError(f"{where}: interpolation must be one of {interpolations}, got "
+                            f"{interpolation!r}.")
+    if data_format not in ("channels_last", "channels_first"):
+        raise ArgumentError(f"{where}: data_format must be 'channels_last' or "
+                            f"'channels_first', got {data_format!r}.")
+    return images
+
+
 def resize(x, size, interpolation="bilinear", data_format="channels_last",
            crop_to_aspect_ratio=False, pad_to_aspect_ratio=False, fill_value=0.0):
     """Resize images (N, H, W, C) to (N, *size, C) (channels_first: (N, C, H, W)), as Keras 3's
@@ -143,16 +159,7 @@ def resize(x, size, interpolation="bilinear", data_format="channels_last",
     pad_to_aspect_ratio: first pad both sides with fill_value to that ratio (Keras's torch
     backend pads the same amount on each side). One AxisLinearMap per resized axis.
     """
-    x = as_tensor(x)
-    if interpolation not in INTERPOLATIONS:
-        raise ArgumentError(f"resize: interpolation must be one of {INTERPOLATIONS}, got "
-                            f"{interpolation!r}.")
-    if data_format not in ("channels_last", "channels_first"):
-        raise ArgumentError(f"resize: data_format must be 'channels_last' or 'channels_first', "
-                            f"got {data_format!r}.")
-    if x.ndim != 4:
-        raise ArgumentError(f"resize: expected images of rank 4 (batch, height, width, "
-                            f"channels), got shape {x.shape}.")
+    x = check_images(x, interpolation, INTERPOLATIONS, data_format, "resize")
     if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
         raise ArgumentTypeError(f"resize: size must be (height, width) ints, got {size!r}.")
