@@ -70,6 +70,18 @@ def set_cell_options(layer, units, use_bias, kernel_initializer, recurrent_initi
     layer.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", layer)
 
 
+def cell_options_config(layer):
+    """get_config's entries for the options set_cell_options set."""
+    return {
+        "units": layer.units, "use_bias": layer.use_bias,
+        **{name: initializers.serialize(getattr(layer, name)) for name in (
+            "kernel_initializer", "recurrent_initializer", "bias_initializer")},
+        **{name: regularizers.serialize(getattr(layer, name)) for name in (
+            "kernel_regularizer", "recurrent_regularizer", "bias_regularizer")},
+        "dropout": layer.dropout, "recurrent_dropout": layer.recurrent_dropout,
+    }
+
+
 def set_sequence_options(layer, return_sequences, return_state, go_backwards, stateful, unroll,
                          zero_output_for_mask):
     """The arguments a layer running a recurrence over time takes (SimpleRNN ... and RNN),
@@ -81,6 +93,15 @@ def set_sequence_options(layer, return_sequences, return_state, go_backwards, st
     layer.stateful, layer.unroll = flag(stateful, "stateful", layer), flag(unroll, "unroll", layer)
     layer.zero_output_for_mask = flag(zero_output_for_mask, "zero_output_for_mask", layer)
     layer.states = None  # kept between batches when stateful
+
+
+SEQUENCE_OPTIONS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                    "zero_output_for_mask")
+
+
+def sequence_options_config(layer):
+    """get_config's entries for the options set_sequence_options set."""
+    return {name: getattr(layer, name) for name in SEQUENCE_OPTIONS}
 
 
 def check_features(layer, input_shape):
@@ -291,18 +312,8 @@ class _RNN(Layer):
 
     def get_config(self):
         return {
-            **super().get_config(), "units": self.units, "activation": self.activation_name,
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-            "return_sequences": self.return_sequences, "return_state": self.return_state,
-            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
+            **super().get_config(), "activation": self.activation_name,
+            **cell_options_config(self), **sequence_options_config(self),
         }
 
 

@@ -16,7 +16,7 @@ from ..ops import recurrent as recurrent_ops
 from ..tensor import Tensor
 from .base import Layer, _is_symbolic, format_shape
 from .core import activation_name
-from .recurrent import set_sequence_options
+from .recurrent import sequence_options_config, set_sequence_options
 from .rnn_cells import (
     GRUCell,
     LSTMCell,
@@ -300,9 +300,7 @@ class RNN(Layer):
         from ..saving.registry import serialize_layer
 
         return {**super().get_config(), "cell": serialize_layer(self.cell),
-                "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
+                **sequence_options_config(self)}
 
 
 def _expand(keep, like):

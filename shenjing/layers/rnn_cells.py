@@ -8,12 +8,13 @@ GRU layers in the same layout (Keras's); StackedRNNCells chains cells into one.
 
 import numpy as np
 
-from .. import arguments, initializers, ops, regularizers, utils
+from .. import arguments, ops, utils
 from ..ops import activation as activations
 from ..tensor import Tensor
 from .base import Layer, format_shape
 from .core import activation_name
 from .recurrent import (
+    cell_options_config,
     check_features,
     forget_bias_initializer,
     gru_step,
@@ -134,16 +135,8 @@ class _Cell(Layer):
 
     def get_config(self):
         return {
-            **super().get_config(), "units": self.units,
-            "activation": activation_name(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            **super().get_config(), "activation": activation_name(self.activation),
+            **cell_options_config(self), "seed": self.seed,
         }
 
 
