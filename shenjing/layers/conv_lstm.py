@@ -15,7 +15,7 @@ from ..tensor import Tensor
 from .base import format_shape, unique_name
 from .conv import check_window_sizes
 from .core import activation_name
-from .recurrent import forget_bias_initializer, lstm_step
+from .recurrence import forget_bias_initializer, lstm_step
 from .rnn import RNN, flatten
 from .rnn_cells import _Cell, states_of
 

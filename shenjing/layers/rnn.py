@@ -16,7 +16,7 @@ from ..ops import recurrent as recurrent_ops
 from ..tensor import Tensor
 from .base import Layer, _is_symbolic, format_shape
 from .core import activation_name
-from .recurrent import sequence_options_config, set_sequence_options
+from .recurrence import sequence_options_config, set_sequence_options
 from .rnn_cells import (
     GRUCell,
     LSTMCell,

@@ -13,7 +13,7 @@ from ..ops import activation as activations
 from ..tensor import Tensor
 from .base import Layer, format_shape
 from .core import activation_name
-from .recurrent import (
+from .recurrence import (
     cell_options_config,
     check_features,
     forget_bias_initializer,
