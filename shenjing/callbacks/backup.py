@@ -17,6 +17,7 @@ from .. import arguments
 from ..errors import ArgumentError, ArgumentTypeError
 from ..io import FileFormatError
 from .base import Callback
+from .checkpoint import batch_save_due
 
 LATEST, PREVIOUS = "latest.shenjing", "previous.shenjing"
 
@@ -82,11 +83,7 @@ class BackupAndRestore(Callback):
         self._batches_since_save = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq == "epoch":
-            return
-        self._batches_since_save += 1
-        if self._batches_since_save >= self.save_freq:
-            self._batches_since_save = 0
+        if batch_save_due(self):
             self._back_up()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -11,6 +11,18 @@ from . import state_fields
 from .early_stopping import MonitorCallback
 
 
+def batch_save_due(callback) -> bool:
+    """After a train batch: count it, and say whether callback's save_freq (a number of
+    batches; never for "epoch") has come round, restarting the count then."""
+    if callback.save_freq == "epoch":
+        return False
+    callback._batches_since_save += 1
+    if callback._batches_since_save < callback.save_freq:
+        return False
+    callback._batches_since_save = 0
+    return True
+
+
 class MissingLogError(ArgumentError, KeyError):
     """A filepath field that the logs do not hold at save time: ours (an ArgumentError), and a
     KeyError as Keras raises there."""
@@ -87,11 +99,7 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_since_save = state_fields.count(state, "batches_since_save")
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq == "epoch":
-            return
-        self._batches_since_save += 1
-        if self._batches_since_save >= self.save_freq:
-            self._batches_since_save = 0
+        if batch_save_due(self):
             self._save(self._current_epoch, batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -3,10 +3,10 @@ ZeroPadding2D."""
 
 import math
 
-from .. import arguments, initializers, ops, regularizers
+from .. import arguments, ops
 from ..ops.conv import conv_output_length, resolve_padding
 from .base import Layer, format_shape
-from .core import activation_name, set_kernel_options
+from .core import kernel_options_config, set_kernel_options
 
 
 def _tuple(value, rank, what, layer):
@@ -99,31 +99,24 @@ def check_dilated_extent(layer, input_shape, spatial, channels):
 
 
 def set_weight_options(layer, data_format, activation, use_bias, kernel_initializer,
-                       bias_initializer, kernel_regularizer, bias_regularizer):
+                       bias_initializer, kernel_regularizer, bias_regularizer, kernel="kernel"):
     """The arguments every convolution-like layer shares, checked and resolved onto layer."""
     layer.data_format = arguments.data_format(data_format, layer)
     set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
-                       kernel_regularizer, bias_regularizer)
+                       kernel_regularizer, bias_regularizer, kernel=kernel)
 
 
-class _Conv(Layer):
-    """Shared by Conv1D and Conv2D: kernel (*kernel_size, C, filters), bias (filters,)."""
+class ConvBase(Layer):
+    """Shared by every convolution layer (Conv, ConvTranspose, DepthwiseConv, SeparableConv):
+    the window's arguments, input checks, output sizes, data formats and activation."""
 
     single_input = True
     rank = 2
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = arguments.positive_int(filters, "filters", self)
+    def _set_window(self, kernel_size, strides, dilation_rate):
         self.kernel_size = _tuple(kernel_size, self.rank, "kernel_size", self)
         self.strides = _tuple(strides, self.rank, "strides", self)
         self.dilation_rate = _tuple(dilation_rate, self.rank, "dilation_rate", self)
-        self.padding = _padding(padding, self.rank, self)
-        set_weight_options(self, data_format, activation, use_bias, kernel_initializer,
-                           bias_initializer, kernel_regularizer, bias_regularizer)
 
     def _split(self, input_shape):
         """(batch, spatial sizes, channels) whatever the data format."""
@@ -131,21 +124,26 @@ class _Conv(Layer):
             return input_shape[0], input_shape[2:], input_shape[1]
         return input_shape[0], input_shape[1:-1], input_shape[-1]
 
-    def compute_output_shape(self, input_shape):
-        kind = "(batch, width, channels)" if self.rank == 1 else "(batch, height, width, channels)"
+    def _built_channels(self):
+        """The input channels the weights were built for."""
+        return self.kernel.shape[-2]
+
+    def _check_input(self, input_shape):
+        """(batch, spatial sizes, channels) of an input this layer takes, else an error."""
+        kind = "(batch, steps, channels)" if self.rank == 1 else "(batch, height, width, channels)"
         if len(input_shape) != self.rank + 2:
             raise self._error(f"expected input of rank {self.rank + 2} {kind}, got shape "
                               f"{format_shape(input_shape)}.")
         batch, spatial, channels = self._split(input_shape)
         if channels is None:
             raise self._error(f"the channel axis of {format_shape(input_shape)} must be known.")
-        if self.built and channels != self.kernel.shape[-2]:
-            raise self._error(f"expected {self.kernel.shape[-2]} input channels (as built), got "
-                              f"{channels} (input shape {format_shape(input_shape)}).")
-        arguments.check_elements(math.prod(self.kernel_size) * channels * self.filters,
-                                 "the kernel", self, f"kernel_size {self.kernel_size} and "
-                                 f"filters {self.filters} for input shape "
-                                 f"{format_shape(input_shape)}")
+        if self.built and channels != self._built_channels():
+            raise self._error(f"expected {self._built_channels()} input channels (as built), "
+                              f"got {channels} (input shape {format_shape(input_shape)}).")
+        return batch, spatial, channels
+
+    def _window_sizes(self, input_shape, spatial, channels):
+        """The output size per spatial axis (None where unknown) of the kernel's window."""
         check_window_sizes(self, input_shape, spatial, channels, self.kernel_size, self.strides,
                            self.dilation_rate, self.padding, f"kernel_size {self.kernel_size}")
         check_dilated_extent(self, input_shape, spatial, channels)
@@ -165,9 +163,7 @@ class _Conv(Layer):
                     "layer before this one."
                 )
             sizes.append(size)
-        if self.data_format == "channels_first":
-            return (batch, self.filters, *sizes)
-        return (batch, *sizes, self.filters)
+        return sizes
 
     def _axis_padding(self, axis):
         if isinstance(self.padding, (str, int)):
@@ -176,14 +172,24 @@ class _Conv(Layer):
         entry = pads[axis]  # an int (both sides) or a (before, after) pair
         return entry if isinstance(entry, int) else tuple(entry)
 
-    def build(self, input_shape):
-        channels = self._split(input_shape)[2]
-        self.kernel = self.add_weight("kernel", (*self.kernel_size, channels, self.filters),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                        regularizer=self.bias_regularizer)
+    def compute_output_shape(self, input_shape):
+        batch, spatial, channels = self._check_input(input_shape)
+        self._check_kernel(input_shape, channels)
+        sizes = self._sizes(input_shape, spatial, channels)
+        out = self._out_channels(channels)
+        return (batch, out, *sizes) if self.data_format == "channels_first" else (
+            batch, *sizes, out)
+
+    def _check_kernel(self, input_shape, channels):
+        """Refuse weights too large for input_shape's channels (arguments.check_elements)."""
+        raise NotImplementedError
+
+    def _sizes(self, input_shape, spatial, channels):
+        """The output size per spatial axis; a transposed conv has its own."""
+        return self._window_sizes(input_shape, spatial, channels)
+
+    def _out_channels(self, channels):
+        raise NotImplementedError
 
     def _convolve(self, x):
         raise NotImplementedError
@@ -200,20 +206,55 @@ class _Conv(Layer):
         return y
 
     def get_config(self):
+        """The window's entries and those of set_weight_options; subclasses add their own."""
         padding = self.padding
         if not isinstance(padding, (str, int)):
             padding = [p if isinstance(p, int) else list(p) for p in padding]
         return {
-            **super().get_config(), "filters": self.filters,
-            "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-            "padding": padding, "data_format": self.data_format,
+            **super().get_config(), "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides), "padding": padding, "data_format": self.data_format,
             "dilation_rate": list(self.dilation_rate),
-            "activation": activation_name(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+
+class _Conv(ConvBase):
+    """Shared by Conv1D and Conv2D: kernel (*kernel_size, C, filters), bias (filters,)."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = arguments.positive_int(filters, "filters", self)
+        self._set_window(kernel_size, strides, dilation_rate)
+        self.padding = _padding(padding, self.rank, self)
+        set_weight_options(self, data_format, activation, use_bias, kernel_initializer,
+                           bias_initializer, kernel_regularizer, bias_regularizer)
+
+    def _check_kernel(self, input_shape, channels):
+        arguments.check_elements(math.prod(self.kernel_size) * channels * self.filters,
+                                 "the kernel", self, f"kernel_size {self.kernel_size} and "
+                                 f"filters {self.filters} for input shape "
+                                 f"{format_shape(input_shape)}")
+
+    def _out_channels(self, channels):
+        return self.filters
+
+    def _kernel_shape(self, channels):
+        return (*self.kernel_size, channels, self.filters)
+
+    def build(self, input_shape):
+        channels = self._split(input_shape)[2]
+        self.kernel = self.add_weight("kernel", self._kernel_shape(channels),
+                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                        regularizer=self.bias_regularizer)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                **kernel_options_config(self)}
 
 
 class Conv2D(_Conv):

@@ -9,84 +9,34 @@ weight names, shapes and order follow Keras 3; padding is 'valid' or 'same'.
 import math
 
 from .. import arguments, initializers, ops, regularizers
-from ..ops import activation as activations
-from ..ops.conv import conv_output_length
-from .base import Layer, format_shape
-from .conv import _tuple, check_dilated_extent, check_window_sizes
-from .core import activation_name
+from .base import format_shape
+from .conv import ConvBase, set_weight_options
+from .core import kernel_options_config
 
 
-class _DepthwiseBase(Layer):
-    """Shared by the four layers: the depthwise step's arguments, shapes and data formats."""
-
-    single_input = True
-    rank = 2
+class _DepthwiseBase(ConvBase):
+    """Shared by the four layers: the depthwise step's arguments, weight and output channels."""
 
     def __init__(self, kernel_size, strides, padding, depth_multiplier, data_format,
                  dilation_rate, activation, use_bias, depthwise_initializer, bias_initializer,
                  depthwise_regularizer, bias_regularizer, **kwargs):
         super().__init__(**kwargs)
-        get = arguments.lookup
         self.depth_multiplier = arguments.positive_int(depth_multiplier, "depth_multiplier",
                                                        self)
-        self.kernel_size = _tuple(kernel_size, self.rank, "kernel_size", self)
-        self.strides = _tuple(strides, self.rank, "strides", self)
-        self.dilation_rate = _tuple(dilation_rate, self.rank, "dilation_rate", self)
+        self._set_window(kernel_size, strides, dilation_rate)
         self.padding = arguments.choice(padding, ("valid", "same"), "padding", self)
-        self.data_format = arguments.data_format(data_format, self)
-        self.activation = get(activations.get, activation, "activation", self)
-        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
-        self.depthwise_initializer = get(initializers.get, depthwise_initializer,
-                                         "depthwise_initializer", self)
-        self.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", self)
-        self.depthwise_regularizer = get(regularizers.get, depthwise_regularizer,
-                                         "depthwise_regularizer", self)
-        self.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", self)
+        set_weight_options(self, data_format, activation, use_bias, depthwise_initializer,
+                           bias_initializer, depthwise_regularizer, bias_regularizer,
+                           kernel="depthwise")
 
-    def _split(self, input_shape):
-        """(batch, spatial sizes, channels) whatever the data format."""
-        if self.data_format == "channels_first":
-            return input_shape[0], input_shape[2:], input_shape[1]
-        return input_shape[0], input_shape[1:-1], input_shape[-1]
+    def _built_channels(self):
+        return self.input_channels
 
-    def _out_channels(self, channels):
-        raise NotImplementedError
-
-    def compute_output_shape(self, input_shape):
-        kind = "(batch, steps, channels)" if self.rank == 1 else "(batch, height, width, channels)"
-        if len(input_shape) != self.rank + 2:
-            raise self._error(f"expected input of rank {self.rank + 2} {kind}, got shape "
-                              f"{format_shape(input_shape)}.")
-        batch, spatial, channels = self._split(input_shape)
-        if channels is None:
-            raise self._error(f"the channel axis of {format_shape(input_shape)} must be known.")
-        if self.built and channels != self.input_channels:
-            raise self._error(f"expected {self.input_channels} input channels (as built), got "
-                              f"{channels} (input shape {format_shape(input_shape)}).")
+    def _check_kernel(self, input_shape, channels):
         arguments.check_elements(math.prod(self.kernel_size) * channels * self.depth_multiplier,
                                  "the depthwise kernel", self, f"kernel_size {self.kernel_size}"
                                  f" and depth_multiplier {self.depth_multiplier} for input shape "
                                  f"{format_shape(input_shape)}")
-        check_window_sizes(self, input_shape, spatial, channels, self.kernel_size, self.strides,
-                           self.dilation_rate, self.padding, f"kernel_size {self.kernel_size}")
-        check_dilated_extent(self, input_shape, spatial, channels)
-        sizes = []
-        for axis, n in enumerate(spatial):
-            if n is None:
-                sizes.append(None)
-                continue
-            size = conv_output_length(n, self.kernel_size[axis], self.strides[axis],
-                                      self.padding, self.dilation_rate[axis])
-            if size < 1:
-                raise self._error(
-                    f"input shape {format_shape(input_shape)} is too small for kernel_size "
-                    f"{self.kernel_size} with strides {self.strides}, dilation "
-                    f"{self.dilation_rate} and padding {self.padding!r}: the output would have "
-                    f"size {size}. Use padding='same' or a smaller kernel.")
-            sizes.append(size)
-        out = self._out_channels(channels)
-        return (batch, out, *sizes) if self.data_format == "channels_first" else (
-            batch, *sizes, out)
 
     def _build_depthwise(self, input_shape, name):
         self.input_channels = self._split(input_shape)[2]
@@ -101,31 +51,9 @@ class _DepthwiseBase(Layer):
         return fn(x, self.depthwise, bias, strides=strides, padding=self.padding,
                   dilation_rate=dilation)
 
-    def _convolve(self, x):
-        raise NotImplementedError
-
-    def call(self, inputs):
-        if self.data_format == "channels_first":
-            inputs = ops.transpose(inputs, (0, *range(2, self.rank + 2), 1))
-        y = self._convolve(inputs)
-        if self.activation is not None:
-            y = self.activation(y)
-        if self.data_format == "channels_first":
-            y = ops.transpose(y, (0, self.rank + 1, *range(1, self.rank + 1)))
-        return y
-
     def get_config(self):
-        return {
-            **super().get_config(), "depth_multiplier": self.depth_multiplier,
-            "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-            "padding": self.padding, "data_format": self.data_format,
-            "dilation_rate": list(self.dilation_rate),
-            "activation": activation_name(self.activation), "use_bias": self.use_bias,
-            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-        }
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
+                **kernel_options_config(self, kernel="depthwise")}
 
 
 class _DepthwiseConv(_DepthwiseBase):

@@ -15,8 +15,9 @@ from ..tensor import Tensor
 from .base import format_shape, unique_name
 from .conv import check_window_sizes
 from .core import activation_name
+from .recurrence import forget_bias_initializer, lstm_step
 from .rnn import RNN, flatten
-from .rnn_cells import _Cell, forget_bias_initializer, states_of
+from .rnn_cells import _Cell, states_of
 
 
 class ConvLSTM2DCell(_Cell):
@@ -91,13 +92,10 @@ class ConvLSTM2DCell(_Cell):
     def call(self, inputs, states=None, training=False):
         h, c = states_of(self._states_or_zeros(inputs, states))
         x, h_dropped = self._dropped(inputs, h, training)
-        f_, gate, act = self.filters, self.recurrent_activation, self.activation
         z = (ops.conv2d(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
                         dilation_rate=self.dilation_rate)
              + ops.conv2d(h_dropped, self.recurrent_kernel, padding="same"))
-        i, f, o = gate(z[..., :f_]), gate(z[..., f_:2 * f_]), gate(z[..., 3 * f_:])
-        c = f * c + i * act(z[..., 2 * f_:3 * f_])
-        h = o * act(c)
+        h, c = lstm_step(z, c, self.filters, self.recurrent_activation, self.activation)
         return h, [h, c]
 
 

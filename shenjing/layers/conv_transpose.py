@@ -44,21 +44,8 @@ class _ConvTranspose(_Conv):
                               f"(as in Keras), got strides {self.strides} and dilation_rate "
                               f"{self.dilation_rate}.")
 
-    def compute_output_shape(self, input_shape):
-        kind = "(batch, steps, channels)" if self.rank == 1 else "(batch, height, width, channels)"
-        if len(input_shape) != self.rank + 2:
-            raise self._error(f"expected input of rank {self.rank + 2} {kind}, got shape "
-                              f"{format_shape(input_shape)}.")
-        batch, spatial, channels = self._split(input_shape)
-        if channels is None:
-            raise self._error(f"the channel axis of {format_shape(input_shape)} must be known.")
-        if self.built and channels != self.kernel.shape[-1]:
-            raise self._error(f"expected {self.kernel.shape[-1]} input channels (as built), got "
-                              f"{channels} (input shape {format_shape(input_shape)}).")
-        arguments.check_elements(math.prod(self.kernel_size) * channels * self.filters,
-                                 "the kernel", self, f"kernel_size {self.kernel_size} and "
-                                 f"filters {self.filters} for input shape "
-                                 f"{format_shape(input_shape)}")
+    def _sizes(self, input_shape, spatial, channels):
+        """The transposed sizes per axis (the module docstring's), not a conv window's."""
         sizes = []
         for axis, n in enumerate(spatial):
             if n is None:
@@ -78,18 +65,13 @@ class _ConvTranspose(_Conv):
                                      f"kernel_size {self.kernel_size}, strides {self.strides} "
                                      f"and dilation_rate {self.dilation_rate} for input shape "
                                      f"{format_shape(input_shape)}")
-        if self.data_format == "channels_first":
-            return (batch, self.filters, *sizes)
-        return (batch, *sizes, self.filters)
+        return sizes
 
-    def build(self, input_shape):
-        channels = self._split(input_shape)[2]
-        self.kernel = self.add_weight("kernel", (*self.kernel_size, self.filters, channels),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                        regularizer=self.bias_regularizer)
+    def _built_channels(self):
+        return self.kernel.shape[-1]
+
+    def _kernel_shape(self, channels):
+        return (*self.kernel_size, self.filters, channels)
 
     def get_config(self):
         output_padding = None if self.output_padding is None else list(self.output_padding)

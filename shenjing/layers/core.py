@@ -42,17 +42,28 @@ def _noise_shape(value, layer):
 
 
 def set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
-                       kernel_regularizer, bias_regularizer):
-    """The arguments every layer with a kernel and a bias shares, checked and set on layer."""
+                       kernel_regularizer, bias_regularizer, kernel="kernel"):
+    """The arguments every layer with a kernel and a bias shares, checked and set on layer
+    (kernel: the kernel's name, "depthwise" for depthwise_initializer and the like)."""
     get = arguments.lookup
     layer.activation = get(activations.get, activation, "activation", layer)
     layer.use_bias = arguments.boolean(use_bias, "use_bias", layer)
-    layer.kernel_initializer = get(initializers.get, kernel_initializer, "kernel_initializer",
-                                   layer)
-    layer.bias_initializer = get(initializers.get, bias_initializer, "bias_initializer", layer)
-    layer.kernel_regularizer = get(regularizers.get, kernel_regularizer, "kernel_regularizer",
-                                   layer)
-    layer.bias_regularizer = get(regularizers.get, bias_regularizer, "bias_regularizer", layer)
+    for name, value, registry in ((f"{kernel}_initializer", kernel_initializer, initializers),
+                                  ("bias_initializer", bias_initializer, initializers),
+                                  (f"{kernel}_regularizer", kernel_regularizer, regularizers),
+                                  ("bias_regularizer", bias_regularizer, regularizers)):
+        setattr(layer, name, get(registry.get, value, name, layer))
+
+
+def kernel_options_config(layer, kernel="kernel"):
+    """get_config's entries for the options set_kernel_options set."""
+    return {
+        "activation": activation_name(layer.activation), "use_bias": layer.use_bias,
+        f"{kernel}_initializer": initializers.serialize(getattr(layer, f"{kernel}_initializer")),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        f"{kernel}_regularizer": regularizers.serialize(getattr(layer, f"{kernel}_regularizer")),
+        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+    }
 
 
 class Dense(Layer):
@@ -109,14 +120,7 @@ class Dense(Layer):
         return y if self.activation is None else self.activation(y)
 
     def get_config(self):
-        return {
-            **super().get_config(), "units": self.units,
-            "activation": activation_name(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-        }
+        return {**super().get_config(), "units": self.units, **kernel_options_config(self)}
 
 
 class Activation(Layer):

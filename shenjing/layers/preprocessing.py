@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import arguments, ops
 from ..ops import image
+from ..ops.resize import resize
 from ..tensor import Tensor
 from .base import Layer, format_shape
 
@@ -279,9 +280,9 @@ class Resizing(Layer):
     def call(self, inputs):
         single = inputs.ndim == 3
         x = ops.reshape(inputs, (1, *inputs.shape)) if single else inputs
-        y = image.resize(x, (self.height, self.width), self.interpolation,
-                         self.crop_to_aspect_ratio, self.pad_to_aspect_ratio, self.fill_value,
-                         self.data_format)
+        y = resize(x, (self.height, self.width), self.interpolation, self.data_format,
+                   crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+                   pad_to_aspect_ratio=self.pad_to_aspect_ratio, fill_value=self.fill_value)
         return ops.reshape(y, y.shape[1:]) if single else y
 
     def get_config(self):

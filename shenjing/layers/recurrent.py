@@ -8,11 +8,21 @@ because the dropout mask on h_{t-1} sits inside the recurrence.
 
 import numpy as np
 
-from .. import arguments, initializers, ops, regularizers, utils
+from .. import arguments, ops, utils
 from ..ops import activation as activations
 from ..ops import recurrent as recurrent_ops
 from ..tensor import Tensor
 from .base import Layer, SymbolicTensor, format_shape
+from .recurrence import (
+    cell_options_config,
+    check_features,
+    forget_bias_initializer,
+    gru_step,
+    lstm_step,
+    sequence_options_config,
+    set_cell_options,
+    set_sequence_options,
+)
 
 
 def _is_state_list(inputs) -> bool:
@@ -65,28 +75,14 @@ class _RNN(Layer):
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=True, **kwargs):
         super().__init__(**kwargs)
-        self.units = arguments.positive_int(units, "units", self)
-        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
+        set_cell_options(self, units, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, kernel_regularizer, recurrent_regularizer,
+                         bias_regularizer, dropout, recurrent_dropout)
         self.activation_name = _activation_name(activation, "activation", self)
-        for name, value in (("kernel_initializer", kernel_initializer),
-                            ("recurrent_initializer", recurrent_initializer),
-                            ("bias_initializer", bias_initializer)):
-            setattr(self, name, arguments.lookup(initializers.get, value, name, self))
-        for name, value in (("kernel_regularizer", kernel_regularizer),
-                            ("recurrent_regularizer", recurrent_regularizer),
-                            ("bias_regularizer", bias_regularizer)):
-            setattr(self, name, arguments.lookup(regularizers.get, value, name, self))
-        self.dropout = arguments.rate(dropout, "dropout", self)
-        self.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", self)
-        flag = arguments.boolean
-        self.return_sequences = flag(return_sequences, "return_sequences", self)
-        self.return_state = flag(return_state, "return_state", self)
-        self.go_backwards = flag(go_backwards, "go_backwards", self)
-        self.stateful, self.unroll = flag(stateful, "stateful", self), flag(unroll, "unroll", self)
         # NOTE: the output at a masked step is zero (Keras's cuDNN path and Bidirectional);
         # False repeats the last real output there (Keras 3's generic loop default).
-        self.zero_output_for_mask = flag(zero_output_for_mask, "zero_output_for_mask", self)
-        self.states = None  # kept between batches when stateful
+        set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
+                             zero_output_for_mask)
         self.keep_state_grads = False  # set by diagnostics.hidden_state_gradients
         self.last_op = None
 
@@ -95,15 +91,7 @@ class _RNN(Layer):
         if len(input_shape) != 3:
             raise self._error(f"expected input of rank 3 (batch, time, features), got shape "
                               f"{format_shape(input_shape)}.")
-        if self.built and input_shape[-1] != self.kernel.shape[0]:
-            raise self._error(f"last input dim was {self.kernel.shape[0]} when built, got "
-                              f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
-        if input_shape[-1] is None:
-            raise self._error(f"the features axis of {format_shape(input_shape)} must be known.")
-        width = self.gates * self.units
-        arguments.check_elements(max(input_shape[-1], self.units) * width, "a kernel", self,
-                                 f"units {self.units} for input shape "
-                                 f"{format_shape(input_shape)}")
+        check_features(self, input_shape)
         batch, steps = input_shape[0], input_shape[1]
         output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
@@ -224,18 +212,8 @@ class _RNN(Layer):
 
     def get_config(self):
         return {
-            **super().get_config(), "units": self.units, "activation": self.activation_name,
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-            "return_sequences": self.return_sequences, "return_state": self.return_state,
-            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
+            **super().get_config(), "activation": self.activation_name,
+            **cell_options_config(self), **sequence_options_config(self),
         }
 
 
@@ -278,17 +256,7 @@ class LSTM(_RNN):
         self.unit_forget_bias = arguments.boolean(unit_forget_bias, "unit_forget_bias", self)
 
     def make_bias_initializer(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base, u = self.bias_initializer, self.units
-
-        class _ForgetOnes(initializers.Initializer):
-            def __call__(self, shape, dtype="float32"):
-                value = base(shape, dtype)
-                value[u:2 * u] = 1.0
-                return value
-
-        return _ForgetOnes()
+        return forget_bias_initializer(self.bias_initializer, self.units, self.unit_forget_bias)
 
     def _fused(self, x, states, mask):
         op_output = recurrent_ops.lstm(
@@ -302,13 +270,10 @@ class LSTM(_RNN):
 
     def cell(self, projected, states, drop):
         h, c = states
-        u = self.units
         gate = activations.get(self.recurrent_activation_name)
         act = activations.get(self.activation_name) or (lambda v: v)
         z = projected + ops.matmul(h * drop, self.recurrent_kernel)
-        i, f, o = gate(z[:, :u]), gate(z[:, u:2 * u]), gate(z[:, 3 * u:])
-        c = f * c + i * act(z[:, 2 * u:3 * u])
-        return [o * act(c), c]
+        return list(lstm_step(z, c, self.units, gate, act))
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,
@@ -351,24 +316,12 @@ class GRU(_RNN):
         return self.bias[0]
 
     def cell(self, projected, states, drop):
-        (h,), u = states, self.units
+        (h,) = states
         gate = activations.get(self.recurrent_activation_name)
         act = activations.get(self.activation_name) or (lambda v: v)
-        h_dropped = h * drop
-        if self.reset_after:
-            recurrent = ops.matmul(h_dropped, self.recurrent_kernel)
-            if self.bias is not None:
-                recurrent = recurrent + self.bias[1]
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:2 * u])
-            candidate = act(projected[:, 2 * u:] + r * recurrent[:, 2 * u:])
-        else:
-            recurrent = ops.matmul(h_dropped, self.recurrent_kernel[:, :2 * u])
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:])
-            candidate = act(projected[:, 2 * u:]
-                            + ops.matmul(r * h_dropped, self.recurrent_kernel[:, 2 * u:]))
-        return [z * h + (1 - z) * candidate]
+        recurrent_bias = self.bias[1] if self.bias is not None and self.reset_after else None
+        return [gru_step(projected, h, h * drop, self.recurrent_kernel, recurrent_bias,
+                         self.units, gate, act, self.reset_after)]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,

@@ -16,6 +16,7 @@ from ..ops import recurrent as recurrent_ops
 from ..tensor import Tensor
 from .base import Layer, _is_symbolic, format_shape
 from .core import activation_name
+from .recurrence import sequence_options_config, set_sequence_options
 from .rnn_cells import (
     GRUCell,
     LSTMCell,
@@ -126,13 +127,8 @@ class RNN(Layer):
             cell = StackedRNNCells(cell)
         self.cell = check_cell(cell, "cell", self)
         _check_state_size(cell.state_size, self)
-        flag = arguments.boolean
-        self.return_sequences = flag(return_sequences, "return_sequences", self)
-        self.return_state = flag(return_state, "return_state", self)
-        self.go_backwards = flag(go_backwards, "go_backwards", self)
-        self.stateful, self.unroll = flag(stateful, "stateful", self), flag(unroll, "unroll", self)
-        self.zero_output_for_mask = flag(zero_output_for_mask, "zero_output_for_mask", self)
-        self.states = None  # flat final states (ndarrays) kept between batches when stateful
+        set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
+                             zero_output_for_mask)  # states: flat ndarrays when stateful
 
     @property
     def state_size(self):
@@ -177,20 +173,6 @@ class RNN(Layer):
     non_trainable_weights = property(
         lambda self: self._cell_weights("non_trainable_weights") if self.trainable
         else self.weights)
-
-    def count_params(self):
-        return sum(int(np.prod(w.shape)) for w in self.weights)
-
-    def get_weights(self):
-        return [w.data.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        own = self.weights
-        if len(weights) != len(own):
-            raise self._error(f"expected {len(own)} weight arrays "
-                              f"({[tuple(w.shape) for w in own]}), got {len(weights)}.")
-        for variable, value in zip(own, weights):
-            variable.assign(value)
 
     def regularization_losses(self):
         return self.cell.regularization_losses() if isinstance(self.cell, Layer) else []
@@ -318,9 +300,7 @@ class RNN(Layer):
         from ..saving.registry import serialize_layer
 
         return {**super().get_config(), "cell": serialize_layer(self.cell),
-                "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
+                **sequence_options_config(self)}
 
 
 def _expand(keep, like):

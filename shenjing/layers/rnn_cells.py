@@ -8,11 +8,19 @@ GRU layers in the same layout (Keras's); StackedRNNCells chains cells into one.
 
 import numpy as np
 
-from .. import arguments, initializers, ops, regularizers, utils
+from .. import arguments, ops, utils
 from ..ops import activation as activations
 from ..tensor import Tensor
 from .base import Layer, format_shape
 from .core import activation_name
+from .recurrence import (
+    cell_options_config,
+    check_features,
+    forget_bias_initializer,
+    gru_step,
+    lstm_step,
+    set_cell_options,
+)
 
 
 def states_of(states):
@@ -45,19 +53,10 @@ class _Cell(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = arguments.positive_int(units, "units", self)
+        set_cell_options(self, units, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, kernel_regularizer, recurrent_regularizer,
+                         bias_regularizer, dropout, recurrent_dropout)
         self.activation = arguments.lookup(activations.get, activation, "activation", self)
-        self.use_bias = arguments.boolean(use_bias, "use_bias", self)
-        for name, value in (("kernel_initializer", kernel_initializer),
-                            ("recurrent_initializer", recurrent_initializer),
-                            ("bias_initializer", bias_initializer)):
-            setattr(self, name, arguments.lookup(initializers.get, value, name, self))
-        for name, value in (("kernel_regularizer", kernel_regularizer),
-                            ("recurrent_regularizer", recurrent_regularizer),
-                            ("bias_regularizer", bias_regularizer)):
-            setattr(self, name, arguments.lookup(regularizers.get, value, name, self))
-        self.dropout = arguments.rate(dropout, "dropout", self)
-        self.recurrent_dropout = arguments.rate(recurrent_dropout, "recurrent_dropout", self)
         if seed is not None:
             seed = arguments.non_negative_int(seed, "seed", self)
         self.seed = seed
@@ -71,15 +70,7 @@ class _Cell(Layer):
         if len(input_shape) != 2:
             raise self._error(f"expected one step of shape (batch, features), got "
                               f"{format_shape(input_shape)}.")
-        if input_shape[-1] is None:
-            raise self._error(f"the features axis of {format_shape(input_shape)} must be known.")
-        if self.built and input_shape[-1] != self.kernel.shape[0]:
-            raise self._error(f"last input dim was {self.kernel.shape[0]} when built, got "
-                              f"{input_shape[-1]} (input shape {format_shape(input_shape)}).")
-        width = self.gates * self.units
-        arguments.check_elements(max(input_shape[-1], self.units) * width, "a kernel", self,
-                                 f"units {self.units} for input shape "
-                                 f"{format_shape(input_shape)}")
+        check_features(self, input_shape)
         return (input_shape[0], self.units)
 
     def bias_shape(self):
@@ -144,16 +135,8 @@ class _Cell(Layer):
 
     def get_config(self):
         return {
-            **super().get_config(), "units": self.units,
-            "activation": activation_name(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            **super().get_config(), "activation": activation_name(self.activation),
+            **cell_options_config(self), "seed": self.seed,
         }
 
 
@@ -198,31 +181,14 @@ class LSTMCell(_Cell):
         states = self._states_or_zeros(inputs, states)
         h, c = states_of(states)
         x, h_dropped = self._dropped(inputs, h, training)
-        u, gate, act = self.units, self.recurrent_activation, self.activation
         z = ops.dense(x, self.kernel, self.bias) + ops.matmul(h_dropped, self.recurrent_kernel)
-        i, f, o = gate(z[:, :u]), gate(z[:, u:2 * u]), gate(z[:, 3 * u:])
-        c = f * c + i * act(z[:, 2 * u:3 * u])
-        h = o * act(c)
+        h, c = lstm_step(z, c, self.units, self.recurrent_activation, self.activation)
         return h, [h, c]
 
     def get_config(self):
         return {**super().get_config(),
                 "recurrent_activation": activation_name(self.recurrent_activation),
                 "unit_forget_bias": self.unit_forget_bias}
-
-
-def forget_bias_initializer(base, units, unit_forget_bias):
-    """base, with the forget block [units:2*units] of a 4-gate bias set to 1 if asked."""
-    if not unit_forget_bias:
-        return base
-
-    class _ForgetOnes(initializers.Initializer):
-        def __call__(self, shape, dtype="float32"):
-            value = base(shape, dtype)
-            value[units:2 * units] = 1.0
-            return value
-
-    return _ForgetOnes()
 
 
 class GRUCell(_Cell):
@@ -250,23 +216,12 @@ class GRUCell(_Cell):
         states = self._states_or_zeros(inputs, states)
         h = states_of(states)[0]
         x, h_dropped = self._dropped(inputs, h, training)
-        u, gate, act = self.units, self.recurrent_activation, self.activation
         bias, recurrent_bias = self.bias, None
         if self.bias is not None and self.reset_after:
             bias, recurrent_bias = self.bias[0], self.bias[1]
-        projected = ops.dense(x, self.kernel, bias)
-        if self.reset_after:
-            recurrent = ops.dense(h_dropped, self.recurrent_kernel, recurrent_bias)
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:2 * u])
-            candidate = act(projected[:, 2 * u:] + r * recurrent[:, 2 * u:])
-        else:
-            recurrent = ops.matmul(h_dropped, self.recurrent_kernel[:, :2 * u])
-            z = gate(projected[:, :u] + recurrent[:, :u])
-            r = gate(projected[:, u:2 * u] + recurrent[:, u:])
-            candidate = act(projected[:, 2 * u:]
-                            + ops.matmul(r * h_dropped, self.recurrent_kernel[:, 2 * u:]))
-        h = z * h + (1 - z) * candidate
+        h = gru_step(ops.dense(x, self.kernel, bias), h, h_dropped, self.recurrent_kernel,
+                     recurrent_bias, self.units, self.recurrent_activation, self.activation,
+                     self.reset_after)
         return h, [h]
 
     def get_config(self):
@@ -348,19 +303,6 @@ class StackedRNNCells(Layer):
         lambda self: self._all("trainable_weights") if self.trainable else [])
     non_trainable_weights = property(
         lambda self: self._all("non_trainable_weights") if self.trainable else self.weights)
-
-    def count_params(self):
-        return sum(int(np.prod(w.shape)) for w in self.weights)
-
-    def get_weights(self):
-        return [w.data.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        own = self.weights
-        if len(weights) != len(own):
-            raise self._error(f"expected {len(own)} weight arrays, got {len(weights)}.")
-        for variable, value in zip(own, weights):
-            variable.assign(value)
 
     def regularization_losses(self):
         return [p for cell in self.cells if isinstance(cell, Layer)

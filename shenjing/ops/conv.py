@@ -230,6 +230,17 @@ def _tiles(size):
 # ----- the op ----------------------------------------------------------------------------------
 
 
+def as_2d(op, x, kernel, bias):
+    """(x, kernel, dtype): both cast to their common dtype with the bias's, a 1-D call (x of
+    rank 3) lifted to a height of 1. Sets op.dtypes (gradients go back in them) and op.one_d."""
+    op.dtypes = (x.dtype, kernel.dtype) + (() if bias is None else (bias.dtype,))
+    dtype = np.result_type(*op.dtypes)
+    op.one_d = x.ndim == 3
+    if op.one_d:
+        x, kernel = x[:, None], kernel[None]
+    return x.astype(dtype, copy=False), kernel.astype(dtype, copy=False), dtype
+
+
 class Conv(Op):
     """y[n, i, j, f] = b[f] + sum_{a,b,c} xp[n, i*sh + a*dh, j*sw + b*dw, c] * k[a, b, c, f].
 
@@ -243,12 +254,7 @@ class Conv(Op):
     def forward(self, x, kernel, bias=None):
         # x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F)
         # (conv1d: x (N, W, C), kernel (K, C, F) -> y (N, OW, F))
-        self.dtypes = (x.dtype, kernel.dtype) + (() if bias is None else (bias.dtype,))
-        dtype = np.result_type(*self.dtypes)
-        self.one_d = x.ndim == 3
-        if self.one_d:
-            x, kernel = x[:, None], kernel[None]
-        x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+        x, kernel, _ = as_2d(self, x, kernel, bias)
         self.x_shape, self.kernel_shape = x.shape, kernel.shape
         keep = any(getattr(self, "needs_grad", ()))
         self.winograd = winograd_applies(kernel.shape, self.strides, self.dilation, self.out_size)
@@ -566,21 +572,39 @@ class Conv(Op):
 # ----- public functions ------------------------------------------------------------------------
 
 
-def _check_conv(name, rank, x, kernel, bias):
+def check_shapes(name, rank, x, kernel, kernel_axes):
+    """(x's shape, kernel's shape) if x is (batch, *spatial, channels) and the kernel has rank
+    + 2 axes (named by kernel_axes after the spatial ones) of sizes >= 1, else ArgumentError."""
     spatial = ("width",) if rank == 1 else ("height", "width")
-    axes = ", ".join(("batch", *spatial, "channels"))
-    kernel_axes = ", ".join((*(f"kernel_{a}" for a in spatial), "in_channels", "filters"))
     x_shape, k_shape = np.shape(x), np.shape(kernel)
     if len(x_shape) != rank + 2:
+        axes = ", ".join(("batch", *spatial, "channels"))
         raise ArgumentError(
             f"{name}: expected input of rank {rank + 2} ({axes}), got shape {x_shape}."
         )
     if len(k_shape) != rank + 2:
+        axes = ", ".join((*(f"kernel_{a}" for a in spatial), *kernel_axes))
         raise ArgumentError(
-            f"{name}: expected a kernel of rank {rank + 2} ({kernel_axes}), got shape {k_shape}."
+            f"{name}: expected a kernel of rank {rank + 2} ({axes}), got shape {k_shape}."
         )
     if min(k_shape) < 1:
         raise ArgumentError(f"{name}: every kernel dimension must be >= 1, got shape {k_shape}.")
+    return x_shape, k_shape
+
+
+def window_arguments(name, rank, sizes, window, strides, padding, dilation_rate):
+    """(strides, pads, dilation, out_size) for a window op over sizes, always as 2-D tuples:
+    a 1-D call is lifted to a height of 1 (what Conv and DepthwiseConv run)."""
+    strides = int_tuple(strides, rank, "strides", name)
+    dilation = int_tuple(dilation_rate, rank, "dilation_rate", name)
+    pads, out = window_geometry(name, sizes, window, strides, padding, dilation)
+    if rank == 1:
+        return (1, *strides), ((0, 0), *pads), (1, *dilation), (1, *out)
+    return strides, pads, dilation, out
+
+
+def _check_conv(name, rank, x, kernel, bias):
+    x_shape, k_shape = check_shapes(name, rank, x, kernel, ("in_channels", "filters"))
     if x_shape[-1] != k_shape[-2]:
         raise ArgumentError(
             f"{name}: input has {x_shape[-1]} channels (shape {x_shape}) but the kernel expects "
@@ -607,10 +631,8 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
     Output size per axis: floor((n + pads - d*(k-1) - 1) / s) + 1 (ceil(n / s) for 'same').
     """
     sizes, window = _check_conv("conv2d", 2, x, kernel, bias)
-    strides = int_tuple(strides, 2, "strides", "conv2d")
-    dilation = int_tuple(dilation_rate, 2, "dilation_rate", "conv2d")
-    pads, out = window_geometry("conv2d", sizes, window, strides, padding, dilation)
-    op = Conv("conv2d", strides, pads, dilation, out)
+    op = Conv("conv2d", *window_arguments("conv2d", 2, sizes, window, strides, padding,
+                                          dilation_rate))
     return op(x, kernel) if bias is None else op(x, kernel, bias)
 
 
@@ -619,9 +641,7 @@ def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
 
     Same rules as conv2d along one axis; explicit padding is an int or (left, right).
     """
-    (size,), (k,) = _check_conv("conv1d", 1, x, kernel, bias)
-    (stride,) = int_tuple(strides, 1, "strides", "conv1d")
-    (dilation,) = int_tuple(dilation_rate, 1, "dilation_rate", "conv1d")
-    (pad,), (out,) = window_geometry("conv1d", (size,), (k,), (stride,), padding, (dilation,))
-    op = Conv("conv1d", (1, stride), ((0, 0), pad), (1, dilation), (1, out))
+    sizes, window = _check_conv("conv1d", 1, x, kernel, bias)
+    op = Conv("conv1d", *window_arguments("conv1d", 1, sizes, window, strides, padding,
+                                          dilation_rate))
     return op(x, kernel) if bias is None else op(x, kernel, bias)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..tensor import Op
 from . import parallel
-from .conv import Conv, give_buffer, int_tuple
+from .conv import Conv, as_2d, check_shapes, give_buffer, int_tuple
 
 
 def conv_transpose_crops(n, k, stride=1, padding="valid", output_padding=None, dilation=1):
@@ -71,12 +71,7 @@ class ConvTranspose(Op):
     def forward(self, x, kernel, bias=None):
         # x (N, h, w, C), kernel (KH, KW, F, C), bias (F,) -> y (N, H, W, F)
         # (1-D: x (N, w, C), kernel (K, F, C) -> y (N, W, F))
-        self.dtypes = (x.dtype, kernel.dtype) + (() if bias is None else (bias.dtype,))
-        dtype = np.result_type(*self.dtypes)
-        self.one_d = x.ndim == 3
-        if self.one_d:
-            x, kernel = x[:, None], kernel[None]
-        x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+        x, kernel, dtype = as_2d(self, x, kernel, bias)
         y = self._conv(x.shape, kernel)._input_gradient(x)
         if bias is not None:
             y += bias.astype(dtype, copy=False)
@@ -108,17 +103,7 @@ class ConvTranspose(Op):
 def _geometry(name, rank, x, kernel, bias, strides, padding, output_padding, dilation_rate):
     """(strides, pads, dilation, in_size, out_size) of a valid call, else ArgumentError."""
     spatial = ("width",) if rank == 1 else ("height", "width")
-    x_shape, k_shape = np.shape(x), np.shape(kernel)
-    if len(x_shape) != rank + 2:
-        axes = ", ".join(("batch", *spatial, "channels"))
-        raise ArgumentError(f"{name}: expected input of rank {rank + 2} ({axes}), got shape "
-                            f"{x_shape}.")
-    if len(k_shape) != rank + 2:
-        axes = ", ".join((*(f"kernel_{a}" for a in spatial), "filters", "in_channels"))
-        raise ArgumentError(f"{name}: expected a kernel of rank {rank + 2} ({axes}), got shape "
-                            f"{k_shape}.")
-    if min(k_shape) < 1:
-        raise ArgumentError(f"{name}: every kernel dimension must be >= 1, got shape {k_shape}.")
+    x_shape, k_shape = check_shapes(name, rank, x, kernel, ("filters", "in_channels"))
     if x_shape[-1] != k_shape[-1]:
         raise ArgumentError(f"{name}: input has {x_shape[-1]} channels (shape {x_shape}) but the "
                             f"kernel expects {k_shape[-1]} (kernel shape {k_shape}, its last axis "

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..tensor import Op
 from . import parallel
-from .conv import int_tuple, window_geometry
+from .conv import as_2d, check_shapes, window_arguments
 
 
 class DepthwiseConv(Op):
@@ -42,12 +42,7 @@ class DepthwiseConv(Op):
     def forward(self, x, kernel, bias=None):
         # x (N, H, W, C), kernel (KH, KW, C, M), bias (C*M,) -> y (N, OH, OW, C*M)
         # (1-D: x (N, W, C), kernel (K, C, M) -> y (N, OW, C*M))
-        self.dtypes = (x.dtype, kernel.dtype) + (() if bias is None else (bias.dtype,))
-        dtype = np.result_type(*self.dtypes)
-        self.one_d = x.ndim == 3
-        if self.one_d:
-            x, kernel = x[:, None], kernel[None]
-        x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+        x, kernel, dtype = as_2d(self, x, kernel, bias)
         (top, bottom), (left, right) = self.pads
         N, H, W, C = x.shape
         KH, KW, _, M = kernel.shape
@@ -115,19 +110,8 @@ class DepthwiseConv(Op):
 
 
 def _check(name, rank, x, kernel, bias):
-    """(spatial sizes, kernel sizes, C, M) of valid arguments, else an ArgumentError."""
-    spatial = ("width",) if rank == 1 else ("height", "width")
-    x_shape, k_shape = np.shape(x), np.shape(kernel)
-    if len(x_shape) != rank + 2:
-        axes = ", ".join(("batch", *spatial, "channels"))
-        raise ArgumentError(f"{name}: expected input of rank {rank + 2} ({axes}), got shape "
-                            f"{x_shape}.")
-    if len(k_shape) != rank + 2:
-        axes = ", ".join((*(f"kernel_{a}" for a in spatial), "in_channels", "depth_multiplier"))
-        raise ArgumentError(f"{name}: expected a kernel of rank {rank + 2} ({axes}), got shape "
-                            f"{k_shape}.")
-    if min(k_shape) < 1:
-        raise ArgumentError(f"{name}: every kernel dimension must be >= 1, got shape {k_shape}.")
+    """(spatial sizes, kernel sizes) of valid arguments, else an ArgumentError."""
+    x_shape, k_shape = check_shapes(name, rank, x, kernel, ("in_channels", "depth_multiplier"))
     C, M = k_shape[-2:]
     if x_shape[-1] != C:
         raise ArgumentError(f"{name}: input has {x_shape[-1]} channels (shape {x_shape}) but the "
@@ -146,10 +130,8 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     Output channel c*M + m is input channel c convolved with kernel[:, :, c, m].
     """
     sizes, window = _check("depthwise_conv2d", 2, x, kernel, bias)
-    strides = int_tuple(strides, 2, "strides", "depthwise_conv2d")
-    dilation = int_tuple(dilation_rate, 2, "dilation_rate", "depthwise_conv2d")
-    pads, out = window_geometry("depthwise_conv2d", sizes, window, strides, padding, dilation)
-    op = DepthwiseConv(strides, pads, dilation, out)
+    op = DepthwiseConv(*window_arguments("depthwise_conv2d", 2, sizes, window, strides,
+                                         padding, dilation_rate))
     return op(x, kernel) if bias is None else op(x, kernel, bias)
 
 
@@ -158,10 +140,7 @@ def depthwise_conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_
 
     Same rules as depthwise_conv2d along one axis; explicit padding is an int or (left, right).
     """
-    (size,), (k,) = _check("depthwise_conv1d", 1, x, kernel, bias)
-    (stride,) = int_tuple(strides, 1, "strides", "depthwise_conv1d")
-    (dilation,) = int_tuple(dilation_rate, 1, "dilation_rate", "depthwise_conv1d")
-    (pad,), (out,) = window_geometry("depthwise_conv1d", (size,), (k,), (stride,), padding,
-                                     (dilation,))
-    op = DepthwiseConv((1, stride), ((0, 0), pad), (1, dilation), (1, out))
+    sizes, window = _check("depthwise_conv1d", 1, x, kernel, bias)
+    op = DepthwiseConv(*window_arguments("depthwise_conv1d", 1, sizes, window, strides,
+                                         padding, dilation_rate))
     return op(x, kernel) if bias is None else op(x, kernel, bias)

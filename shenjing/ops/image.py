@@ -1,15 +1,17 @@
-"""Image sampling ops: resize and affine_transform, with Keras 3's (torch backend) conventions.
+"""Image sampling: affine_transform, with Keras 3's (torch backend) conventions.
 
-Both reduce to one differentiable op, ``Sample``: every output pixel is a weighted sum of a few
+It reduces to one differentiable op, ``Sample``: every output pixel is a weighted sum of a few
 input pixels of the same image and channel (1 for nearest, 4 for bilinear) plus a constant
 (the fill value's share outside the image): y[n, i, j, c] = sum_k w_k x[n, r_k, s_k, c] + b.
-Images are (N, H, W, C); channels_first inputs are transposed in and out.
+Images are (N, H, W, C); channels_first inputs are transposed in and out. Resizing, which is
+separable, is ops.resize (one linear map per axis).
 """
 
 import numpy as np
 
 from ..errors import ArgumentError
-from ..tensor import Op, as_tensor
+from ..tensor import Op
+from .resize import check_images
 from .shape import transpose
 
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -19,7 +21,7 @@ FILL_MODES = ("reflect", "wrap", "constant", "nearest", "mirror")
 class Sample(Op):
     """y[n, i, j, c] = sum_k w_k[n, i, j] x[n, r_k[n, i, j], s_k[n, i, j], c] + b[n, i, j].
 
-    Settings (built by resize/affine_transform): taps, a list of (rows, cols, weights) arrays
+    Settings (built by affine_transform): taps, a list of (rows, cols, weights) arrays
     broadcastable to (N, OH, OW), and bias b (or None). gx scatters gy * w_k back to (r_k, s_k).
     """
 
@@ -92,16 +94,7 @@ def _taps_2d(ys, xs, height, width, interpolation, fill_mode, fill_value):
 
 
 def _check(images, interpolation, data_format, where):
-    images = as_tensor(images)
-    if images.ndim != 4:
-        raise ArgumentError(f"{where}: expected images of rank 4 (batch, height, width, "
-                            f"channels), got shape {images.shape}.")
-    if interpolation not in INTERPOLATIONS:
-        raise ArgumentError(f"{where}: interpolation must be one of {INTERPOLATIONS}, got "
-                            f"{interpolation!r}.")
-    if data_format not in ("channels_last", "channels_first"):
-        raise ArgumentError(f"{where}: data_format must be 'channels_last' or "
-                            f"'channels_first', got {data_format!r}.")
+    images = check_images(images, interpolation, INTERPOLATIONS, data_format, where)
     if data_format == "channels_first":
         images = transpose(images, (0, 2, 3, 1))
     return images
@@ -109,82 +102,6 @@ def _check(images, interpolation, data_format, where):
 
 def _finish(y, data_format):
     return transpose(y, (0, 3, 1, 2)) if data_format == "channels_first" else y
-
-
-def _source_coordinates(out_size, in_size, interpolation, dtype):
-    """Torch's interpolate (align_corners=False) source coordinate of each output index.
-
-    NOTE: computed in the images' float dtype as torch does: 'nearest' (torch's
-    nearest-exact, floor((i + 0.5) * in / out)) lands on exact integers for some sizes, and
-    float32 and float64 round those differently (10 -> 3: float32 gives 4, float64 5).
-    """
-    scale = dtype.type(in_size) / dtype.type(out_size)
-    centre = np.arange(out_size, dtype=dtype) + dtype.type(0.5)
-    if interpolation == "nearest":
-        return np.minimum(np.floor(centre * scale), in_size - 1).astype(np.int64), None
-    source = np.maximum(centre * scale - dtype.type(0.5), 0).astype(np.float64)
-    lower = np.floor(source).astype(np.int64)
-    upper = np.minimum(lower + 1, in_size - 1)
-    return (lower, upper), source - lower
-
-
-def _aspect_box(height, width, target_height, target_width, crop):
-    """(top, left, box height, box width) of the crop (or padded canvas) with the target's
-    aspect ratio, as Keras's torch resize computes it (int of float divisions)."""
-    box_height = int(float(width * target_height) / target_width)
-    box_width = int(float(height * target_width) / target_height)
-    if crop:
-        box_height, box_width = max(min(height, box_height), 1), max(min(width, box_width), 1)
-        return int((height - box_height) / 2), int((width - box_width) / 2), box_height, box_width
-    box_height, box_width = max(height, box_height), max(width, box_width)
-    return int((box_height - height) / 2), int((box_width - width) / 2), box_height, box_width
-
-
-def resize(images, size, interpolation="bilinear", crop_to_aspect_ratio=False,
-           pad_to_aspect_ratio=False, fill_value=0.0, data_format="channels_last"):
-    """Resize (N, H, W, C) images to size (OH, OW) as torch's interpolate does (Keras's torch
-    backend): bilinear with align_corners=False, 'nearest' as torch's nearest-exact.
-
-    crop_to_aspect_ratio: first cut the centred largest box of the target's aspect ratio;
-    pad_to_aspect_ratio: first pad both sides with fill_value to that ratio (Keras's torch
-    backend pads the same amount on each side). Differentiable in images.
-    """
-    x = _check(images, interpolation, data_format, "resize")
-    out_height, out_width = size
-    if crop_to_aspect_ratio and pad_to_aspect_ratio:
-        raise ArgumentError("resize: pass crop_to_aspect_ratio or pad_to_aspect_ratio, not both.")
-    _, height, width, _ = x.shape
-    top = left = 0
-    if crop_to_aspect_ratio:
-        top, left, height, width = _aspect_box(height, width, out_height, out_width, True)
-    elif pad_to_aspect_ratio:
-        pad_top, pad_left, _, _ = _aspect_box(height, width, out_height, out_width, False)
-        top, left = -pad_top, -pad_left
-        height, width = height + 2 * pad_top, width + 2 * pad_left
-    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float32)
-    rows, row_weight = _source_coordinates(out_height, height, interpolation, dtype)
-    cols, col_weight = _source_coordinates(out_width, width, interpolation, dtype)
-    if interpolation == "nearest":
-        row_taps, col_taps = [(rows, 1.0)], [(cols, 1.0)]
-    else:
-        row_taps = [(rows[0], 1.0 - row_weight), (rows[1], row_weight)]
-        col_taps = [(cols[0], 1.0 - col_weight), (cols[1], col_weight)]
-    taps, outside = [], 0.0
-    in_height, in_width = x.shape[1], x.shape[2]
-    for r, wy in row_taps:
-        for c, wx in col_taps:
-            r_in, c_in = (r + top)[None, :, None], (c + left)[None, None, :]
-            weight = np.asarray(wy, dtype=np.float64).reshape(1, -1, 1) * np.asarray(
-                wx, dtype=np.float64).reshape(1, 1, -1)
-            # pad_to_aspect_ratio: taps on the padding take fill_value
-            valid = (r_in >= 0) & (r_in < in_height) & (c_in >= 0) & (c_in < in_width)
-            outside = outside + np.where(valid, 0.0, weight)
-            taps.append((np.clip(r_in, 0, in_height - 1), np.clip(c_in, 0, in_width - 1),
-                         np.where(valid, weight, 0.0)))
-    bias = None
-    if pad_to_aspect_ratio and fill_value != 0:
-        bias = fill_value * np.broadcast_to(outside, (1, out_height, out_width))
-    return _finish(Sample(taps, bias)(x), data_format)
 
 
 def affine_transform(images, transform, interpolation="bilinear", fill_mode="constant",

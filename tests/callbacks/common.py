@@ -75,3 +75,20 @@ def drive(callback, model, logs_per_epoch):
             break
     callback.on_train_end()
     return seen
+
+
+class Interrupted(Exception):
+    """Stands for the process dying (a kill, a power cut) in the middle of fit."""
+
+
+class CountSteps(Callback):
+    """Counts train batches; raises Interrupted before batch `stop_before` (counted from 1)."""
+
+    def __init__(self, stop_before=None):
+        super().__init__()
+        self.steps, self.stop_before = 0, stop_before
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps + 1 == self.stop_before:
+            raise Interrupted
+        self.steps += 1

@@ -9,27 +9,10 @@ import pytest
 
 import shenjing as sj
 from shenjing import layers, optimizers, utils
-from shenjing.callbacks import BackupAndRestore, Callback, EarlyStopping
+from shenjing.callbacks import BackupAndRestore, EarlyStopping
 from shenjing.errors import ArgumentError
 from shenjing.io import FileFormatError
-from tests.callbacks.common import regression_data
-
-
-class Interrupted(Exception):
-    """Stands for the process dying in the middle of fit."""
-
-
-class StopAt(Callback):
-    """Raises Interrupted before train batch number `stop_before` (counted from 1 over the fit)."""
-
-    def __init__(self, stop_before=None):
-        super().__init__()
-        self.steps, self.stop_before = 0, stop_before
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.steps + 1 == self.stop_before:
-            raise Interrupted
-        self.steps += 1
+from tests.callbacks.common import CountSteps, Interrupted, regression_data
 
 
 def make_model(seed=0, optimizer=None):
@@ -60,7 +43,7 @@ def test_an_interrupted_fit_resumes_from_the_last_epoch_backup(tmp_path, stop_be
     straight, expected = straight_run()
     backup = tmp_path / "backup"
     with pytest.raises(Interrupted):
-        make_model().fit(X, Y, callbacks=[StopAt(stop_before), BackupAndRestore(backup)], **FIT)
+        make_model().fit(X, Y, callbacks=[CountSteps(stop_before), BackupAndRestore(backup)], **FIT)
     assert os.listdir(backup) == ["latest.shenjing"]
     # a new process: another random state, the model made again (its layers named anew)
     sj.layers.Dense(2)
@@ -78,10 +61,10 @@ def test_batch_backups_resume_at_the_next_batch(tmp_path):
     straight, _ = straight_run()
     backup = tmp_path / "backup"
     with pytest.raises(Interrupted):  # backups after batches 5, 10, 15; dies before batch 17
-        make_model().fit(X, Y, callbacks=[StopAt(17), BackupAndRestore(backup, save_freq=5)],
+        make_model().fit(X, Y, callbacks=[CountSteps(17), BackupAndRestore(backup, save_freq=5)],
                          **FIT)
     model = make_model(seed=5)
-    counter = StopAt()
+    counter = CountSteps()
     model.fit(X, Y, callbacks=[counter, BackupAndRestore(backup, save_freq=5)], **FIT)
     assert counter.steps == 24 - 15
     assert_same_weights(model, straight)
@@ -94,7 +77,7 @@ def test_other_callbacks_states_come_back(tmp_path):
     assert len(expected.epoch) == 2
     backup = tmp_path / "b"
     with pytest.raises(Interrupted):
-        make_model().fit(X, Y, callbacks=[StopAt(8), EarlyStopping(**early),
+        make_model().fit(X, Y, callbacks=[CountSteps(8), EarlyStopping(**early),
                                           BackupAndRestore(backup)], **FIT)
     model = make_model(seed=3)
     history = model.fit(X, Y, callbacks=[EarlyStopping(**early), BackupAndRestore(backup)],
@@ -107,7 +90,7 @@ def test_double_checkpoint_falls_back_to_the_previous_backup(tmp_path):
     straight, _ = straight_run()
     backup = tmp_path / "backup"
     with pytest.raises(Interrupted):
-        make_model().fit(X, Y, callbacks=[StopAt(20), BackupAndRestore(
+        make_model().fit(X, Y, callbacks=[CountSteps(20), BackupAndRestore(
             backup, double_checkpoint=True)], **FIT)
     assert sorted(os.listdir(backup)) == ["latest.shenjing", "previous.shenjing"]
     (backup / "latest.shenjing").write_bytes(b"torn write")
@@ -140,7 +123,7 @@ def test_no_backup_starts_afresh_and_delete_checkpoint_false_keeps_it(tmp_path):
 def test_a_backup_of_another_model_is_refused(tmp_path):
     backup = tmp_path / "backup"
     with pytest.raises(Interrupted):
-        make_model().fit(X, Y, callbacks=[StopAt(8), BackupAndRestore(backup)], **FIT)
+        make_model().fit(X, Y, callbacks=[CountSteps(8), BackupAndRestore(backup)], **FIT)
     other = sj.Sequential([layers.Input((3,)), layers.Dense(4), layers.Dense(1)])
     other.compile(optimizer=optimizers.Adam(0.01), loss="mse")
     with pytest.raises(FileFormatError, match="same architecture"):

@@ -15,24 +15,7 @@ import shenjing as sj
 from shenjing import layers, optimizers, utils
 from shenjing.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from shenjing.io import FileFormatError, read_safetensors, write_safetensors
-from tests.callbacks.common import ScriptedLogs, regression_data
-
-
-class Interrupted(Exception):
-    """Stands for the process dying (a kill, a power cut) in the middle of fit."""
-
-
-class CountSteps(Callback):
-    """Counts train batches; raises Interrupted before batch `stop_before` (counted from 1)."""
-
-    def __init__(self, stop_before=None):
-        super().__init__()
-        self.steps, self.stop_before = 0, stop_before
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.steps + 1 == self.stop_before:
-            raise Interrupted
-        self.steps += 1
+from tests.callbacks.common import CountSteps, Interrupted, ScriptedLogs, regression_data
 
 
 def dropout_model():

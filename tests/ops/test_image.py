@@ -1,5 +1,5 @@
-"""ops.image: resize against torch's interpolate and Keras's resize, affine_transform against
-Keras 3's torch backend (float64, values and gradients), and numeric gradients."""
+"""ops.image: affine_transform against Keras 3's torch backend (float64, values and gradients),
+and numeric gradients. (Resizing: tests/ops/test_resize.py.)"""
 
 import numpy as np
 import pytest
@@ -11,43 +11,6 @@ from tests.keras_oracle import import_keras
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-SIZES = [(3, 4), (14, 5), (10, 3), (7, 9), (1, 1), (20, 27)]
-
-
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
-def test_resize_matches_torch_interpolate_float64(size, interpolation, rng):
-    x = rng.standard_normal((2, 7, 9, 3))
-    mode = "bilinear" if interpolation == "bilinear" else "nearest-exact"
-    corners = False if interpolation == "bilinear" else None
-
-    def theirs(t):
-        y = F.interpolate(t.permute(0, 3, 1, 2), size=size, mode=mode, align_corners=corners)
-        return y.permute(0, 2, 3, 1)
-
-    check_against_torch(lambda t: image.resize(t, size, interpolation), theirs, x)
-
-
-@pytest.mark.parametrize("crop, pad", [(True, False), (False, True)])
-@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
-def test_resize_to_aspect_ratio_matches_keras(crop, pad, interpolation, rng):
-    keras = import_keras()
-    x = rng.standard_normal((2, 7, 9, 3)).astype(np.float32)
-    for size in [(4, 4), (10, 3), (3, 8), (9, 7)]:
-        expected = keras.ops.image.resize(x, size, interpolation, crop_to_aspect_ratio=crop,
-                                          pad_to_aspect_ratio=pad, fill_value=1.5)
-        got = image.resize(x, size, interpolation, crop, pad, fill_value=1.5).numpy()
-        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-5, atol=1e-5)
-
-
-def test_resize_nearest_rounds_in_float32_as_torch():
-    # 10 -> 3 rows: (1 + 0.5) * 10/3 is 5 exactly, but 4.9999999 in float32, as torch has it
-    x = np.arange(10, dtype=np.float32).reshape(1, 10, 1, 1)
-    got = image.resize(x, (3, 1), "nearest").numpy().ravel()
-    expected = F.interpolate(torch.tensor(x).permute(0, 3, 1, 2), size=(3, 1),
-                             mode="nearest-exact").numpy().ravel()
-    np.testing.assert_array_equal(got, expected)  # copies of input values: exact
 
 
 def _random_transforms(rng, n, height, width):
@@ -108,14 +71,6 @@ def test_constant_fill_blends_with_fill_value_at_the_border():
     np.testing.assert_allclose(got.ravel(), [2.0, 1.0, 1.0, 1.0], rtol=1e-12)
 
 
-@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
-def test_resize_numeric_gradient(interpolation, rng):
-    x = rng.standard_normal((2, 4, 5, 2))
-    check_numeric_grad(lambda t: image.resize(t, (7, 3), interpolation), x)
-    check_numeric_grad(lambda t: image.resize(t, (3, 6), interpolation,
-                                              pad_to_aspect_ratio=True, fill_value=2.0), x)
-
-
 @pytest.mark.parametrize("fill_mode", ["reflect", "constant", "wrap"])
 def test_affine_transform_numeric_gradient(fill_mode, rng):
     x = rng.standard_normal((2, 5, 4, 2))
@@ -126,10 +81,10 @@ def test_affine_transform_numeric_gradient(fill_mode, rng):
 
 def test_bad_arguments_are_named():
     x = np.zeros((1, 4, 4, 1))
-    with pytest.raises(ArgumentError, match="interpolation"):
-        image.resize(x, (2, 2), "bicubic")
     with pytest.raises(ArgumentError, match="rank 4"):
-        image.resize(np.zeros((4, 4)), (2, 2))
+        image.affine_transform(np.zeros((4, 4)), np.zeros(8))
+    with pytest.raises(ArgumentError, match="interpolation"):
+        image.affine_transform(x, np.zeros(8), "bicubic")
     with pytest.raises(ArgumentError, match="fill_mode"):
         image.affine_transform(x, np.zeros(8), fill_mode="edge")
     with pytest.raises(ArgumentError, match=r"shape \(8,\) or \(batch, 8\)"):
