@@ -197,6 +197,12 @@ def log_names(model) -> set:
         return set()
     names = {"loss", "learning_rate"}
     outputs = getattr(model, "outputs", None) or [None]
+    nested = (getattr(model, "_compile_metrics", None) is not None
+              and getattr(model, "_metric_specs", []) is None)
+    if len(outputs) > 1 or nested or getattr(model, "_weighted_metric_specs", None):
+        # per-output losses and metrics, dict or nested metrics, weighted_metrics: their log
+        # names are made at the first batch; a name the logs lack is refused when saving
+        return set()
     for spec in model._metric_specs or []:
         if isinstance(spec, str):
             name = spec

@@ -8,6 +8,7 @@ the allow-list in ``registry``; it never imports names from the file and never u
 """
 
 import json
+import warnings
 
 import numpy as np
 
@@ -67,6 +68,12 @@ def save_model(model, path, include_optimizer=True) -> None:
                 "shenjing_config": json.dumps(serialize_layer(model)),
                 WEIGHT_ORDER_KEY: json.dumps(list(tensors)), **_layout_metadata(model)}
     if model.compiled:
+        if getattr(model, "_compile_metrics", None) is not None and (
+                model._metric_specs is None or getattr(model, "_weighted_metric_specs", None)):
+            warnings.warn(f"save: model '{model.name}' was compiled with metrics per output "
+                          "(a dict or nested lists) or weighted_metrics, which the file does not "
+                          "keep yet; after load_model, compile again to have them.",
+                          stacklevel=3)
         losses = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]
         metadata["compile_config"] = json.dumps({
             "optimizer": optimizers.serialize(model.optimizer),
@@ -95,7 +102,7 @@ def save_weights(model, path) -> None:
                                       WEIGHT_ORDER_KEY: json.dumps(list(tensors))})
 
 
-from .loading import load_model, load_weights  # noqa: E402 - they import the constants above
+from .loading import load_model, load_weights
 
 __all__ = ["load_model", "load_weights", "read_safetensors_metadata", "save_model",
            "save_weights"]
