@@ -127,6 +127,11 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     _add_calc(commands)
     _add_lab(commands)
+    convert = commands.add_parser(
+        "convert", help="convert a model file by the names' extensions: .keras, .weights.h5, "
+                        ".safetensors/.shenjing, .onnx")
+    convert.add_argument("source", help="the model to read (.keras, .safetensors, .shenjing)")
+    convert.add_argument("target", help="the file to write; its extension picks the format")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_cnn_demo, run_lstm_demo
@@ -143,6 +148,15 @@ def main(argv=None) -> int:
             print(format_explanation(explain_layer(layer, (None, *args.input))))
         except ValueError as error:  # the layer's own message names what was wrong
             args.subparser.error(str(error))
+    elif args.command == "convert":
+        from .convert import convert, describe
+        from .errors import ShenjingError
+
+        try:
+            print(describe(convert(args.source, args.target), args.target))
+        except (ShenjingError, OSError, ImportError) as error:
+            print(f"shenjing convert: {error}", file=sys.stderr)
+            return 1
     elif args.command == "lab":
         from .lab import run
 
