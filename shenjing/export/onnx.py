@@ -29,7 +29,7 @@ class ExportError(ArgumentError):
 def _onnx():
     try:
         import onnx
-    except ImportError:  # pragma: no cover - the extra is installed in the test environment
+    except ImportError:
         raise ImportError("model.export(format='onnx') needs the 'onnx' package: "
                           "pip install 'shenjing[onnx]'") from None
     return onnx
@@ -128,6 +128,9 @@ def emit_graph(builder, model, input_values, input_masks, converters):
         if node.kwargs:
             raise refuse(layer, f"it is called with keyword arguments {sorted(node.kwargs)} "
                                 "(e.g. initial_state), which the export does not carry.")
+        dtype = np.dtype(getattr(layer, "dtype", None) or "float32")
+        if dtype.kind == "f" and dtype != np.float32:
+            raise refuse(layer, f"its dtype is {dtype}; the export writes float32 graphs.")
         if isinstance(layer, Model) and not layer._subclassed:
             outs, out_masks = emit_graph(builder, layer, xs, in_masks, converters)
         else:
@@ -162,7 +165,7 @@ def _convert_one(builder, layer, node, xs, in_masks, convert):
     if make_mask is not None:
         out_mask = make_mask(builder, layer, args)
     elif consumes:
-        out_mask = onnx_recurrent.output_mask(layer, mask)
+        return outs, onnx_recurrent.output_masks(layer, mask, len(outs))
     else:
         out_mask = mask if getattr(layer, "supports_masking", False) else None
     return outs, [out_mask] + [None] * (len(outs) - 1)

@@ -166,9 +166,14 @@ def bidirectional(b, layer, x, shapes, mask=None):
 recurrent.takes_mask = bidirectional.takes_mask = True
 
 
-def output_mask(layer, mask):
-    """The mask of a recurrent layer's first output: the input's with return_sequences."""
-    return mask if getattr(layer, "return_sequences", False) else None
+def output_masks(layer, mask, count):
+    """The masks of a recurrent layer's outputs: the input's on its sequences (two of them for
+    Bidirectional(merge_mode=None)), none on the states."""
+    sequences = 0
+    if layer.return_sequences:
+        sequences = 2 if type(layer).__name__ == "Bidirectional" and layer.merge_mode is None \
+            else 1
+    return [mask] * sequences + [None] * (count - sequences)
 
 
 CONVERTERS = {"SimpleRNN": recurrent, "LSTM": recurrent, "GRU": recurrent,

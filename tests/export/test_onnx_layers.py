@@ -2,6 +2,7 @@
 identities, checked in onnxruntime against predict; the refusals and the file itself."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -112,3 +113,28 @@ def test_arguments_and_file(rng, tmp_path):
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and dims[1].dim_value == 3
     assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+def test_without_onnx_installed(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    model = sj.Sequential([L.Input((3,)), L.Dense(2)])
+    with pytest.raises(ImportError, match=r"shenjing\[onnx\]"):
+        model.export(tmp_path / "m.onnx")
+
+
+def test_models_without_an_exportable_graph(tmp_path):
+    class Doubler(sj.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = L.Dense(2)
+
+        def call(self, inputs):
+            return self.dense(inputs) * 2
+
+    model = Doubler()
+    model(np.zeros((1, 3), np.float32))
+    with pytest.raises(ArgumentError, match="subclassed"):
+        model.export(tmp_path / "m.onnx")
+    model = sj.Sequential([L.Input((3,)), L.Dense(2, dtype="float64", name="wide")])
+    with pytest.raises(ArgumentError, match=r"'wide' \(Dense\).*float64"):
+        model.export(tmp_path / "m.onnx")
