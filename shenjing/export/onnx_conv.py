@@ -35,12 +35,15 @@ def _spatial(layer, shape):
 def _pads(layer, shape, window, strides, dilations, padding):
     """ONNX attributes {pads} or {auto_pad} for a window over the input of `shape`."""
     spatial = _spatial(layer, shape)
-    if isinstance(padding, str) and padding == "same" and None in spatial:
-        return {"auto_pad": "SAME_UPPER"}
-    if None in spatial and not (isinstance(padding, str) and padding == "valid"):
-        raise refuse(layer, f"explicit padding {padding!r} needs the spatial sizes known, "
-                            f"got input shape {shape}.")
-    sizes = [1 if n is None else n for n in spatial]  # 'valid' pads nothing whatever the size
+    # 'valid', explicit pads and 'same' at stride 1 (total d(k-1)) pad alike whatever the size
+    strided = [s > 1 for n, s in zip(spatial, strides) if n is None]
+    if padding == "same" and any(strided):
+        if max(dilations) > 1:  # onnxruntime refuses auto_pad with dilations
+            raise refuse(layer, f"padding 'same' with strides {tuple(strides)} and dilation "
+                                f"{tuple(dilations)} needs the spatial sizes known, got input "
+                                f"shape {shape}.")
+        return {"auto_pad": "SAME_UPPER"}  # the same rule: the odd pixel after
+    sizes = [1 if n is None else n for n in spatial]
     pairs = resolve_padding(padding, sizes, window, strides, dilations)
     return {"pads": [p[0] for p in pairs] + [p[1] for p in pairs]}
 

@@ -99,3 +99,15 @@ def test_conv_transpose_kernel_below_stride(rng, tmp_path):
         L.Conv2DTranspose(2, 1, strides=2, padding="same"),
     ], name="short_kernel"), rng)
     check_export(model, tmp_path, normal(rng, 4, 4, 2))
+
+
+def test_unknown_length_uses_same_upper(rng, tmp_path):
+    model = randomize(sj.Sequential([
+        L.Input((None, 3)),
+        L.Conv1D(4, 3, strides=2, dilation_rate=1, padding="same"),
+        L.Conv1D(4, 3, dilation_rate=2, padding="same"),
+        L.MaxPooling1D(2, padding="same"), L.AveragePooling1D(3, strides=2, padding="same"),
+        L.Conv1D(2, 2), L.GlobalAveragePooling1D(),
+    ], name="any_length"), rng)
+    for steps in (9, 10, 13):
+        check_export(model, tmp_path, normal(rng, steps, 3))
