@@ -96,3 +96,11 @@ def test_refused_recurrent_cases(tmp_path):
                            L.RNN(L.SimpleRNNCell(2), name="generic")])
     with pytest.raises(ArgumentError, match=r"'generic' \(RNN\)"):
         model.export(tmp_path / "m.onnx")
+
+
+def test_a_mask_into_a_merge_is_refused(tmp_path):
+    tokens = sj.Input((5,), dtype="int32")
+    h = L.Embedding(9, 4, mask_zero=True)(tokens)
+    model = sj.Model(tokens, L.Add(name="joined")([h, h]))
+    with pytest.raises(ArgumentError, match=r"'joined' \(Add\).*mask"):
+        model.export(tmp_path / "m.onnx")
