@@ -241,6 +241,14 @@ class Model(TrainingMixin, Layer):
         load_weights(self, path, skip_mismatch=skip_mismatch, by_name=by_name,
                      check_values=check_values)
 
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Export for inference outside shenjing, as Keras 3's Model.export: format "onnx"
+        only (needs the onnx extra), opset_version in kwargs (default 17); see shenjing/export."""
+        from ..export import export_model
+
+        export_model(self, filepath, format=format, verbose=verbose,
+                     input_signature=input_signature, **kwargs)
+
     # ----- subclassed models (models/subclassed.py) ---------------------------------------
     @property
     def _subclassed(self) -> bool:

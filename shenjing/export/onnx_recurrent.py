@@ -1,0 +1,180 @@
+"""ONNX converters of SimpleRNN, LSTM, GRU and Bidirectional: ONNX's own RNN, LSTM and GRU ops.
+
+ONNX reads x as (T, N, F) and weights per direction as W (G*H, F), R (G*H, H), B (2*G*H,):
+the input bias, then the recurrent one. Keras's kernels are (F, G*H), so they are transposed,
+and the gate blocks reordered: LSTM Keras i, f, c, o -> ONNX i, o, f, c; GRU z, r, h is ONNX's
+order, reset_after=True is ONNX's linear_before_reset=1 (bias rows: input, recurrent).
+A mask becomes sequence_lens, the count of kept steps per sample: exact for right-padded masks
+(the kept steps first), with zeros as the outputs of masked steps (zero_output_for_mask=True).
+"""
+
+import numpy as np
+
+from .onnx import refuse, weight
+
+# Keras activation name -> (ONNX activation, its alpha and beta or None)
+_ONNX_ACTIVATIONS = {
+    "tanh": ("Tanh", None), "sigmoid": ("Sigmoid", None), "relu": ("Relu", None),
+    "hard_sigmoid": ("HardSigmoid", (1 / 6, 0.5)), "linear": ("Affine", (1.0, 0.0)),
+}
+_GATES = {"SimpleRNN": (1, [0]), "LSTM": (4, [0, 3, 1, 2]), "GRU": (3, [0, 1, 2])}
+
+
+def _reorder(matrix, layer):
+    """Columns of Keras's gate blocks in ONNX's order; matrix (rows, G * H)."""
+    gates, order = _GATES[type(layer).__name__]
+    blocks = np.split(matrix, gates, axis=-1)
+    return np.concatenate([blocks[i] for i in order], axis=-1)
+
+
+def _direction_weights(layer):
+    """(W (G*H, F), R (G*H, H), B (2*G*H,)) of one direction."""
+    w = _reorder(weight(layer.kernel), layer).T
+    r = _reorder(weight(layer.recurrent_kernel), layer).T
+    size = w.shape[0]
+    zeros = np.zeros(size, np.float32)
+    if layer.bias is None:
+        b = np.concatenate([zeros, zeros])
+    elif type(layer).__name__ == "GRU" and layer.reset_after:
+        bias = weight(layer.bias)  # (2, 3H): input bias, recurrent bias
+        b = np.concatenate([_reorder(bias[0], layer), _reorder(bias[1], layer)])
+    else:
+        b = np.concatenate([_reorder(weight(layer.bias), layer), zeros])
+    return w, r, b
+
+
+def _activations(layer):
+    names = [layer.activation_name]
+    if type(layer).__name__ == "LSTM":
+        names = [layer.recurrent_activation_name, layer.activation_name, layer.activation_name]
+    elif type(layer).__name__ == "GRU":
+        names = [layer.recurrent_activation_name, layer.activation_name]
+    ops, alphas, betas = [], [], []
+    for name in names:
+        if name not in _ONNX_ACTIVATIONS:
+            raise refuse(layer, f"activation {name!r} has no ONNX recurrent form "
+                                f"({', '.join(_ONNX_ACTIVATIONS)} do).")
+        op, params = _ONNX_ACTIVATIONS[name]
+        ops.append(op)
+        if params is not None:
+            alphas.append(params[0])
+            betas.append(params[1])
+    return ops, alphas, betas
+
+
+def _check(layer, mask):
+    if type(layer).__name__ not in _GATES:
+        raise refuse(layer, "only SimpleRNN, LSTM and GRU layers are exported as recurrences.")
+    if layer.stateful:
+        raise refuse(layer, "stateful=True carries states between calls, which an ONNX graph "
+                            "does not keep.")
+    if mask is not None and layer.return_sequences and not layer.zero_output_for_mask:
+        raise refuse(layer, "with a mask and zero_output_for_mask=False it repeats the last "
+                            "output at masked steps; ONNX's recurrences give zeros there.")
+
+
+def _sequence_lens(b, mask):
+    if mask is None:
+        return ""
+    count = b.op("ReduceSum", [mask, b.ints([1])], "sequence_lens_f", keepdims=0)
+    return b.op("Cast", [count], "sequence_lens", to=b.onnx.TensorProto.INT32)
+
+
+def _run(b, layers, x, mask, direction):
+    """The ONNX recurrence over x (N, T, F); returns (Y (T, D, N, H), [Y_h, (Y_c)])."""
+    layer = layers[0]
+    kind = type(layer).__name__
+    weights = [_direction_weights(one) for one in layers]
+    w, r, bias = (np.stack([parts[i] for parts in weights]) for i in range(3))
+    acts, alphas, betas = _activations(layer)
+    inputs = [b.op("Transpose", [x], f"{layer.name}/time_major", perm=[1, 0, 2]),
+              b.const(w, f"{layer.name}/W"), b.const(r, f"{layer.name}/R"),
+              b.const(bias, f"{layer.name}/B"), _sequence_lens(b, mask)]
+    op_type = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[kind]
+    extra = {"linear_before_reset": int(layer.reset_after)} if kind == "GRU" else {}
+    outputs = b.op(op_type, inputs, layer.name, outputs=3 if kind == "LSTM" else 2,
+                   hidden_size=layer.units, direction=direction,
+                   activations=acts * len(layers), activation_alpha=(alphas * len(layers)) or None,
+                   activation_beta=(betas * len(layers)) or None, **extra)
+    return outputs[0], outputs[1:]
+
+
+def _pick(b, value, index, axis):
+    """value's entry `index` along `axis`, that axis removed."""
+    return b.op("Gather", [value, b.const(np.int64(index), "index")], axis=axis)
+
+
+def _batch_major(b, y_direction, hint):
+    """(T, N, H) -> (N, T, H)."""
+    return b.op("Transpose", [y_direction], hint, perm=[1, 0, 2])
+
+
+def _reverse_time(b, y):
+    """y (N, T, H) in reversed time order (Keras's go_backwards outputs)."""
+    big = np.iinfo(np.int64).max
+    return b.op("Slice", [y, b.ints([-1]), b.ints([-big]), b.ints([1]), b.ints([-1])])
+
+
+def recurrent(b, layer, x, shapes, mask=None):
+    _check(layer, mask)
+    direction = "reverse" if layer.go_backwards else "forward"
+    y, states = _run(b, [layer], x, mask, direction)
+    if layer.return_sequences:
+        out = _batch_major(b, _pick(b, y, 0, 1), f"{layer.name}/sequences")
+        if layer.go_backwards:  # Keras gives the steps in the order they were processed
+            out = _reverse_time(b, out)
+    else:
+        out = _pick(b, states[0], 0, 0)
+    if not layer.return_state:
+        return out
+    return [out] + [_pick(b, state, 0, 0) for state in states]
+
+
+def bidirectional(b, layer, x, shapes, mask=None):
+    forward, backward = layer.forward_layer, layer.backward_layer
+    for one in (forward, backward):
+        _check(one, mask)
+    if forward.go_backwards or type(forward) is not type(backward):
+        raise refuse(layer, "its forward layer must read forwards and the backward layer be "
+                            "of the same class.")
+    if forward.units != backward.units or (type(forward).__name__ == "GRU"
+                                           and forward.reset_after != backward.reset_after):
+        raise refuse(layer, "the forward and backward layers differ in units or reset_after.")
+    if _activations(forward) != _activations(backward):
+        raise refuse(layer, "the forward and backward layers differ in their activations.")
+    y, states = _run(b, [forward, backward], x, mask, "bidirectional")
+    if layer.return_sequences:  # ONNX aligns the backward outputs with the inputs, as Keras
+        halves = [_batch_major(b, _pick(b, y, d, 1), f"{layer.name}/seq{d}") for d in (0, 1)]
+    else:
+        halves = [_pick(b, states[0], d, 0) for d in (0, 1)]
+    mode = layer.merge_mode
+    if mode is None:
+        outputs = halves
+    elif mode == "concat":
+        outputs = [b.op("Concat", halves, layer.name, axis=-1)]
+    elif mode == "sum":
+        outputs = [b.op("Add", halves, layer.name)]
+    elif mode == "mul":
+        outputs = [b.op("Mul", halves, layer.name)]
+    else:
+        outputs = [b.op("Mul", [b.op("Add", halves), b.scalar(0.5)], layer.name)]
+    if layer.return_state:
+        outputs += [_pick(b, state, d, 0) for d in (0, 1) for state in states]
+    return outputs
+
+
+recurrent.takes_mask = bidirectional.takes_mask = True
+
+
+def output_masks(layer, mask, count):
+    """The masks of a recurrent layer's outputs: the input's on its sequences (two of them for
+    Bidirectional(merge_mode=None)), none on the states."""
+    sequences = 0
+    if layer.return_sequences:
+        sequences = 2 if type(layer).__name__ == "Bidirectional" and layer.merge_mode is None \
+            else 1
+    return [mask] * sequences + [None] * (count - sequences)
+
+
+CONVERTERS = {"SimpleRNN": recurrent, "LSTM": recurrent, "GRU": recurrent,
+              "Bidirectional": bidirectional}
