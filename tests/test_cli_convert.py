@@ -37,3 +37,15 @@ def test_refusals_name_the_file_and_the_formats(tmp_path, capsys, source, target
     assert main(["convert", str(tmp_path / source), str(tmp_path / target)]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / target).exists() or target == "m.shenjing"
+
+
+def test_converts_to_onnx_that_onnxruntime_runs_as_predict(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    model = _model()
+    model.save(tmp_path / "m.shenjing")
+    assert main(["convert", str(tmp_path / "m.shenjing"), str(tmp_path / "m.onnx")]) == 0
+    assert "m.onnx (.onnx" in capsys.readouterr().out
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((7, 6)).astype(np.float32)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
