@@ -1,0 +1,408 @@
+"""A built Sequential model -> an equivalent ``torch.nn.Sequential`` with our weights.
+
+The module takes channels-last input, as our model does, and returns what the model returns:
+torch's convolutions, pooling and batch norm want channels first, so a ``Permute`` module is
+inserted where the layout has to change (before the first conv, and back before a Flatten,
+Dense, recurrent layer or the end). Flatten therefore sees channels-last maps and the Dense
+weights after it keep their meaning. Each layer maps to (tables: README "Keras and PyTorch
+conventions", torch_layers):
+
+- Conv1D/2D, DepthwiseConv1D/2D (``groups=C``), SeparableConv1D/2D (named ``depthwise`` and
+  ``pointwise`` convs): 'valid' is padding 0, 'same' at stride 1 is torch's padding='same'
+  (the odd pixel after, as Keras), strided 'same', 'causal' and explicit uneven pads are a
+  ``ZeroPad1d/2d`` before the conv, sized for the model's input shape;
+- Max/AveragePooling1D/2D ('same' max pooling pads with -inf; an average pool whose 'same'
+  pads are not zero is refused: torch's average pool cannot leave uneven pads uncounted),
+  Global pooling (``AdaptiveAvg/MaxPool`` to 1, then ``Flatten``), ZeroPadding1D/2D;
+- BatchNormalization (``eps`` = epsilon, ``momentum`` = 1 - momentum), LayerNormalization
+  (trailing axes), GroupNormalization; Dense, Embedding (without mask_zero), Flatten, Reshape,
+  Dropout (``nn.Dropout``, no noise_shape);
+- activations: the layer and the ``activation=`` of Conv/Dense (relu, sigmoid, tanh,
+  softmax, log_softmax, gelu, elu, selu, softplus, softsign, silu/swish, hard_sigmoid, relu6,
+  leaky_relu), ReLU, LeakyReLU, ELU, PReLU, Softmax;
+- SimpleRNN/LSTM/GRU and Bidirectional(merge_mode='concat') as torch RNN/LSTM/GRU with
+  ``batch_first=True``, followed by a module that keeps the whole sequence or, without
+  return_sequences, the final hidden state(s) (forward then backward, as Keras concatenates).
+
+Dropout inside a recurrent layer (dropout, recurrent_dropout) has no torch counterpart: it is
+left out with a warning, so the modules agree in eval mode. Any other layer is refused with
+an error naming it. torch is imported only when this is called.
+"""
+
+import collections
+import warnings
+
+import numpy as np
+
+from ..errors import ArgumentError, ArgumentTypeError
+from ..layers import activations as act_layers
+from ..layers import conv, conv_depthwise, core, embedding, normalization, pooling, reshaping
+from ..layers.core import activation_name
+from ..layers.recurrent import GRU, LSTM, SimpleRNN
+from ..layers.wrappers import Bidirectional
+from ..ops.conv import resolve_padding
+from . import torch_layers, torch_rnn
+
+__all__ = ["to_torch_sequential"]
+
+_ACTIVATIONS = {  # our activation name -> (torch.nn class name, kwargs)
+    "relu": ("ReLU", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
+    "gelu": ("GELU", {}), "elu": ("ELU", {}), "selu": ("SELU", {}),
+    "softplus": ("Softplus", {}), "softsign": ("Softsign", {}), "silu": ("SiLU", {}),
+    "hard_sigmoid": ("Hardsigmoid", {}), "relu6": ("ReLU6", {}),
+    "leaky_relu": ("LeakyReLU", {"negative_slope": 0.2}),
+    "softmax": ("Softmax", {}), "log_softmax": ("LogSoftmax", {}),
+}
+_CLASSES = {}
+
+
+def _torch_classes(torch):
+    """The helper modules, made once (torch is imported lazily, so they live in here)."""
+    if _CLASSES:
+        return _CLASSES
+
+    class Permute(torch.nn.Module):
+        """x.permute(0, *dims): moves channels between last (ours) and first (torch's)."""
+
+        def __init__(self, dims):
+            super().__init__()
+            self.dims = tuple(dims)
+
+        def forward(self, x):
+            return x.permute(0, *self.dims)
+
+        def extra_repr(self):
+            return f"dims={self.dims}"
+
+    class Reshape(torch.nn.Module):
+        """(batch, ...) -> (batch, *shape), as our Reshape."""
+
+        def __init__(self, shape):
+            super().__init__()
+            self.shape = tuple(shape)
+
+        def forward(self, x):
+            return x.reshape(x.shape[0], *self.shape)
+
+        def extra_repr(self):
+            return f"shape={self.shape}"
+
+    class Recurrent(torch.nn.Module):
+        """A batch_first torch RNN's output sequence, or its final hidden state per direction
+        concatenated (Keras's last output; Bidirectional's forward then backward)."""
+
+        def __init__(self, rnn, return_sequences):
+            super().__init__()
+            self.rnn, self.return_sequences = rnn, return_sequences
+
+        def forward(self, x):
+            y, state = self.rnn(x)
+            if self.return_sequences:
+                return y
+            h = state[0] if isinstance(state, tuple) else state  # (directions, N, units)
+            return h.transpose(0, 1).reshape(x.shape[0], -1)
+
+    _CLASSES.update(Permute=Permute, Reshape=Reshape, Recurrent=Recurrent)
+    return _CLASSES
+
+
+def _label(layer):
+    return f"{type(layer).__name__} '{layer.name}'"
+
+
+class _Builder:
+    """Appends torch modules for our layers one by one, tracking the layout (channels last or
+    first) of the tensor between them."""
+
+    def __init__(self, torch, model):
+        self.torch, self.nn, self.model = torch, torch.nn, model
+        self.classes = _torch_classes(torch)
+        self.modules, self.first, self.rank = [], False, None
+
+    def refuse(self, layer, why):
+        raise ArgumentError(f"to_torch_sequential: {_label(layer)} in model '{self.model.name}' "
+                            f"{why}")
+
+    def add(self, module):
+        self.modules.append(module)
+
+    def layout(self, first):
+        """Permute so that channels are first (torch) or last (ours); rank 2 has no layout."""
+        r = self.rank
+        if r > 2 and first != self.first:
+            dims = (r - 1, *range(1, r - 1)) if first else (*range(2, r), 1)
+            self.add(self.classes["Permute"](dims))
+        self.first = first if r > 2 else False
+
+    def loaded(self, module, layer, prefix=""):
+        """module with the layer's weights (its state dict under prefix), in its dtype."""
+        state = torch_layers.to_torch_state_dict(layer)
+        module.load_state_dict({k[len(prefix):]: self.torch.from_numpy(np.array(v))
+                                for k, v in state.items() if k.startswith(prefix)})
+        return module
+
+    def dtype(self, layer):
+        return getattr(self.torch, np.dtype(layer.dtype).name)
+
+    def activation(self, layer, name):
+        if name == "linear":
+            return
+        if name not in _ACTIVATIONS:
+            self.refuse(layer, f"has activation {name!r}, which has no torch.nn module here; "
+                        f"supported: {sorted(_ACTIVATIONS)} and 'linear'.")
+        cls, kwargs = _ACTIVATIONS[name]
+        if cls in ("Softmax", "LogSoftmax"):  # over our last axis: the channels
+            kwargs = {"dim": 1 if self.first else -1}
+        self.add(getattr(self.nn, cls)(**kwargs))
+
+    # ----- layers ----------------------------------------------------------------------------
+    def channels_last(self, layer):
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            self.refuse(layer, "has data_format='channels_first'; only channels_last models "
+                        "are converted.")
+
+    def pads(self, layer, window, strides, dilation, padding):
+        """torch conv padding and an optional ZeroPad module for our padding."""
+        spatial = layer.input_shape[1:-1]
+        if padding == "valid":
+            return 0, None
+        if padding == "same" and set(strides) == {1}:
+            return "same", None
+        if padding == "causal":
+            pairs = ((dilation[0] * (window[0] - 1), 0),)
+        else:
+            if padding == "same" and None in spatial:
+                self.refuse(layer, f"has padding='same' with strides {tuple(strides)} and input "
+                            f"shape {layer.input_shape}: the pads depend on the unknown size.")
+            pairs = resolve_padding(padding, spatial, window, strides, dilation)
+        if all(a == b for a, b in pairs):
+            return tuple(a for a, _ in pairs), None
+        return 0, self.zero_pad(pairs)
+
+    def zero_pad(self, pairs, value=0.0):
+        flat = [p for pair in reversed(pairs) for p in pair]  # torch: last axis first
+        return self.nn.ConstantPad1d(flat, value) if len(pairs) == 1 else \
+            self.nn.ConstantPad2d(flat, value)
+
+    def conv(self, layer):
+        self.channels_last(layer)
+        self.layout(first=True)
+        r = layer.rank
+        padding, pad = self.pads(layer, layer.kernel_size, layer.strides, layer.dilation_rate,
+                                 layer.padding)
+        if pad is not None:
+            self.add(pad)
+        conv_cls = getattr(self.nn, f"Conv{r}d")
+        c = layer.input_shape[-1]
+        common = {"stride": layer.strides, "padding": padding, "dilation": layer.dilation_rate,
+                  "dtype": self.dtype(layer)}
+        if isinstance(layer, conv.Conv1D | conv.Conv2D):
+            module = conv_cls(c, layer.filters, layer.kernel_size, bias=layer.use_bias, **common)
+            self.add(self.loaded(module, layer))
+        else:
+            m = layer.depth_multiplier
+            depthwise = conv_cls(c, c * m, layer.kernel_size, groups=c, **common,
+                                 bias=layer.use_bias and not hasattr(layer, "pointwise_kernel"))
+            if not hasattr(layer, "pointwise_kernel"):
+                self.add(self.loaded(depthwise, layer))
+            else:
+                pointwise = conv_cls(c * m, layer.filters, 1, bias=layer.use_bias,
+                                     dtype=self.dtype(layer))
+                self.add(self.loaded(self.nn.Sequential(collections.OrderedDict(
+                    depthwise=depthwise, pointwise=pointwise)), layer))
+        self.activation(layer, activation_name(layer.activation))
+
+    def pool(self, layer):
+        self.channels_last(layer)
+        self.layout(first=True)
+        r, is_max = layer.rank, "Max" in type(layer).__name__
+        pairs = resolve_padding(layer.padding, layer.input_shape[1:-1], layer.pool_size,
+                                layer.strides, (1,) * r) if layer.padding == "same" and \
+            None not in layer.input_shape[1:-1] else ((0, 0),) * r
+        if layer.padding == "same" and None in layer.input_shape[1:-1]:
+            self.refuse(layer, f"has padding='same' on input shape {layer.input_shape}: the "
+                        "pads depend on the unknown size.")
+        if any(any(p) for p in pairs):
+            if not is_max:
+                self.refuse(layer, f"has padding='same' with pads {pairs} on input shape "
+                            f"{layer.input_shape}; torch's average pool would count them.")
+            self.add(self.zero_pad(pairs, value=-float("inf")))
+        cls = getattr(self.nn, f"{'Max' if is_max else 'Avg'}Pool{r}d")
+        self.add(cls(layer.pool_size, layer.strides))
+
+    def global_pool(self, layer):
+        self.channels_last(layer)
+        self.layout(first=True)
+        kind = "Max" if "Max" in type(layer).__name__ else "Avg"
+        self.add(getattr(self.nn, f"Adaptive{kind}Pool{layer.rank}d")(1))
+        if not layer.keepdims:
+            self.add(self.nn.Flatten())
+
+    def batch_norm(self, layer):
+        if layer.axis % self.rank != self.rank - 1:
+            self.refuse(layer, f"normalizes axis {layer.axis}; only the last (channel) axis "
+                        "maps to torch's BatchNorm.")
+        self.layout(first=True)
+        cls = getattr(self.nn, "BatchNorm2d" if self.rank == 4 else "BatchNorm1d")
+        if self.rank > 4:
+            self.refuse(layer, f"has an input of rank {self.rank}; only ranks 2 to 4 convert.")
+        module = cls(layer.moving_mean.shape[0], eps=layer.epsilon, momentum=1 - layer.momentum,
+                     affine=layer.gamma is not None or layer.beta is not None,
+                     dtype=self.dtype(layer))
+        self.add(self.loaded(module, layer))
+
+    def layer_norm(self, layer):
+        self.layout(first=False)
+        axes = layer._axes(layer.input_shape)
+        if axes != list(range(self.rank - len(axes), self.rank)) or layer.rms_scaling:
+            self.refuse(layer, f"normalizes axes {layer.axis!r} (rms_scaling="
+                        f"{layer.rms_scaling}); torch's LayerNorm takes trailing axes only, "
+                        "without rms_scaling.")
+        affine = layer.gamma is not None or layer.beta is not None
+        module = self.nn.LayerNorm([layer.input_shape[a] for a in axes], eps=layer.epsilon,
+                                   elementwise_affine=affine, bias=layer.beta is not None,
+                                   dtype=self.dtype(layer))
+        self.add(self.loaded(module, layer))
+
+    def group_norm(self, layer):
+        if layer.axis % self.rank != self.rank - 1:
+            self.refuse(layer, f"has axis {layer.axis}; only the last (channel) axis maps to "
+                        "torch's GroupNorm.")
+        self.layout(first=True)
+        c = layer.input_shape[-1]
+        module = self.nn.GroupNorm(layer.groups, c, eps=layer.epsilon,
+                                   affine=layer.gamma is not None or layer.beta is not None,
+                                   dtype=self.dtype(layer))
+        self.add(self.loaded(module, layer))
+
+    def recurrent(self, layer):
+        self.layout(first=False)
+        cell = layer.forward_layer if isinstance(layer, Bidirectional) else layer
+        if isinstance(layer, Bidirectional) and layer.merge_mode != "concat":
+            self.refuse(layer, f"has merge_mode={layer.merge_mode!r}; torch's bidirectional "
+                        "modules concatenate (merge_mode='concat').")
+        if cell.return_state or cell.stateful:
+            self.refuse(layer, "has return_state or stateful set, which a torch.nn.Sequential "
+                        "cannot carry.")
+        if cell.dropout or cell.recurrent_dropout:
+            warnings.warn(f"to_torch_sequential: {_label(layer)}'s dropout and "
+                          "recurrent_dropout have no torch counterpart and are left out; the "
+                          "modules agree in eval mode.", stacklevel=3)
+        state = torch_rnn.to_torch_state_dict(layer)  # checks activations, go_backwards, ...
+        cls = {SimpleRNN: "RNN", LSTM: "LSTM", GRU: "GRU"}[type(cell)]
+        extra = {"nonlinearity": cell.activation_name} if cls == "RNN" else {}
+        rnn = getattr(self.nn, cls)(cell.kernel.shape[0], cell.units, bias=cell.use_bias,
+                                    batch_first=True, dtype=self.dtype(layer),
+                                    bidirectional=isinstance(layer, Bidirectional), **extra)
+        rnn.load_state_dict({k: self.torch.from_numpy(v) for k, v in state.items()})
+        self.add(self.classes["Recurrent"](rnn, cell.return_sequences))
+
+    def dense(self, layer):
+        self.layout(first=False)
+        module = self.nn.Linear(layer.kernel.shape[0], layer.units, bias=layer.use_bias,
+                                dtype=self.dtype(layer))
+        self.add(self.loaded(module, layer))
+        self.activation(layer, activation_name(layer.activation))
+
+    def relu(self, layer):
+        slope, top, threshold = layer.negative_slope, layer.max_value, layer.threshold
+        if threshold or (slope and top is not None):
+            self.refuse(layer, "has a threshold, or both negative_slope and max_value; torch "
+                        "has no such module.")
+        if slope:
+            self.add(self.nn.LeakyReLU(slope))
+        elif top is not None:
+            self.add(self.nn.Hardtanh(0.0, top))
+        else:
+            self.add(self.nn.ReLU())
+
+    def prelu(self, layer):
+        channels = torch_layers._prelu_channels(layer, "to_torch_sequential")
+        self.layout(first=True)
+        module = self.nn.PReLU(channels, dtype=self.dtype(layer))
+        self.add(self.loaded(module, layer))
+
+    def layer(self, layer):
+        """Append the modules for one layer of ours."""
+        self.rank = len(layer.input_shape)
+        nn, kind = self.nn, type(layer)
+        if isinstance(layer, conv.Conv1D | conv.Conv2D | conv_depthwise.DepthwiseConv1D |
+                      conv_depthwise.DepthwiseConv2D | conv_depthwise.SeparableConv1D |
+                      conv_depthwise.SeparableConv2D):
+            self.conv(layer)
+        elif isinstance(layer, pooling._Pooling):
+            self.pool(layer)
+        elif isinstance(layer, pooling._GlobalPooling):
+            self.global_pool(layer)
+        elif isinstance(layer, conv.ZeroPadding2D | reshaping.ZeroPadding1D):
+            self.channels_last(layer)
+            self.layout(first=True)
+            pairs = layer.padding if kind is conv.ZeroPadding2D else (layer.padding,)
+            self.add(self.zero_pad(pairs))
+        elif kind is normalization.BatchNormalization:
+            self.batch_norm(layer)
+        elif kind is normalization.LayerNormalization:
+            self.layer_norm(layer)
+        elif kind is normalization.GroupNormalization:
+            self.group_norm(layer)
+        elif isinstance(layer, SimpleRNN | LSTM | GRU | Bidirectional):
+            self.recurrent(layer)
+        elif kind is core.Dense:
+            self.dense(layer)
+        elif kind is core.Flatten:
+            self.layout(first=False)
+            self.add(nn.Flatten())
+        elif kind is core.Reshape:
+            self.layout(first=False)
+            self.add(self.classes["Reshape"](layer.output_shape[1:]))
+        elif kind is core.Dropout:
+            if layer.noise_shape is not None:
+                self.refuse(layer, "has a noise_shape; torch's Dropout drops single values.")
+            self.add(nn.Dropout(layer.rate))
+        elif kind is embedding.Embedding:
+            if layer.mask_zero:
+                self.refuse(layer, "has mask_zero=True; torch modules carry no masks.")
+            module = nn.Embedding(layer.input_dim, layer.output_dim, dtype=self.dtype(layer))
+            self.add(self.loaded(module, layer))
+        elif kind is core.Activation:
+            self.activation(layer, activation_name(layer.activation))
+        elif kind is act_layers.ReLU:
+            self.relu(layer)
+        elif kind is act_layers.LeakyReLU:
+            self.add(nn.LeakyReLU(layer.negative_slope))
+        elif kind is act_layers.ELU:
+            self.add(nn.ELU(layer.alpha))
+        elif kind is act_layers.Softmax:
+            if layer.axis not in (-1, self.rank - 1):
+                self.refuse(layer, f"has axis {layer.axis}; only the last axis converts.")
+            self.activation(layer, "softmax")
+        elif kind is act_layers.PReLU:
+            self.prelu(layer)
+        else:
+            self.refuse(layer, "has no torch.nn equivalent here; supported: the layers listed "
+                        "in shenjing.interop.torch_sequential's docstring.")
+        self.rank = len(layer.output_shape)
+
+
+def to_torch_sequential(model):
+    """An equivalent ``torch.nn.Sequential`` of a built Sequential model, with its weights.
+
+    It takes channels-last input and gives our model's output (module docstring); put it in
+    eval mode (``.eval()``) to predict as ``model.predict`` does. Raises an error naming the
+    first layer that has no torch counterpart.
+    """
+    from ..models.functional import Sequential
+
+    if not isinstance(model, Sequential):
+        raise ArgumentTypeError(f"to_torch_sequential: expected a Sequential model, got "
+                                f"{type(model).__name__}.")
+    if not model.built or not model.layers:
+        raise ArgumentError(f"to_torch_sequential: Sequential '{model.name}' is not built; give "
+                            "it an Input(shape) or call it on a batch first.")
+    import torch
+
+    builder = _Builder(torch, model)
+    for layer in model.layers:
+        builder.layer(layer)
+    builder.layout(first=False)
+    return torch.nn.Sequential(*builder.modules)
