@@ -8,7 +8,7 @@ from .torch_layers import (
     to_torch_state_dict,
     torch_state_dict_to_weights,
 )
-from .torch_sequential import to_torch_sequential
+from .torch_sequential import from_torch_sequential, to_torch_sequential
 
-__all__ = ["SUPPORTED_LAYERS", "from_torch_state_dict", "to_torch_sequential",
+__all__ = ["SUPPORTED_LAYERS", "from_torch_sequential", "from_torch_state_dict", "to_torch_sequential",
            "to_torch_state_dict", "torch_state_dict_to_weights"]

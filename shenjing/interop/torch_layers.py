@@ -42,7 +42,10 @@ from ..errors import ArgumentError, ArgumentTypeError
 from ..layers.activations import PReLU
 from ..layers.conv import Conv1D, Conv2D
 from ..layers.conv_depthwise import (
-    DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
 )
 from ..layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from ..layers.core import Dense
@@ -52,8 +55,12 @@ from ..layers.recurrent import GRU, LSTM, SimpleRNN
 from ..layers.wrappers import Bidirectional
 from . import torch_rnn
 
-__all__ = ["from_torch_state_dict", "to_torch_state_dict", "torch_state_dict_to_weights",
-           "SUPPORTED_LAYERS"]
+__all__ = [
+    "SUPPORTED_LAYERS",
+    "from_torch_state_dict",
+    "to_torch_state_dict",
+    "torch_state_dict_to_weights",
+]
 
 _RECURRENT = (SimpleRNN, LSTM, GRU, Bidirectional)
 
@@ -148,12 +155,14 @@ def _entries(layer, where):
             entries += [("running_mean", layer.moving_mean, size, *same),
                         ("running_var", layer.moving_variance, size, *same)]
         return entries
-    names = ", ".join(sorted(SUPPORTED_LAYERS))
-    raise ArgumentTypeError(f"{where}: {_label(layer)} has no PyTorch state dict conversion; "
-                            f"supported: {names}.")
+    raise AssertionError(f"{where}: {_label(layer)} passed _check but has no entries")
 
 
 def _check(layer, where, layer_index):
+    if type(layer).__name__ not in SUPPORTED_LAYERS or not isinstance(layer, _CLASSES):
+        names = ", ".join(sorted(SUPPORTED_LAYERS))
+        raise ArgumentTypeError(f"{where}: {_label(layer)} has no PyTorch state dict "
+                                f"conversion; supported: {names}.")
     if not layer.built:
         raise ArgumentError(f"{where}: {_label(layer)} is not built; call it on a batch or use "
                             "layer.build_for(input_shape) first.")
@@ -190,7 +199,7 @@ def to_torch_state_dict(layer, layer_index: int = 0) -> dict[str, np.ndarray]:
 def _array(value, dtype):
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu()
-    elif hasattr(value, "data") and isinstance(getattr(value, "data"), np.ndarray):
+    elif hasattr(value, "data") and isinstance(value.data, np.ndarray):
         value = value.data  # our Tensor / Variable
     return np.asarray(value).astype(dtype, copy=True)
 
@@ -242,7 +251,7 @@ def from_torch_state_dict(layer, state_dict, layer_index: int = 0) -> None:
     layer.set_weights(_from_torch(layer, state_dict, layer_index, "from_torch_state_dict"))
 
 
-SUPPORTED_LAYERS = {cls.__name__ for cls in (
-    Conv1D, Conv2D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
-    SeparableConv1D, SeparableConv2D, Dense, Embedding, PReLU, BatchNormalization,
-    GroupNormalization, LayerNormalization, *_RECURRENT)}
+_CLASSES = (Conv1D, Conv2D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
+            SeparableConv1D, SeparableConv2D, Dense, Embedding, PReLU, BatchNormalization,
+            GroupNormalization, LayerNormalization, *_RECURRENT)
+SUPPORTED_LAYERS = frozenset(cls.__name__ for cls in _CLASSES)

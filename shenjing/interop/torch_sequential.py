@@ -42,8 +42,9 @@ from ..layers.recurrent import GRU, LSTM, SimpleRNN
 from ..layers.wrappers import Bidirectional
 from ..ops.conv import resolve_padding
 from . import torch_layers, torch_rnn
+from .torch_modules import torch_classes
 
-__all__ = ["to_torch_sequential"]
+__all__ = ["from_torch_sequential", "to_torch_sequential"]
 
 _ACTIVATIONS = {  # our activation name -> (torch.nn class name, kwargs)
     "relu": ("ReLU", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
@@ -53,59 +54,6 @@ _ACTIVATIONS = {  # our activation name -> (torch.nn class name, kwargs)
     "leaky_relu": ("LeakyReLU", {"negative_slope": 0.2}),
     "softmax": ("Softmax", {}), "log_softmax": ("LogSoftmax", {}),
 }
-_CLASSES = {}
-
-
-def _torch_classes(torch):
-    """The helper modules, made once (torch is imported lazily, so they live in here)."""
-    if _CLASSES:
-        return _CLASSES
-
-    class Permute(torch.nn.Module):
-        """x.permute(0, *dims): moves channels between last (ours) and first (torch's)."""
-
-        def __init__(self, dims):
-            super().__init__()
-            self.dims = tuple(dims)
-
-        def forward(self, x):
-            return x.permute(0, *self.dims)
-
-        def extra_repr(self):
-            return f"dims={self.dims}"
-
-    class Reshape(torch.nn.Module):
-        """(batch, ...) -> (batch, *shape), as our Reshape."""
-
-        def __init__(self, shape):
-            super().__init__()
-            self.shape = tuple(shape)
-
-        def forward(self, x):
-            return x.reshape(x.shape[0], *self.shape)
-
-        def extra_repr(self):
-            return f"shape={self.shape}"
-
-    class Recurrent(torch.nn.Module):
-        """A batch_first torch RNN's output sequence, or its final hidden state per direction
-        concatenated (Keras's last output; Bidirectional's forward then backward)."""
-
-        def __init__(self, rnn, return_sequences):
-            super().__init__()
-            self.rnn, self.return_sequences = rnn, return_sequences
-
-        def forward(self, x):
-            y, state = self.rnn(x)
-            if self.return_sequences:
-                return y
-            h = state[0] if isinstance(state, tuple) else state  # (directions, N, units)
-            return h.transpose(0, 1).reshape(x.shape[0], -1)
-
-    _CLASSES.update(Permute=Permute, Reshape=Reshape, Recurrent=Recurrent)
-    return _CLASSES
-
-
 def _label(layer):
     return f"{type(layer).__name__} '{layer.name}'"
 
@@ -116,8 +64,9 @@ class _Builder:
 
     def __init__(self, torch, model):
         self.torch, self.nn, self.model = torch, torch.nn, model
-        self.classes = _torch_classes(torch)
+        self.classes = torch_classes(torch)
         self.modules, self.first, self.rank = [], False, None
+        self.weighted = []  # (our layer, its module's index, the key prefix within it)
 
     def refuse(self, layer, why):
         raise ArgumentError(f"to_torch_sequential: {_label(layer)} in model '{self.model.name}' "
@@ -135,10 +84,11 @@ class _Builder:
         self.first = first if r > 2 else False
 
     def loaded(self, module, layer, prefix=""):
-        """module with the layer's weights (its state dict under prefix), in its dtype."""
+        """module with the layer's weights, cast to its dtype; noted for from_torch_sequential
+        (prefix: where the weights sit in the module appended, e.g. 'rnn.')."""
+        self.weighted.append((layer, len(self.modules), prefix))
         state = torch_layers.to_torch_state_dict(layer)
-        module.load_state_dict({k[len(prefix):]: self.torch.from_numpy(np.array(v))
-                                for k, v in state.items() if k.startswith(prefix)})
+        module.load_state_dict({k: self.torch.from_numpy(np.array(v)) for k, v in state.items()})
         return module
 
     def dtype(self, layer):
@@ -288,13 +238,13 @@ class _Builder:
             warnings.warn(f"to_torch_sequential: {_label(layer)}'s dropout and "
                           "recurrent_dropout have no torch counterpart and are left out; the "
                           "modules agree in eval mode.", stacklevel=3)
-        state = torch_rnn.to_torch_state_dict(layer)  # checks activations, go_backwards, ...
+        torch_rnn.to_torch_state_dict(layer)  # checks activations, go_backwards, ...
         cls = {SimpleRNN: "RNN", LSTM: "LSTM", GRU: "GRU"}[type(cell)]
         extra = {"nonlinearity": cell.activation_name} if cls == "RNN" else {}
         rnn = getattr(self.nn, cls)(cell.kernel.shape[0], cell.units, bias=cell.use_bias,
                                     batch_first=True, dtype=self.dtype(layer),
                                     bidirectional=isinstance(layer, Bidirectional), **extra)
-        rnn.load_state_dict({k: self.torch.from_numpy(v) for k, v in state.items()})
+        self.loaded(rnn, layer, prefix="rnn.")
         self.add(self.classes["Recurrent"](rnn, cell.return_sequences))
 
     def dense(self, layer):
@@ -389,20 +339,51 @@ def to_torch_sequential(model):
 
     It takes channels-last input and gives our model's output (module docstring); put it in
     eval mode (``.eval()``) to predict as ``model.predict`` does. Raises an error naming the
-    first layer that has no torch counterpart.
+    first layer that has no torch counterpart. from_torch_sequential loads its weights back.
     """
+    import torch
+
+    return torch.nn.Sequential(*_build(model, "to_torch_sequential").modules)
+
+
+def _build(model, where):
     from ..models.functional import Sequential
 
     if not isinstance(model, Sequential):
-        raise ArgumentTypeError(f"to_torch_sequential: expected a Sequential model, got "
+        raise ArgumentTypeError(f"{where}: expected a Sequential model, got "
                                 f"{type(model).__name__}.")
     if not model.built or not model.layers:
-        raise ArgumentError(f"to_torch_sequential: Sequential '{model.name}' is not built; give "
-                            "it an Input(shape) or call it on a batch first.")
+        raise ArgumentError(f"{where}: Sequential '{model.name}' is not built; give it an "
+                            "Input(shape) or call it on a batch first.")
     import torch
 
     builder = _Builder(torch, model)
     for layer in model.layers:
         builder.layer(layer)
     builder.layout(first=False)
-    return torch.nn.Sequential(*builder.modules)
+    return builder
+
+
+def from_torch_sequential(model, module) -> None:
+    """Load the weights of a ``torch.nn.Sequential`` made by to_torch_sequential(model) (and
+    trained in torch, say) back into model's layers, every layer checked before any is set.
+
+    The module must have the structure to_torch_sequential gives this model: the same module
+    types in the same places, else an error says where they differ.
+    """
+    where = "from_torch_sequential"
+    builder = _build(model, where)
+    expected = [type(m).__name__ for m in builder.modules]
+    got = [type(m).__name__ for m in module] if hasattr(module, "__iter__") else None
+    if got != expected:
+        raise ArgumentError(f"{where}: the module is not what to_torch_sequential makes of "
+                            f"Sequential '{model.name}': expected modules {expected}, got "
+                            f"{got if got is not None else type(module).__name__}.")
+    state = module.state_dict()
+    loads = []
+    for layer, index, prefix in builder.weighted:
+        start = f"{index}.{prefix}"
+        part = {k[len(start):]: v for k, v in state.items() if k.startswith(start)}
+        loads.append((layer, torch_layers.torch_state_dict_to_weights(layer, part)))
+    for layer, weights in loads:
+        layer.set_weights(weights)
