@@ -9,8 +9,8 @@ conventions", torch_layers):
 
 - Conv1D/2D, DepthwiseConv1D/2D (``groups=C``), SeparableConv1D/2D (named ``depthwise`` and
   ``pointwise`` convs): 'valid' is padding 0, 'same' at stride 1 is torch's padding='same'
-  (the odd pixel after, as Keras), strided 'same', 'causal' and explicit uneven pads are a
-  ``ZeroPad1d/2d`` before the conv, sized for the model's input shape;
+  (the odd pixel after, as Keras; a ``ConstantPad`` for an even kernel), strided 'same' and
+  explicit uneven pads are a ``ConstantPad1d/2d`` before the conv, sized for the input shape;
 - Max/AveragePooling1D/2D ('same' max pooling pads with -inf; an average pool whose 'same'
   pads are not zero is refused: torch's average pool cannot leave uneven pads uncounted),
   Global pooling (``AdaptiveAvg/MaxPool`` to 1, then ``Flatten``), ZeroPadding1D/2D;
@@ -112,19 +112,20 @@ class _Builder:
                         "are converted.")
 
     def pads(self, layer, window, strides, dilation, padding):
-        """torch conv padding and an optional ZeroPad module for our padding."""
+        """(torch conv padding, a ConstantPad module or None) computing our padding."""
         spatial = layer.input_shape[1:-1]
         if padding == "valid":
             return 0, None
-        if padding == "same" and set(strides) == {1}:
-            return "same", None
-        if padding == "causal":
-            pairs = ((dilation[0] * (window[0] - 1), 0),)
-        else:
-            if padding == "same" and None in spatial:
-                self.refuse(layer, f"has padding='same' with strides {tuple(strides)} and input "
-                            f"shape {layer.input_shape}: the pads depend on the unknown size.")
-            pairs = resolve_padding(padding, spatial, window, strides, dilation)
+        if padding == "same" and set(strides) == {1}:  # pads d(k-1) in all, whatever n is
+            pairs = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+                     for k, d in zip(window, dilation)]
+            if all(a == b for a, b in pairs):
+                return "same", None
+            return 0, self.zero_pad(pairs)  # torch's 'same' would copy the input to pad it
+        if padding == "same" and None in spatial:
+            self.refuse(layer, f"has padding='same' with strides {tuple(strides)} and input "
+                        f"shape {layer.input_shape}: the pads depend on the unknown size.")
+        pairs = resolve_padding(padding, spatial, window, strides, dilation)
         if all(a == b for a, b in pairs):
             return tuple(a for a, _ in pairs), None
         return 0, self.zero_pad(pairs)
