@@ -11,6 +11,7 @@ conventions", torch_layers):
   ``pointwise`` convs): 'valid' is padding 0, 'same' at stride 1 is torch's padding='same'
   (the odd pixel after, as Keras; a ``ConstantPad`` for an even kernel), strided 'same' and
   explicit uneven pads are a ``ConstantPad1d/2d`` before the conv, sized for the input shape;
+  Conv1D/2DTranspose as ConvTranspose1d/2d (padding, output_padding; else a crop after it);
 - Max/AveragePooling1D/2D ('same' max pooling pads with -inf; an average pool whose 'same'
   pads are not zero is refused: torch's average pool cannot leave uneven pads uncounted),
   Global pooling (``AdaptiveAvg/MaxPool`` to 1, then ``Flatten``), ZeroPadding1D/2D;
@@ -29,20 +30,28 @@ left out with a warning, so the modules agree in eval mode. Any other layer is r
 an error naming it. torch is imported only when this is called.
 """
 
-import collections
 import warnings
 
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError
 from ..layers import activations as act_layers
-from ..layers import conv, conv_depthwise, core, embedding, normalization, pooling, reshaping
+from ..layers import (
+    conv,
+    conv_depthwise,
+    conv_transpose,
+    core,
+    embedding,
+    normalization,
+    pooling,
+    reshaping,
+)
 from ..layers.core import activation_name
 from ..layers.recurrent import GRU, LSTM, SimpleRNN
 from ..layers.wrappers import Bidirectional
-from ..ops.conv import resolve_padding
 from . import torch_layers, torch_rnn
 from .torch_modules import torch_classes
+from .torch_sequential_conv import ConvModules
 
 __all__ = ["from_torch_sequential", "to_torch_sequential"]
 
@@ -58,7 +67,7 @@ def _label(layer):
     return f"{type(layer).__name__} '{layer.name}'"
 
 
-class _Builder:
+class _Builder(ConvModules):
     """Appends torch modules for our layers one by one, tracking the layout (channels last or
     first) of the tensor between them."""
 
@@ -106,89 +115,6 @@ class _Builder:
         self.add(getattr(self.nn, cls)(**kwargs))
 
     # ----- layers ----------------------------------------------------------------------------
-    def channels_last(self, layer):
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            self.refuse(layer, "has data_format='channels_first'; only channels_last models "
-                        "are converted.")
-
-    def pads(self, layer, window, strides, dilation, padding):
-        """(torch conv padding, a ConstantPad module or None) computing our padding."""
-        spatial = layer.input_shape[1:-1]
-        if padding == "valid":
-            return 0, None
-        if padding == "same" and set(strides) == {1}:  # pads d(k-1) in all, whatever n is
-            pairs = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
-                     for k, d in zip(window, dilation)]
-            if all(a == b for a, b in pairs):
-                return "same", None
-            return 0, self.zero_pad(pairs)  # torch's 'same' would copy the input to pad it
-        if padding == "same" and None in spatial:
-            self.refuse(layer, f"has padding='same' with strides {tuple(strides)} and input "
-                        f"shape {layer.input_shape}: the pads depend on the unknown size.")
-        pairs = resolve_padding(padding, spatial, window, strides, dilation)
-        if all(a == b for a, b in pairs):
-            return tuple(a for a, _ in pairs), None
-        return 0, self.zero_pad(pairs)
-
-    def zero_pad(self, pairs, value=0.0):
-        flat = [p for pair in reversed(pairs) for p in pair]  # torch: last axis first
-        return self.nn.ConstantPad1d(flat, value) if len(pairs) == 1 else \
-            self.nn.ConstantPad2d(flat, value)
-
-    def conv(self, layer):
-        self.channels_last(layer)
-        self.layout(first=True)
-        r = layer.rank
-        padding, pad = self.pads(layer, layer.kernel_size, layer.strides, layer.dilation_rate,
-                                 layer.padding)
-        if pad is not None:
-            self.add(pad)
-        conv_cls = getattr(self.nn, f"Conv{r}d")
-        c = layer.input_shape[-1]
-        common = {"stride": layer.strides, "padding": padding, "dilation": layer.dilation_rate,
-                  "dtype": self.dtype(layer)}
-        if isinstance(layer, conv.Conv1D | conv.Conv2D):
-            module = conv_cls(c, layer.filters, layer.kernel_size, bias=layer.use_bias, **common)
-            self.add(self.loaded(module, layer))
-        else:
-            m = layer.depth_multiplier
-            depthwise = conv_cls(c, c * m, layer.kernel_size, groups=c, **common,
-                                 bias=layer.use_bias and not hasattr(layer, "pointwise_kernel"))
-            if not hasattr(layer, "pointwise_kernel"):
-                self.add(self.loaded(depthwise, layer))
-            else:
-                pointwise = conv_cls(c * m, layer.filters, 1, bias=layer.use_bias,
-                                     dtype=self.dtype(layer))
-                self.add(self.loaded(self.nn.Sequential(collections.OrderedDict(
-                    depthwise=depthwise, pointwise=pointwise)), layer))
-        self.activation(layer, activation_name(layer.activation))
-
-    def pool(self, layer):
-        self.channels_last(layer)
-        self.layout(first=True)
-        r, is_max = layer.rank, "Max" in type(layer).__name__
-        pairs = resolve_padding(layer.padding, layer.input_shape[1:-1], layer.pool_size,
-                                layer.strides, (1,) * r) if layer.padding == "same" and \
-            None not in layer.input_shape[1:-1] else ((0, 0),) * r
-        if layer.padding == "same" and None in layer.input_shape[1:-1]:
-            self.refuse(layer, f"has padding='same' on input shape {layer.input_shape}: the "
-                        "pads depend on the unknown size.")
-        if any(any(p) for p in pairs):
-            if not is_max:
-                self.refuse(layer, f"has padding='same' with pads {pairs} on input shape "
-                            f"{layer.input_shape}; torch's average pool would count them.")
-            self.add(self.zero_pad(pairs, value=-float("inf")))
-        cls = getattr(self.nn, f"{'Max' if is_max else 'Avg'}Pool{r}d")
-        self.add(cls(layer.pool_size, layer.strides))
-
-    def global_pool(self, layer):
-        self.channels_last(layer)
-        self.layout(first=True)
-        kind = "Max" if "Max" in type(layer).__name__ else "Avg"
-        self.add(getattr(self.nn, f"Adaptive{kind}Pool{layer.rank}d")(1))
-        if not layer.keepdims:
-            self.add(self.nn.Flatten())
-
     def batch_norm(self, layer):
         if layer.axis % self.rank != self.rank - 1:
             self.refuse(layer, f"normalizes axis {layer.axis}; only the last (channel) axis "
@@ -281,6 +207,8 @@ class _Builder:
                       conv_depthwise.DepthwiseConv2D | conv_depthwise.SeparableConv1D |
                       conv_depthwise.SeparableConv2D):
             self.conv(layer)
+        elif isinstance(layer, conv_transpose.Conv1DTranspose | conv_transpose.Conv2DTranspose):
+            self.conv_transpose(layer)
         elif isinstance(layer, pooling._Pooling):
             self.pool(layer)
         elif isinstance(layer, pooling._GlobalPooling):

@@ -72,7 +72,18 @@ MODELS = {
         L.ELU(alpha=0.5, dtype=dtype),
     ], dtype=dtype),
 }
-SHAPES = {"cnn": (3, 9, 9, 3), "cnn_variants": (2, 10, 9, 3), "conv1d": (3, 11, 2)}
+MODELS["transposed"] = lambda dtype: sj.Sequential([
+    L.Input((4, 5, 2), dtype=dtype),
+    L.Conv2DTranspose(3, 3, strides=2, padding="same", dtype=dtype),  # a crop after it
+    L.Conv2DTranspose(2, (2, 3), strides=(3, 1), padding="valid", dtype=dtype),
+    L.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=1, activation="relu",
+                      dtype=dtype),
+    L.Reshape((-1, 2), dtype=dtype),
+    L.Conv1DTranspose(3, 2, strides=3, dtype=dtype),  # output_padding 1 (stride > kernel)
+    L.Conv1DTranspose(2, 3, dilation_rate=2, padding="same", dtype=dtype),
+], dtype=dtype)
+SHAPES = {"cnn": (3, 9, 9, 3), "cnn_variants": (2, 10, 9, 3), "conv1d": (3, 11, 2),
+          "transposed": (2, 4, 5, 2)}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
