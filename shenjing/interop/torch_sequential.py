@@ -63,6 +63,8 @@ _ACTIVATIONS = {  # our activation name -> (torch.nn class name, kwargs)
     "leaky_relu": ("LeakyReLU", {"negative_slope": 0.2}),
     "softmax": ("Softmax", {}), "log_softmax": ("LogSoftmax", {}),
 }
+
+
 def _label(layer):
     return f"{type(layer).__name__} '{layer.name}'"
 
