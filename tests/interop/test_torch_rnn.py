@@ -14,7 +14,7 @@ from shenjing.interop import (
     to_torch_state_dict,
     torch_state_dict_to_weights,
 )
-from shenjing.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN
+from shenjing.layers import GRU, LSTM, Bidirectional, MultiHeadAttention, SimpleRNN
 
 torch = pytest.importorskip("torch")
 
@@ -209,11 +209,12 @@ def test_error_unbuilt_and_not_recurrent():
         to_torch_state_dict(LSTM(U, name="my_lstm"))
     with pytest.raises(ValueError, match=r"LSTM 'my_lstm_2' is not built"):
         from_torch_state_dict(LSTM(U, name="my_lstm_2"), lstm_state())
-    dense = Dense(U)
-    dense.build_for((None, D))
-    with pytest.raises(TypeError, match=r"expected a SimpleRNN, LSTM, GRU or Bidirectional "
-                                        r"layer, got Dense"):
-        to_torch_state_dict(dense)
+    # Dense converts now (tests/interop/test_torch_layers.py); a layer without a torch
+    # counterpart is still refused by type
+    attention = MultiHeadAttention(2, U, name="mha")
+    with pytest.raises(TypeError, match=r"MultiHeadAttention 'mha' has no PyTorch state dict "
+                                        r"conversion"):
+        to_torch_state_dict(attention)
 
 
 def test_error_keys():
