@@ -4,8 +4,13 @@ ONNX reads x as (T, N, F) and weights per direction as W (G*H, F), R (G*H, H), B
 the input bias, then the recurrent one. Keras's kernels are (F, G*H), so they are transposed,
 and the gate blocks reordered: LSTM Keras i, f, c, o -> ONNX i, o, f, c; GRU z, r, h is ONNX's
 order, reset_after=True is ONNX's linear_before_reset=1 (bias rows: input, recurrent).
-A mask becomes sequence_lens, the count of kept steps per sample: exact for right-padded masks
-(the kept steps first), with zeros as the outputs of masked steps (zero_output_for_mask=True).
+A masked recurrence (a masked step keeps the state; its output is 0 with
+zero_output_for_mask=True) equals the recurrence over the kept steps alone, in order, each output
+put back at its step. So with a mask, per sample, the kept steps are moved to the front in their
+order (a permutation of time computed in the graph from the mask's cumulative sums: any mask,
+left-padded, right-padded or gapped), ONNX runs with sequence_lens = the count of kept steps, and
+the outputs are gathered back to their steps, zeros at masked ones. ONNX's reverse direction over
+the first L packed steps reads the kept steps backwards, as go_backwards and Bidirectional do.
 """
 
 import numpy as np
@@ -73,30 +78,74 @@ def _check(layer, mask):
                             "output at masked steps; ONNX's recurrences give zeros there.")
 
 
-def _sequence_lens(b, mask):
-    if mask is None:
-        return ""
-    count = b.op("ReduceSum", [mask, b.ints([1])], "sequence_lens_f", keepdims=0)
-    return b.op("Cast", [count], "sequence_lens", to=b.onnx.TensorProto.INT32)
+def _pack(b, mask, x, name):
+    """The kept steps of each sample moved to the front in their order.
+
+    mask (N, T) float 0/1, x (N, T, F) -> (packed x (N, T, F), position (N, T) int64, the packed
+    step of each step: a permutation of time; lens (N,) int32, the count of kept steps).
+    A kept step t goes to (kept steps up to t) - 1; a masked one to L + (masked up to t) - 1."""
+    axis = b.const(np.int64(1), "time_axis")
+    kept = b.op("CumSum", [mask, axis], f"{name}/kept_so_far")
+    dropped_mask = b.op("Sub", [b.scalar(1.0), mask])
+    dropped = b.op("CumSum", [dropped_mask, axis], f"{name}/dropped_so_far")
+    count = b.op("ReduceSum", [mask, b.ints([1])], f"{name}/kept", keepdims=1)  # (N, 1)
+    at_kept = b.op("Mul", [mask, kept])
+    at_dropped = b.op("Mul", [dropped_mask, b.op("Add", [count, dropped])])
+    position = b.op("Sub", [b.op("Add", [at_kept, at_dropped]), b.scalar(1.0)])
+    position = b.op("Cast", [position], f"{name}/position", to=b.onnx.TensorProto.INT64)
+    packed = b.op("ScatterElements", [x, _along(b, position, x), x], f"{name}/packed", axis=1)
+    lens = b.op("Cast", [b.op("Squeeze", [count, b.ints([1])])], f"{name}/sequence_lens",
+                to=b.onnx.TensorProto.INT32)
+    return packed, position, lens
 
 
-def _run(b, layers, x, mask, direction):
-    """The ONNX recurrence over x (N, T, F); returns (Y (T, D, N, H), [Y_h, (Y_c)])."""
+def _along(b, index, like):
+    """index (N, T) broadcast over the features of `like` (N, T, F)."""
+    wide = b.op("Unsqueeze", [index, b.ints([2])])
+    return b.op("Expand", [wide, b.op("Shape", [like])])
+
+
+def _unpack(b, y, position, keep, hint):
+    """y (N, T, H) in packed order -> each step's output at its own step, 0 at masked ones."""
+    back = b.op("GatherElements", [y, _along(b, position, y)], axis=1)
+    return b.op("Where", [keep, back, b.scalar(0.0)], hint)
+
+
+def _run(b, layers, x, mask, direction, sequences):
+    """The ONNX recurrence over x (N, T, F) -> ([per direction: the outputs (N, T, H) at their
+    own steps, 0 at masked ones] if sequences else [], [Y_h (D, N, H)(, Y_c)])."""
     layer = layers[0]
     kind = type(layer).__name__
     weights = [_direction_weights(one) for one in layers]
     w, r, bias = (np.stack([parts[i] for parts in weights]) for i in range(3))
     acts, alphas, betas = _activations(layer)
+    lens = ""
+    if mask is not None:
+        x, position, lens = _pack(b, mask, x, layer.name)
     inputs = [b.op("Transpose", [x], f"{layer.name}/time_major", perm=[1, 0, 2]),
               b.const(w, f"{layer.name}/W"), b.const(r, f"{layer.name}/R"),
-              b.const(bias, f"{layer.name}/B"), _sequence_lens(b, mask)]
+              b.const(bias, f"{layer.name}/B"), lens]
     op_type = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[kind]
     extra = {"linear_before_reset": int(layer.reset_after)} if kind == "GRU" else {}
     outputs = b.op(op_type, inputs, layer.name, outputs=3 if kind == "LSTM" else 2,
                    hidden_size=layer.units, direction=direction,
                    activations=acts * len(layers), activation_alpha=(alphas * len(layers)) or None,
                    activation_beta=(betas * len(layers)) or None, **extra)
-    return outputs[0], outputs[1:]
+    y, states = outputs[0], outputs[1:]
+    ys = [_batch_major(b, _pick(b, y, d, 1), f"{layer.name}/seq{d}")
+          for d in range(len(layers))] if sequences else []
+    if mask is None:
+        return ys, states
+    bool_type = b.onnx.TensorProto.BOOL
+    if ys:
+        keep = b.op("Cast", [b.op("Unsqueeze", [mask, b.ints([2])])], to=bool_type)
+        ys = [_unpack(b, one, position, keep, f"{layer.name}/steps{d}")
+              for d, one in enumerate(ys)]
+    # a sample with no kept step keeps its zero initial states, whatever ONNX gives at length 0
+    some = b.op("Greater", [lens, b.const(np.int32(0), "zero")])
+    some = b.op("Unsqueeze", [some, b.ints([1])], f"{layer.name}/any_kept")  # (N, 1)
+    states = [b.op("Where", [some, state, b.scalar(0.0)]) for state in states]
+    return ys, states
 
 
 def _pick(b, value, index, axis):
@@ -118,9 +167,9 @@ def _reverse_time(b, y):
 def recurrent(b, layer, x, shapes, mask=None):
     _check(layer, mask)
     direction = "reverse" if layer.go_backwards else "forward"
-    y, states = _run(b, [layer], x, mask, direction)
+    ys, states = _run(b, [layer], x, mask, direction, layer.return_sequences)
     if layer.return_sequences:
-        out = _batch_major(b, _pick(b, y, 0, 1), f"{layer.name}/sequences")
+        out = ys[0]
         if layer.go_backwards:  # Keras gives the steps in the order they were processed
             out = _reverse_time(b, out)
     else:
@@ -142,10 +191,10 @@ def bidirectional(b, layer, x, shapes, mask=None):
         raise refuse(layer, "the forward and backward layers differ in units or reset_after.")
     if _activations(forward) != _activations(backward):
         raise refuse(layer, "the forward and backward layers differ in their activations.")
-    y, states = _run(b, [forward, backward], x, mask, "bidirectional")
-    if layer.return_sequences:  # ONNX aligns the backward outputs with the inputs, as Keras
-        halves = [_batch_major(b, _pick(b, y, d, 1), f"{layer.name}/seq{d}") for d in (0, 1)]
-    else:
+    # ONNX aligns the backward outputs with the inputs, as Bidirectional does
+    halves, states = _run(b, [forward, backward], x, mask, "bidirectional",
+                          layer.return_sequences)
+    if not layer.return_sequences:
         halves = [_pick(b, states[0], d, 0) for d in (0, 1)]
     mode = layer.merge_mode
     if mode is None:
