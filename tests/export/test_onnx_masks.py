@@ -78,6 +78,20 @@ def test_any_mask_each_recurrence(rng, tmp_path, kind):
     check_export(model, tmp_path, zero_rows(rng))
 
 
+@pytest.mark.parametrize("kind", [L.SimpleRNN, L.LSTM, L.GRU])
+def test_any_mask_repeating_outputs(rng, tmp_path, kind):
+    # zero_output_for_mask=False (Keras's default): a masked step repeats the output of the last
+    # kept step processed before it (0 if none), reading forwards or backwards
+    x = sj.Input((STEPS, FEATURES), name="x")
+    h = L.Masking(0.0)(x)
+    options = {"return_sequences": True, "zero_output_for_mask": False}
+    outputs = [kind(4, **options)(h), kind(3, go_backwards=True, **options)(h),
+               L.Bidirectional(kind(2, **options), merge_mode=None)(h)[1],
+               *kind(2, return_state=True, **options)(h)]
+    model = randomize(sj.Model(x, outputs, name=f"repeats_{kind.__name__}"), rng)
+    check_export(model, tmp_path, zero_rows(rng))
+
+
 def test_any_mask_gru_reset_before_and_no_bias(rng, tmp_path):
     x = sj.Input((STEPS,), dtype="int32", name="tokens")
     h = L.Embedding(VOCAB, 4, mask_zero=True)(x)
@@ -139,7 +153,9 @@ def test_masked_outputs_are_the_recurrence_over_kept_steps(rng, tmp_path):
         np.testing.assert_allclose(got[2][i], last[1], rtol=1e-5, atol=1e-5)
 
 
-def test_left_padded_embedding_lstm_matches_keras(tmp_path):
+@pytest.mark.parametrize("rows", [["left"], ROWS])
+def test_embedding_lstm_matches_keras(tmp_path, rows):
+    """Left-padded (pad_sequences' default), then every kind of row."""
     from tests.keras_oracle import import_keras
 
     keras = import_keras()
@@ -150,7 +166,9 @@ def test_left_padded_embedding_lstm_matches_keras(tmp_path):
         h = lib.Embedding(VOCAB, 4, mask_zero=True)(x)
         seq = lib.LSTM(3, return_sequences=True, zero_output_for_mask=True)(h)
         back = lib.Bidirectional(lib.GRU(2, return_sequences=True))(seq)
-        return x, [seq, lib.LSTM(4)(back), lib.LSTM(2, go_backwards=True)(h)]
+        repeats = {"return_sequences": True, "zero_output_for_mask": False}
+        return x, [seq, lib.LSTM(4)(back), lib.LSTM(2, go_backwards=True)(h),
+                   lib.LSTM(2, **repeats)(h), lib.GRU(3, go_backwards=True, **repeats)(h)]
 
     theirs = keras.Model(*build(keras.layers, keras.Input))
     ours = sj.Model(*build(L, sj.Input))
@@ -158,10 +176,11 @@ def test_left_padded_embedding_lstm_matches_keras(tmp_path):
                         for w in theirs.weights])
     ours.set_weights(theirs.get_weights())
     t = rng.integers(1, VOCAB, (7, STEPS)).astype(np.int32)
-    t[~masks(rng, 7, ["left"])] = 0  # pad_sequences(padding="pre")
+    t[~masks(rng, 7, rows)] = 0
     t[3] = 0  # one empty sequence
     ours.export(tmp_path / "m.onnx", format="onnx")
     got, _ = run_onnx(tmp_path / "m.onnx", [t])
     want = theirs.predict(t, verbose=0)
+    assert len(got) == len(want) == 5
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
