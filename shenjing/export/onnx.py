@@ -7,8 +7,9 @@ onnx_recurrent): ``convert(builder, layer, inputs, node) -> [output names]``, wh
 ONNX value names; a layer without one is refused, naming it and its class.
 
 Masks (Embedding(mask_zero=True), Masking) travel beside the values as float (batch, time)
-tensors; a recurrent layer turns them into ONNX's sequence_lens (the count of kept steps), so
-the export assumes right-padded masks (the kept steps first), as padded batches are.
+tensors; a recurrent layer moves each sample's kept steps to the front, runs with ONNX's
+sequence_lens (the count of kept steps) and puts the outputs back at their steps, which is exact
+for any mask (left- or right-padded, or with gaps; see onnx_recurrent).
 """
 
 from __future__ import annotations

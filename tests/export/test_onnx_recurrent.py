@@ -83,12 +83,6 @@ def test_masking_layer(rng, tmp_path):
 
 
 def test_refused_recurrent_cases(tmp_path):
-    tokens = sj.Input((5,), dtype="int32")
-    h = L.Embedding(9, 4, mask_zero=True)(tokens)
-    model = sj.Model(tokens, L.LSTM(2, return_sequences=True, zero_output_for_mask=False,
-                                    name="repeats")(h))
-    with pytest.raises(ArgumentError, match=r"'repeats' \(LSTM\).*zero_output_for_mask"):
-        model.export(tmp_path / "m.onnx")
     model = sj.Sequential([L.Input((4, 3), batch_size=2), L.GRU(2, stateful=True, name="st")])
     with pytest.raises(ArgumentError, match=r"'st' \(GRU\).*stateful"):
         model.export(tmp_path / "m.onnx")
