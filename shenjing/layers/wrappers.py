@@ -50,6 +50,9 @@ class Bidirectional(Layer):
                               "go_backwards": not layer.go_backwards}
             backward_layer = deserialize_layer(spec)
         self.backward_layer, self.merge_mode = backward_layer, merge_mode
+        for inner in (self.forward_layer, self.backward_layer):  # Keras's rule: masked steps
+            if getattr(inner, "zero_output_for_mask", None) is not None:  # give zeros when
+                inner.zero_output_for_mask = inner.return_sequences  # sequences are returned
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.supports_masking = True
