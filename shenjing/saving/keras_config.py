@@ -204,7 +204,11 @@ def _node(index, node, entry, ref, dropped, label):
     if not isinstance(node, dict) or not isinstance(node.get("args"), list) or not node["args"]:
         _fail(label, f"{where}: an inbound node must be {{'args': [...], 'kwargs': {{...}}}}, "
               f"got {node!r:.100}")
-    args, kwargs = node["args"], node.get("kwargs") or {}
+    args, kwargs = node["args"], dict(node.get("kwargs") or {})
+    if entry.get("class_name") == "MultiHeadAttention" and len(args) in (2, 3):
+        # Keras calls it (query, value, key=...); ours takes [query, value, key]
+        key = args[2] if len(args) == 3 else kwargs.pop("key", None)
+        args = [[*args[:2], args[1] if key is None else key]]
     if len(args) > 1:
         _fail(label, f"{where}: called with {len(args)} positional arguments; shenjing's "
               "layers take their inputs as one")
@@ -266,7 +270,10 @@ def to_keras(layer):
                  "config": config_to_keras(name, layer.get_config())}
     entry["registered_name"] = None if name in registered() else name
     shape = getattr(layer, "input_shape", None)
-    if shape is not None and name != "InputLayer":
+    if shape is not None and name == "MultiHeadAttention":  # Keras builds it from 3 shapes
+        entry["build_config"] = {"shapes_dict": dict(zip(
+            ("query_shape", "value_shape", "key_shape"), shape))}
+    elif shape is not None and name != "InputLayer":
         entry["build_config"] = {"input_shape": shape}
     return entry
 
@@ -327,10 +334,12 @@ def _functional_to_keras(model):
             if node["layer"] != index or type(layer).__name__ == "InputLayer":
                 continue
             refs = node["inputs"]
-            args = ([tensor({"__tensor__": r}) for r in refs] if node["list_input"]
-                    else tensor({"__tensor__": refs}))
-            inbound.append({"args": [args], "kwargs": {k: tensor(v) for k, v in
-                                                       node.get("kwargs", {}).items()}})
+            args = [[tensor({"__tensor__": r}) for r in refs] if node["list_input"]
+                    else tensor({"__tensor__": refs})]
+            kwargs = {k: tensor(v) for k, v in node.get("kwargs", {}).items()}
+            if type(layer).__name__ == "MultiHeadAttention" and node["list_input"]:
+                args, kwargs["key"] = args[0][:2], args[0][2]  # Keras's (query, value, key=)
+            inbound.append({"args": args, "kwargs": kwargs})
         entry["inbound_nodes"] = inbound
         layers.append(entry)
     inputs = [history(r) for r in ours["inputs"]]

@@ -5,7 +5,7 @@ Keras 3 stores each layer's variables under the attribute path that leads to it 
 ``<name>`` is the snake_case class name made unique within the list (``dense``, ``dense_1``:
 not the layer's own name). Layers held inside layers add their attribute: a recurrent layer's
 cell (``layers/lstm/cell/vars``), Bidirectional's ``forward_layer`` / ``backward_layer``,
-TimeDistributed's ``layer``, MultiHeadAttention's ``_query_dense`` ... ``_output_dense``, a
+TimeDistributed's ``layer``, MultiHeadAttention's ``query_dense`` ... ``output_dense``, a
 nested model's ``layers``. ``keras_groups`` walks a built shenjing model the same way.
 
 Reading is strict: only the groups this walk names are opened, each dataset's shape and dtype
@@ -23,7 +23,7 @@ from ..io import FileFormatError
 from . import weights as weights_module
 
 EXTRA_HINT = "pip install 'shenjing[keras]'"
-_MHA_PARTS = ("_query_dense", "_key_dense", "_value_dense", "_output_dense")
+_MHA_PARTS = ("query_dense", "key_dense", "value_dense", "output_dense")
 
 
 def import_h5py(caller):
@@ -143,7 +143,7 @@ def read_groups(h5file, groups, path, check_values=True, skip_mismatch=False):
     for group_path, variables, layer in groups:
         where = f"layer '{layer.name}' ({type(layer).__name__}) at {group_path!r}"
         try:
-            group = _group(h5file, group_path)
+            group = _group(h5file, group_path, path)
             names = sorted(group.keys(), key=lambda k: (len(k), k))
             if names != [str(i) for i in range(len(variables))]:
                 raise FileFormatError(path, f"the layer has {len(variables)} weight(s) "
@@ -173,16 +173,16 @@ def read_groups(h5file, groups, path, check_values=True, skip_mismatch=False):
     return pairs
 
 
-def _group(h5file, group_path):
+def _group(h5file, group_path, path):
+    """The group at group_path, walked one name at a time (no links followed elsewhere)."""
     node = h5file
     for part in group_path.split("/"):
         if not hasattr(node, "keys") or part not in node:
-            raise FileFormatError(getattr(h5file, "filename", "h5"), "the file has no group "
-                                  f"{group_path!r} for this layer's weights", field=group_path)
+            raise FileFormatError(path, f"the file has no group {group_path!r} for this "
+                                  "layer's weights", field=group_path)
         node = node[part]
     if not hasattr(node, "keys"):
-        raise FileFormatError(getattr(h5file, "filename", "h5"), "expected a group, found a "
-                              "dataset", field=group_path)
+        raise FileFormatError(path, "expected a group, found a dataset", field=group_path)
     return node
 
 

@@ -1,0 +1,172 @@
+"""Keras 3 files both ways: Keras saves .keras / .weights.h5, shenjing loads, predictions agree;
+shenjing saves, Keras loads, predictions agree (float32, rtol 1e-5)."""
+
+import numpy as np
+import pytest
+
+import shenjing as sj
+from shenjing.errors import ArgumentError
+from tests.keras_oracle import import_keras
+
+pytest.importorskip("h5py")
+keras = import_keras()
+K = keras.layers
+RNG = np.random.default_rng(0)
+# Keras's own predict warns about a single input given in a list
+pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning")
+
+
+def _data(*shapes):
+    return [RNG.random(s).astype("float32") for s in shapes]
+
+
+def _randomize(model):
+    """Weights away from their initial values (batch norm statistics included)."""
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([RNG.uniform(0.5, 1.0, w.shape).astype(w.dtype)
+                               if "normalization" in layer.name
+                               else RNG.normal(0, 0.3, w.shape).astype(w.dtype)
+                               for w in weights])
+    return model
+
+
+def cnn():
+    return keras.Sequential([
+        K.Input((12, 12, 3)), K.Conv2D(4, 3, strides=2, padding="same"),
+        K.BatchNormalization(), K.Conv2D(3, 3, dilation_rate=2, padding="same",
+                                         activation="relu"),
+        K.MaxPooling2D(), K.AveragePooling2D(2, padding="same"), K.Flatten(),
+        K.Dense(2, activation="softmax")], name="cnn"), _data((3, 12, 12, 3))
+
+
+def new_convs():
+    return keras.Sequential([
+        K.Input((8, 8, 2)), K.Rescaling(1 / 255.0, offset=-0.5),
+        K.SeparableConv2D(4, 3, depth_multiplier=2, padding="same"),
+        K.Conv2DTranspose(3, 3, strides=2), K.DepthwiseConv2D(3),
+        K.GlobalAveragePooling2D()]), [RNG.integers(0, 255, (2, 8, 8, 2)).astype("float32")]
+
+
+def recurrent():
+    inp = K.Input((6,), dtype="int32")
+    x = K.Embedding(12, 4, mask_zero=True)(inp)
+    x = K.Bidirectional(K.LSTM(3, return_sequences=True))(x)
+    x = K.LSTM(3, return_sequences=True)(x)
+    x = K.GRU(2)(x)
+    ids = RNG.integers(1, 12, (4, 6))
+    ids[:2, 4:] = 0
+    return keras.Model(inp, x), [ids]
+
+
+def masked_sequences():
+    return keras.Sequential([
+        K.Input((5, 3)), K.Masking(0.0), K.SimpleRNN(4, return_sequences=True),
+        K.Bidirectional(K.GRU(2), merge_mode="sum"), K.Dense(1)]), [np.concatenate(
+            [RNG.random((3, 3, 3)), np.zeros((3, 2, 3))], axis=1).astype("float32")]
+
+
+def multi_input():
+    a, b = K.Input((4,), name="a"), K.Input((6, 3), name="b")
+    x = K.Dense(5, activation="tanh")(a)
+    y = K.RNN(K.LSTMCell(5))(b)
+    z = K.Concatenate()([K.Add()([x, y]), K.Multiply()([x, y])])
+    return keras.Model([a, b], [K.Dense(1)(z), K.Dense(2)(z)]), _data((3, 4), (3, 6, 3))
+
+
+def attention():
+    q = K.Input((5, 6))
+    v = K.Input((4, 6))
+    x = K.MultiHeadAttention(2, 3)(q, v)
+    y = K.LayerNormalization()(K.Add()([q, x]))
+    return keras.Model([q, v], K.Attention()([y, v])), _data((2, 5, 6), (2, 4, 6))
+
+
+ZOO = [cnn, new_convs, recurrent, masked_sequences, multi_input, attention]
+
+
+def _close(theirs, ours):
+    theirs = theirs if isinstance(theirs, list) else [theirs]
+    ours = ours if isinstance(ours, list) else [ours]
+    assert len(theirs) == len(ours)
+    for a, b in zip(theirs, ours):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("build", ZOO, ids=lambda f: f.__name__)
+def test_keras_saves_shenjing_loads_and_back(build, tmp_path):
+    model, xs = build()
+    _randomize(model)
+    expected = model.predict(xs, verbose=0)
+    model.save(tmp_path / "k.keras")
+    ours = sj.load_model(tmp_path / "k.keras")
+    assert ours.count_params() == model.count_params()
+    _close(expected, ours.predict(xs, verbose=0))
+    ours.save(tmp_path / "s.keras")
+    again = keras.saving.load_model(tmp_path / "s.keras")
+    _close(expected, again.predict(xs, verbose=0))
+
+
+@pytest.mark.parametrize("build", ZOO, ids=lambda f: f.__name__)
+def test_weights_h5_both_ways(build, tmp_path):
+    model, xs = build()
+    _randomize(model)
+    expected = model.predict(xs, verbose=0)
+    model.save(tmp_path / "k.keras")
+    model.save_weights(tmp_path / "k.weights.h5")
+    ours = sj.load_model(tmp_path / "k.keras")
+    for variable in ours.weights:  # forget the weights, then load them from the .weights.h5
+        variable.assign(np.zeros(variable.shape, variable.dtype))
+    ours.load_weights(tmp_path / "k.weights.h5")
+    _close(expected, ours.predict(xs, verbose=0))
+    fresh, _ = build()  # Keras reads what shenjing writes
+    ours.save_weights(tmp_path / "s.weights.h5")
+    fresh.load_weights(tmp_path / "s.weights.h5")
+    _close(expected, fresh.predict(xs, verbose=0))
+
+
+def test_shenjing_built_model_round_trips_through_keras(tmp_path):
+    L = sj.layers
+    model = sj.Sequential([L.Input((6, 2)), L.Conv1D(3, 2, padding="same"),
+                           L.LSTM(4, return_sequences=True), L.TimeDistributed(L.Dense(2)),
+                           L.GlobalMaxPooling1D(), L.Dropout(0.5), L.Dense(1)])
+    x = _data((3, 6, 2))[0]
+    model.save(tmp_path / "m.keras")
+    theirs = keras.saving.load_model(tmp_path / "m.keras")
+    _close(model.predict(x, verbose=0), theirs.predict(x, verbose=0))
+    back = sj.load_model(tmp_path / "m.keras")
+    _close(model.predict(x, verbose=0), back.predict(x, verbose=0))
+    assert [layer.name for layer in back.layers] == [layer.name for layer in model.layers]
+
+
+def test_the_extension_decides_the_format(tmp_path):
+    model = sj.Sequential([sj.layers.Input((3,)), sj.layers.Dense(2)])
+    for name, method in (("m.h5", model.save), ("m.hdf5", model.save),
+                         ("m.weights.h5", model.save), ("m.keras", model.save_weights),
+                         ("m.h5", model.save_weights)):
+        with pytest.raises(ArgumentError, match="extension"):
+            method(tmp_path / name)
+    model.save(tmp_path / "m.shenjing")
+    model.save(tmp_path / "m.keras")
+    assert (tmp_path / "m.shenjing").read_bytes()[8:9] == b"{"  # safetensors: a JSON header
+    assert (tmp_path / "m.keras").read_bytes()[:2] == b"PK"  # a zip
+    model.save_weights(tmp_path / "w.weights.h5")
+    assert (tmp_path / "w.weights.h5").read_bytes()[:4] == b"\x89HDF"
+
+
+def test_unmappable_argument_is_named(tmp_path):
+    model = keras.Sequential([K.Input((4,)), K.Dense(2, kernel_constraint="non_neg")])
+    model.save(tmp_path / "c.keras")
+    with pytest.raises(ValueError, match="kernel_constraint.*Dense"):
+        sj.load_model(tmp_path / "c.keras")
+
+
+def test_load_weights_refuses_another_architecture(tmp_path):
+    keras.Sequential([K.Input((4,)), K.Dense(3)]).save_weights(tmp_path / "a.weights.h5")
+    model = sj.Sequential([sj.layers.Input((4,)), sj.layers.Dense(2)])
+    before = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(ValueError, match="shape"):
+        model.load_weights(tmp_path / "a.weights.h5")
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())
