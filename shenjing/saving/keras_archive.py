@@ -151,11 +151,10 @@ def save_keras_model(model, path):
     weights = keras_weights.h5_weights_bytes(model, "save")
     metadata = {"keras_version": KERAS_VERSION, "producer": f"shenjing {__version__}",
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    with atomic_open(path, "wb", caller="save") as f:
-        with zipfile.ZipFile(f, "w") as archive:
-            archive.writestr("metadata.json", json.dumps(metadata))
-            archive.writestr("config.json", json.dumps(entry))
-            archive.writestr("model.weights.h5", weights)
+    with atomic_open(path, "wb", caller="save") as f, zipfile.ZipFile(f, "w") as archive:
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("config.json", json.dumps(entry))
+        archive.writestr("model.weights.h5", weights)
 
 
 def save_keras_weights(model, path):

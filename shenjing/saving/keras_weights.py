@@ -205,7 +205,6 @@ class BudgetWeights:
             raise FileFormatError(self.path, f"its config implies weights (up to {name!r} of "
                                   f"shape {tuple(shape)}) of more values than the file stores",
                                   field=f"layer '{layer.name}' ({type(layer).__name__})")
-        return None
 
 
 def load_h5_weights(model, source, path, check_values=True, skip_mismatch=False):
