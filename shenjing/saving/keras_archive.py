@@ -16,6 +16,7 @@ import zipfile
 from .. import __version__
 from ..io import FileFormatError
 from ..io.atomic import atomic_open
+from ..io.safetensors import open_regular_file
 from ..layers.base import weights_provided_by
 from . import keras_weights, validate
 from .keras_config import from_keras, to_keras
@@ -39,29 +40,34 @@ def is_h5_path(path) -> bool:
 # ----- reading -----------------------------------------------------------------------------
 def read_archive(path):
     """{member name: bytes} for the three members of a .keras zip, every one bounded."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise FileFormatError(path, f"not a Keras 3 .keras zip ({error})",
-                              field="archive") from None
-    with archive:
-        infos = {}
-        for info in archive.infolist():
-            name = info.filename
-            if (name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/")
-                    or "\\" in name or ":" in name):
-                raise FileFormatError(path, f"member {name!r:.100} points outside the archive",
+    with open_regular_file(path) as f:
+        try:
+            archive = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise FileFormatError(path, f"not a Keras 3 .keras zip ({error})",
+                                  field="archive") from None
+        with archive:
+            return _read_members(archive, path)
+
+
+def _read_members(archive, path):
+    infos = {}
+    for info in archive.infolist():
+        name = info.filename
+        if (name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/")
+                or "\\" in name or ":" in name):
+            raise FileFormatError(path, f"member {name!r:.100} points outside the archive",
+                                  field="archive")
+        if name in MEMBERS:
+            if name in infos:
+                raise FileFormatError(path, f"member {name!r} appears twice",
                                       field="archive")
-            if name in MEMBERS:
-                if name in infos:
-                    raise FileFormatError(path, f"member {name!r} appears twice",
-                                          field="archive")
-                infos[name] = info
-        missing = [m for m in ("config.json", "model.weights.h5") if m not in infos]
-        if missing:
-            raise FileFormatError(path, f"the archive has no {missing}; is it a Keras 3 "
-                                  "file?", field="archive")
-        return {name: _read_member(archive, info, path) for name, info in infos.items()}
+            infos[name] = info
+    missing = [m for m in ("config.json", "model.weights.h5") if m not in infos]
+    if missing:
+        raise FileFormatError(path, f"the archive has no {missing}; is it a Keras 3 "
+                              "file?", field="archive")
+    return {name: _read_member(archive, info, path) for name, info in infos.items()}
 
 
 def _read_member(archive, info, path):
@@ -130,14 +136,15 @@ def load_keras_weights(model, path, skip_mismatch=False, check_values=True):
     if not getattr(model, "built", False):
         raise FileFormatError(path, f"model '{model.name}' is not built yet; call it on data "
                               "or give it an Input first", field="load_weights")
-    if is_keras_path(path):
+    if is_keras_path(path) or not is_h5_path(path):
         source = read_archive(path)["model.weights.h5"]
-    else:
-        with open(path, "rb") as f:
-            if f.read(8) != b"\x89HDF\r\n\x1a\n":
-                raise FileFormatError(path, "not an HDF5 file", field="weights")
-        source = os.fspath(path)
-    keras_weights.load_h5_weights(model, source, path, check_values, skip_mismatch)
+        keras_weights.load_h5_weights(model, source, path, check_values, skip_mismatch)
+        return
+    with open_regular_file(path) as f:
+        if f.read(8) != b"\x89HDF\r\n\x1a\n":
+            raise FileFormatError(path, "not an HDF5 file", field="weights")
+        f.seek(0)
+        keras_weights.load_h5_weights(model, f, path, check_values, skip_mismatch)
 
 
 # ----- writing -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..errors import ArgumentTypeError, ShenjingError
 from ..io import FileFormatError, read_safetensors
+from ..io.safetensors import open_regular_file
 from ..layers.base import weights_provided_by
 from ..models import resume
 from . import validate
@@ -102,7 +103,7 @@ def _h5_file(path) -> bool:
 
 def _starts_with(path, magic) -> bool:
     try:
-        with open(path, "rb") as f:
+        with open_regular_file(path) as f:  # never blocks on a pipe or reads a device
             return f.read(len(magic)) == magic
     except (OSError, TypeError, ValueError):
         return False  # left to the safetensors reader, which says what is wrong
