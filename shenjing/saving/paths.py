@@ -22,7 +22,9 @@ def check_save_path(filepath, caller):
     """Refuse a save path whose extension is not ours, or that is no regular file; returns it.
 
     Checked before any work: the extension, then what the path is (check_target; a missing
-    folder is left to the save, as ModelCheckpoint creates it).
+    folder is left to the save, as ModelCheckpoint creates it). Keras's ``.keras`` is taken
+    from "save_model" only, ``.weights.h5`` from "save_weights" only; other callers
+    (ModelCheckpoint) write shenjing's format.
     Args: filepath (str or os.PathLike; ModelCheckpoint's may hold "{epoch}" fields, the
     extension after them is checked); caller (named in the error, e.g. "Model.save").
     """
@@ -33,12 +35,16 @@ def check_save_path(filepath, caller):
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     lower = path.lower()
-    weights_only = "weights" in caller.lower()
-    if lower.endswith(EXTENSIONS) or lower.endswith(".weights.h5") and weights_only or (
-            lower.endswith(".keras") and not weights_only):
+    weights_only = caller == "save_weights"
+    keras_ok = caller in ("save_model", "save_weights")  # not checkpoints: see below
+    if lower.endswith(EXTENSIONS) or keras_ok and (
+            lower.endswith(".weights.h5") if weights_only else lower.endswith(".keras")):
         check_target(path, caller, folder_must_exist=False)
         return path
-    if lower.endswith(".weights.h5"):
+    if not keras_ok and lower.endswith((*KERAS_EXTENSIONS, *_LEGACY_EXTENSIONS)):
+        hint = (" Keras's formats are written by save and save_weights only; checkpoints "
+                "are shenjing's files (load one and save it as .keras to convert it).")
+    elif lower.endswith(".weights.h5"):
         hint = " A .weights.h5 file holds weights only: write it with save_weights."
     elif lower.endswith(".keras"):
         hint = (" Keras's weights-only files end in .weights.h5 (a .keras file is a whole "
@@ -49,8 +55,9 @@ def check_save_path(filepath, caller):
     else:
         hint = ""
     raise ArgumentError(f"{caller}: invalid filepath extension: the filepath must end in "
-                        f"`.safetensors` or `.shenjing` (shenjing's format), or "
-                        f"`{'.weights.h5' if weights_only else '.keras'}` (Keras 3's)."
+                        f"`.safetensors` or `.shenjing` (shenjing's format)"
+                        + (f", or `{'.weights.h5' if weights_only else '.keras'}` (Keras 3's)"
+                           if keras_ok else "") + "."
                         f"{hint} Received: filepath={path}")
 
 
