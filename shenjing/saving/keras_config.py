@@ -141,7 +141,7 @@ def _functional(config, custom_objects, label):
     nested = {e.get("name") for e in kept if e.get("class_name") == "Functional"}
     global_index, nodes = {}, []  # (layer name, Keras node index) -> our node index
 
-    def ref(tensor, where):
+    def ref(tensor, where, offset=0):
         history = (tensor.get("config") or {}).get("keras_history") if isinstance(
             tensor, dict) and tensor.get("class_name") == "__keras_tensor__" else None
         if not (isinstance(history, list) and len(history) == 3):
@@ -150,7 +150,9 @@ def _functional(config, custom_objects, label):
         if name in dropped:
             _fail(label, f"{where}: takes the output of Keras op {name!r}, which shenjing "
                   "does not rebuild (only as a mask)")
-        node = node - 1 if name in nested and type(node) is int else node
+        # a nested functional model's own first node is counted in input_layers and
+        # output_layers, not in the inbound nodes' references (Keras's get_config)
+        node = node - offset if name in nested and type(node) is int else node
         if (name, node) not in global_index:
             raise _NotYet
         return [name, global_index[(name, node)], index]
@@ -182,7 +184,7 @@ def _functional(config, custom_objects, label):
         for r in refs:
             try:
                 out.append(ref({"class_name": "__keras_tensor__",
-                                "config": {"keras_history": r}}, key))
+                                "config": {"keras_history": r}}, key, offset=1))
             except _NotYet:
                 _fail(label, f"'{key}': {r!r:.80} names no node of the graph")
         return out, single
@@ -244,7 +246,9 @@ def _tensors(value, ref, where):
 
 
 # ----- shenjing -> Keras ---------------------------------------------------------------------
-_OURS_ONLY = {"InputLayer": ("shape", "batch_size")}
+# our config keys that Keras's constructor of the same class does not take
+_OURS_ONLY = {"InputLayer": ("shape", "batch_size"), "SpatialDropout1D": ("trainable",),
+              "SpatialDropout2D": ("trainable",), "SpatialDropout3D": ("trainable",)}
 _MODULES = {"_initializer": "keras.initializers", "_regularizer": "keras.regularizers",
             "_constraint": "keras.constraints"}
 
@@ -311,8 +315,8 @@ def _functional_to_keras(model):
     nested = {entry["config"]["name"] for entry in ours["layers"]
               if entry["class_name"] == "Model"}
 
-    def history(r):
-        return [r[0], per_layer[r[1]] + (1 if r[0] in nested else 0), r[2]]
+    def history(r, offset=0):
+        return [r[0], per_layer[r[1]] + (offset if r[0] in nested else 0), r[2]]
 
     def tensor(value):
         if isinstance(value, dict) and "__tensor__" in value:
@@ -342,8 +346,8 @@ def _functional_to_keras(model):
             inbound.append({"args": args, "kwargs": kwargs})
         entry["inbound_nodes"] = inbound
         layers.append(entry)
-    inputs = [history(r) for r in ours["inputs"]]
-    outputs = [history(r) for r in ours["outputs"]]
+    inputs = [history(r, 1) for r in ours["inputs"]]
+    outputs = [history(r, 1) for r in ours["outputs"]]
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
             "input_layers": inputs[0] if ours["single_input"] else inputs,
             "output_layers": outputs[0] if ours["single_output"] else outputs}

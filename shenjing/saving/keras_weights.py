@@ -5,7 +5,7 @@ Keras 3 stores each layer's variables under the attribute path that leads to it 
 ``<name>`` is the snake_case class name made unique within the list (``dense``, ``dense_1``:
 not the layer's own name). Layers held inside layers add their attribute: a recurrent layer's
 cell (``layers/lstm/cell/vars``), Bidirectional's ``forward_layer`` / ``backward_layer``,
-TimeDistributed's ``layer``, MultiHeadAttention's ``query_dense`` ... ``output_dense``, a
+TimeDistributed's ``layer``, StackedRNNCells' ``cells/<name>``, MultiHeadAttention's ``query_dense`` ... ``output_dense``, a
 nested model's ``layers``. ``keras_groups`` walks a built shenjing model the same way.
 
 Reading is strict: only the groups this walk names are opened, each dataset's shape and dtype
@@ -63,7 +63,7 @@ def _children_of_model(model):
 def keras_groups(layer, prefix=""):
     """[(group path, [variables in Keras's order], layer)] for ``layer`` and what it holds, as
     Keras 3 names them; groups without variables are left out."""
-    from ..layers import Bidirectional, MultiHeadAttention, TimeDistributed
+    from ..layers import Bidirectional, MultiHeadAttention, StackedRNNCells, TimeDistributed
     from ..layers.recurrent import _RNN
     from ..layers.rnn import RNN
     from ..models import Model
@@ -78,7 +78,8 @@ def keras_groups(layer, prefix=""):
                                   field="keras weights")
         groups, used = [], {}
         for child in _children_of_model(layer):
-            key = _unique(keras_snake_case(type(child).__name__), used)
+            name = type(child).__name__
+            key = _unique(keras_snake_case("Functional" if name == "Model" else name), used)
             groups += keras_groups(child, join(prefix, "layers", key))
         return groups
     if isinstance(layer, Bidirectional):
@@ -88,6 +89,12 @@ def keras_groups(layer, prefix=""):
         return keras_groups(layer.layer, join(prefix, "layer"))
     if isinstance(layer, RNN) and hasattr(layer.cell, "weights"):
         return keras_groups(layer.cell, join(prefix, "cell"))
+    if isinstance(layer, StackedRNNCells):
+        groups, used = [], {}
+        for cell in layer.cells:
+            key = _unique(keras_snake_case(type(cell).__name__), used)
+            groups += keras_groups(cell, join(prefix, "cells", key))
+        return groups
     variables = _ordered(layer)
     if not variables:
         return []
