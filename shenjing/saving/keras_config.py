@@ -79,8 +79,13 @@ def _value(arg, value, label):
     """A Keras argument's value as ours: DTypePolicy entries by name, initializers and
     regularizers as {"class_name", "config"} without their null settings."""
     if isinstance(value, dict) and "class_name" in value:
-        if arg == "dtype" or value.get("class_name") == "DTypePolicy":
-            return (value.get("config") or {}).get("name")
+        if arg == "dtype" or "DTypePolicy" in str(value.get("class_name")):
+            policy = (value.get("config") or {}).get("name")
+            if value.get("class_name") != "DTypePolicy" or str(policy).startswith("mixed_"):
+                _fail(label, f"Keras's dtype policy {value.get('class_name')} {policy!r:.40} "
+                      "(mixed precision, quantization) has no counterpart: shenjing computes "
+                      "each layer in one dtype")
+            return policy
         if arg == "activation" or value.get("class_name") in ("function", "__lambda__"):
             _fail(label, f"{arg} is a Python function ({value.get('config')!r:.60}); shenjing "
                   "rebuilds only the activations it names")

@@ -157,9 +157,13 @@ def read_groups(h5file, groups, path, check_values=True, skip_mismatch=False):
                                       f"{[tuple(v.shape) for v in variables]}, the file holds "
                                       f"{_some(names)} there", field=where)
             for i, variable in enumerate(variables):
-                dataset = group[str(i)]
+                dataset = _child(group, str(i), path, where)
                 if not hasattr(dataset, "shape"):
                     raise FileFormatError(path, f"'{i}' is not a dataset", field=where)
+                if dataset.external or dataset.is_virtual:
+                    raise FileFormatError(path, f"weight {i} keeps its values in other files "
+                                          "(external or virtual storage), which are never "
+                                          "read", field=where)
                 if tuple(dataset.shape) != tuple(variable.shape):
                     raise FileFormatError(path, f"weight {i} ({variable.name!r}) has shape "
                                           f"{tuple(variable.shape)}, the file holds shape "
@@ -187,10 +191,22 @@ def _group(h5file, group_path, path):
         if not hasattr(node, "keys") or part not in node:
             raise FileFormatError(path, f"the file has no group {group_path!r} for this "
                                   "layer's weights", field=group_path)
-        node = node[part]
+        node = _child(node, part, path, group_path)
     if not hasattr(node, "keys"):
         raise FileFormatError(path, "expected a group, found a dataset", field=group_path)
     return node
+
+
+def _child(group, name, path, where):
+    """group[name] if it is a hard link: a soft or external link could lead anywhere, an
+    external one to another file on this machine."""
+    import h5py
+
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise FileFormatError(path, f"{name!r} is a {type(link).__name__}, not stored in the "
+                              "file; links are not followed", field=where)
+    return group[name]
 
 
 def _some(names, limit=5):

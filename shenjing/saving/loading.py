@@ -55,6 +55,11 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
         from .keras_archive import load_keras_model
 
         return load_keras_model(path, custom_objects, check_values)
+    if _h5_file(path):
+        raise FileFormatError(path, "it is an HDF5 file: Keras's weights files (.weights.h5) "
+                              "load with model.load_weights; Keras's legacy whole-model .h5 "
+                              "is not read (open it in Keras and save it as .keras)",
+                              field="format")
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise FileFormatError(path, "it is a safetensors file but not a shenjing model "

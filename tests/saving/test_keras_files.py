@@ -256,3 +256,27 @@ def test_layer_configs_map_both_ways(name):
     expected, got = theirs.get_config(), again.get_config()
     expected.pop("name"), got.pop("name")
     assert _plain(got) == _plain(expected)
+
+
+def double(x):
+    return x * 2
+
+
+def test_named_lambda_function_comes_from_custom_objects(tmp_path):
+    model = keras.Sequential([K.Input((3,)), K.Lambda(double), K.Dense(2)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match=r"Lambda.*custom_objects=\{'double': double\}"):
+        sj.load_model(tmp_path / "lambda.keras")
+    ours = sj.load_model(tmp_path / "lambda.keras", custom_objects={"double": double})
+    x = _data((2, 3))[0]
+    _close(model.predict(x, verbose=0), ours.predict(x, verbose=0))
+
+
+def test_mixed_precision_and_hdf5_models_are_refused_clearly(tmp_path):
+    model = keras.Sequential([K.Input((3,)), K.Dense(2, dtype="mixed_float16")])
+    model.save(tmp_path / "mixed.keras")
+    with pytest.raises(ValueError, match="Dense 'dense.*'mixed_float16'.*no counterpart"):
+        sj.load_model(tmp_path / "mixed.keras")
+    model.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(ValueError, match="HDF5 file.*load_weights"):
+        sj.load_model(tmp_path / "w.weights.h5")

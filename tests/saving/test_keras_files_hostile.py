@@ -145,6 +145,31 @@ def test_dataset_far_larger_than_the_config_is_never_read(tmp_path):
         model.load_weights(h5_path.rename(tmp_path / "big.weights.h5"))
 
 
+@pytest.mark.parametrize("kind", ["external link", "soft link", "external storage"])
+def test_links_and_external_storage_are_never_followed(tmp_path, kind):
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as h5:
+        h5.create_dataset("kernel", data=np.full((4, 2), 7.0, "float32"))
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(np.full((4, 2), 7.0, "float32").tobytes())
+    members = _keras_file(tmp_path)
+    h5_path = tmp_path / "model.weights.h5"
+    with h5py.File(h5_path, "w") as h5:
+        group = h5.create_group("layers/dense/vars")
+        if kind == "external link":
+            group["0"] = h5py.ExternalLink(str(secret), "kernel")
+        elif kind == "soft link":
+            h5.create_dataset("elsewhere", data=np.zeros((4, 2), "float32"))
+            group["0"] = h5py.SoftLink("/elsewhere")
+        else:
+            group.create_dataset("0", shape=(4, 2), dtype="float32", external=[(str(raw), 0, 32)])
+        group.create_dataset("1", data=np.zeros(2, "float32"))
+        h5.create_dataset("unrelated/vars/0", data=np.zeros(64, "float32"))
+    members["model.weights.h5"] = h5_path.read_bytes()
+    with pytest.raises(FileFormatError, match="not followed|never read"):
+        sj.load_model(_write(tmp_path / "links.keras", members))
+
+
 def test_config_implying_more_weights_than_stored_is_refused_before_allocating(tmp_path):
     def edit(config):
         config["config"]["layers"][1]["config"]["units"] = 50_000_000  # 800 MB of kernel
