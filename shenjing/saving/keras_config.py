@@ -307,6 +307,17 @@ def config_to_keras(name, config):
             out[key] = value
     if name == "InputLayer":
         out["batch_shape"] = [config.get("batch_size"), *config["shape"]]
+    if name == "Lambda":  # functions by name, as Keras writes a named function
+        for key in ("function", "output_shape", "mask"):
+            if isinstance(out.get(key), str):
+                out[key] = {"module": "builtins", "class_name": "function",
+                            "config": out[key], "registered_name": "function"}
+    padding = config.get("padding")
+    if padding is not None and not isinstance(padding, str) and not name.startswith(
+            ("ZeroPadding", "Cropping")):
+        raise ArgumentError(f"save: {name} '{config.get('name')}' has explicit padding "
+                            f"{padding!r:.60}, which Keras's {name} cannot hold; put a "
+                            "ZeroPadding layer before it to save as .keras")
     return out
 
 

@@ -179,7 +179,7 @@ def read_groups(h5file, groups, path, check_values=True, skip_mismatch=False):
         for i, variable in enumerate(variables):
             value = np.asarray(group[str(i)][()])
             pairs.append((variable, weights_module.check_value(
-                path, f"{group_path}/{i} ({variable.name})", value, variable.dtype,
+                path, f"{group_path}/{i} {variable.name}", value, variable.dtype,
                 check_values)))
     return pairs
 

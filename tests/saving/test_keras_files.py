@@ -270,6 +270,30 @@ def test_named_lambda_function_comes_from_custom_objects(tmp_path):
     ours = sj.load_model(tmp_path / "lambda.keras", custom_objects={"double": double})
     x = _data((2, 3))[0]
     _close(model.predict(x, verbose=0), ours.predict(x, verbose=0))
+    ours.save(tmp_path / "back.keras")  # Keras finds the function by its name too
+    theirs = keras.saving.load_model(tmp_path / "back.keras", custom_objects={"double": double})
+    _close(model.predict(x, verbose=0), theirs.predict(x, verbose=0))
+
+
+def test_what_keras_cannot_hold_is_refused_on_save(tmp_path):
+    L = sj.layers
+    model = sj.Sequential([L.Input((6, 6, 1)), L.Conv2D(2, 3, padding=((1, 0), (0, 1)))])
+    with pytest.raises(ArgumentError, match="Conv2D 'conv2d.*explicit padding.*ZeroPadding"):
+        model.save(tmp_path / "pad.keras")
+
+    class Sub(sj.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = L.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    sub = Sub()
+    sub(np.zeros((1, 3), "float32"))
+    with pytest.raises(ArgumentError, match="subclassed model.*\\.shenjing"):
+        sub.save(tmp_path / "sub.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_mixed_precision_and_hdf5_models_are_refused_clearly(tmp_path):
