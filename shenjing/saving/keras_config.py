@@ -143,6 +143,7 @@ def _functional(config, custom_objects, label):
             continue
         kept.append(entry)
         layers.append(from_keras(entry, custom_objects, label))
+    _check_mask_ops(entries, dropped, label)
     nested = {e.get("name") for e in kept if e.get("class_name") == "Functional"}
     global_index, nodes = {}, []  # (layer name, Keras node index) -> our node index
 
@@ -198,6 +199,35 @@ def _functional(config, custom_objects, label):
     outputs, single_out = ends("output_layers")
     return {"name": config.get("name"), "layers": layers, "nodes": nodes, "inputs": inputs,
             "outputs": outputs, "single_input": single_in, "single_output": single_out}
+
+
+def _history(tensor):
+    config = tensor.get("config") if isinstance(tensor, dict) else None
+    history = config.get("keras_history") if isinstance(config, dict) else None
+    return tuple(history) if isinstance(history, list) else None
+
+
+def _check_mask_ops(entries, dropped, label):
+    """A dropped NotEqual op must be the mask Keras derives from an Embedding(mask_zero=True)
+    input (NotEqual(ids, 0)): shenjing computes that mask itself. Any other op is refused."""
+    embedded = set()
+    for entry in entries:
+        if entry.get("class_name") == "Embedding" and (entry.get("config") or {}).get(
+                "mask_zero"):
+            for node in entry.get("inbound_nodes") or []:
+                args = node.get("args") if isinstance(node, dict) else None
+                if isinstance(args, list) and args:
+                    embedded.add(_history(args[0]))
+    for entry in entries:
+        if entry.get("name") not in dropped:
+            continue
+        for node in entry.get("inbound_nodes") or []:
+            args = node.get("args") if isinstance(node, dict) else None
+            if not (isinstance(args, list) and len(args) == 2 and args[1] == 0
+                    and _history(args[0]) in embedded):
+                _fail(label, f"Keras op {entry.get('name')!r} ({entry.get('class_name')}) is "
+                      "not the mask of an Embedding(mask_zero=True), which is the only op "
+                      "node shenjing rebuilds (by computing the mask itself)")
 
 
 class _NotYet(Exception):

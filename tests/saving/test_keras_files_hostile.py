@@ -221,3 +221,11 @@ def test_core_works_without_h5py(tmp_path, monkeypatch):
     sj.load_model(tmp_path / "m.shenjing")
     with pytest.raises(ImportError, match=r"shenjing\[keras\]"):
         model.save(tmp_path / "m.keras")
+
+
+def test_a_keras_op_node_other_than_an_embedding_mask_is_refused(tmp_path):
+    x = K.Input((4,))
+    model = keras.Model(x, K.Dense(2)(keras.ops.not_equal(x, 1.0)))
+    model.save(tmp_path / "op.keras")
+    with pytest.raises(FileFormatError, match="not the mask of an Embedding"):
+        sj.load_model(tmp_path / "op.keras")
