@@ -9,6 +9,7 @@ weight. Nothing is imported by name and nothing is unpickled.
 
 import inspect
 import json
+import os
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .. import metrics as metrics_module
 from .. import optimizers, utils
 from ..errors import ArgumentTypeError, ShenjingError
 from ..io import FileFormatError, read_safetensors
+from ..io.safetensors import open_regular_file
 from ..layers.base import weights_provided_by
 from ..models import resume
 from . import validate
@@ -49,6 +51,15 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
     model.completed_epochs)`` starts, so the resumed run repeats the uninterrupted one.
     """
     _check_custom_objects(custom_objects)
+    if _keras_file(path):  # Keras 3's .keras zip: the config and the weights only
+        from .keras_archive import load_keras_model
+
+        return load_keras_model(path, custom_objects, check_values)
+    if _h5_file(path):
+        raise FileFormatError(path, "it is an HDF5 file: Keras's weights files (.weights.h5) "
+                              "load with model.load_weights; Keras's legacy whole-model .h5 "
+                              "is not read (open it in Keras and save it as .keras)",
+                              field="format")
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise FileFormatError(path, "it is a safetensors file but not a shenjing model "
@@ -80,6 +91,27 @@ def load_model(path, custom_objects=None, compile=True, check_values=True):  # n
             model.completed_epochs = training["epoch"]
             model._saved_rng_state = training["rng_state"]
     return model
+
+
+def _keras_file(path) -> bool:
+    """A .keras name, or a zip under another name (Keras 3 writes only zips as models)."""
+    from .keras_archive import is_keras_path
+
+    if isinstance(path, (str, os.PathLike)) and is_keras_path(path):
+        return True
+    return _starts_with(path, b"PK\x03\x04")
+
+
+def _h5_file(path) -> bool:
+    return _starts_with(path, b"\x89HDF\r\n\x1a\n")
+
+
+def _starts_with(path, magic) -> bool:
+    try:
+        with open_regular_file(path) as f:  # never blocks on a pipe or reads a device
+            return f.read(len(magic)) == magic
+    except (OSError, TypeError, ValueError):
+        return False  # left to the safetensors reader, which says what is wrong
 
 
 def restore_saved_rng(model, initial_epoch) -> bool:
@@ -230,6 +262,10 @@ def load_weights(model, path, skip_mismatch=False, by_name=True, check_values=Tr
     if not getattr(model, "built", False):
         raise FileFormatError(path, f"model '{model.name}' is not built yet; call it on data "
                               "or give it an Input first", field="load_weights")
+    if _keras_file(path) or _h5_file(path):
+        from .keras_archive import load_keras_weights
+
+        return load_keras_weights(model, path, skip_mismatch, check_values)
     tensors, metadata = read_safetensors(path)
     validate.check_format_version(metadata, path, FORMAT_VERSION, required=False)
     tensors = {k: v for k, v in tensors.items() if not k.startswith(_NOT_WEIGHTS)}

@@ -59,6 +59,10 @@ def _metric_spec(metric):
 def save_model(model, path, include_optimizer=True) -> None:
     """Write the architecture, the weights and (optionally) the training state to ``path``."""
     path = check_save_path(path, "save_model")
+    if path.lower().endswith(".keras"):
+        from .keras_archive import save_keras_model
+
+        return save_keras_model(model, path)
     if not model.built:
         raise ArgumentError(
             f"save: model '{model.name}' is not built yet; call it on data or give "
@@ -97,6 +101,10 @@ def save_model(model, path, include_optimizer=True) -> None:
 def save_weights(model, path) -> None:
     """Write only the weights, keyed ``"<layer>/<weight>"``."""
     path = check_save_path(path, "save_weights")
+    if path.lower().endswith(".weights.h5"):
+        from .keras_archive import save_keras_weights
+
+        return save_keras_weights(model, path)
     tensors = _weights_by_name(model)
     write_safetensors(path, tensors, {"format": FORMAT + "-weights",
                                       WEIGHT_ORDER_KEY: json.dumps(list(tensors))})

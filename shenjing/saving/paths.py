@@ -1,10 +1,10 @@
-"""Which file names a save accepts: ours, never a foreign format's extension.
+"""Which file names a save accepts; the extension decides the format.
 
-shenjing writes one format (safetensors tensors plus a JSON config, no pickle), under
-``.safetensors`` or ``.shenjing``. Keras's ``model.keras`` (a zip) and ``.h5``/``.weights.h5``
-(HDF5) are other formats: writing ours under their names would give files that Keras, h5py or
-a zip tool cannot open, so those names, and any other, are refused as Keras refuses names
-outside its own formats. A name of ours that is a directory, device, FIFO or socket (or a
+shenjing's own format (safetensors tensors plus a JSON config, no pickle) goes under
+``.safetensors`` or ``.shenjing``; Keras 3's under ``.keras`` (a model) and ``.weights.h5``
+(weights; saving/keras_archive.py, with h5py). Keras's legacy whole-model ``.h5``/``.hdf5``
+is not written (Keras 3 itself only keeps it for old files), and any other name is refused, as
+Keras refuses names outside its own formats. A name of ours that is a directory, device, FIFO or socket (or a
 symlink to one), a symlink loop, or holds a NUL byte is refused too (io.atomic.check_target).
 """
 
@@ -14,14 +14,17 @@ from ..errors import ArgumentError, ArgumentTypeError
 from ..io.atomic import check_target
 
 EXTENSIONS = (".safetensors", ".shenjing")
-_KERAS_EXTENSIONS = (".keras", ".h5", ".hdf5")
+KERAS_EXTENSIONS = (".keras", ".weights.h5")
+_LEGACY_EXTENSIONS = (".h5", ".hdf5")
 
 
 def check_save_path(filepath, caller):
     """Refuse a save path whose extension is not ours, or that is no regular file; returns it.
 
     Checked before any work: the extension, then what the path is (check_target; a missing
-    folder is left to the save, as ModelCheckpoint creates it).
+    folder is left to the save, as ModelCheckpoint creates it). Keras's ``.keras`` is taken
+    from "save_model" only, ``.weights.h5`` from "save_weights" only; other callers
+    (ModelCheckpoint) write shenjing's format.
     Args: filepath (str or os.PathLike; ModelCheckpoint's may hold "{epoch}" fields, the
     extension after them is checked); caller (named in the error, e.g. "Model.save").
     """
@@ -31,16 +34,31 @@ def check_save_path(filepath, caller):
     path = os.fspath(filepath)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if path.lower().endswith(EXTENSIONS):
+    lower = path.lower()
+    weights_only = caller == "save_weights"
+    keras_ok = caller in ("save_model", "save_weights")  # not checkpoints: see below
+    if lower.endswith(EXTENSIONS) or keras_ok and (
+            lower.endswith(".weights.h5") if weights_only else lower.endswith(".keras")):
         check_target(path, caller, folder_must_exist=False)
         return path
-    hint = ""
-    if path.lower().endswith(_KERAS_EXTENSIONS):
-        hint = (" Keras's formats (.keras, .h5, .weights.h5) are not written yet: writing ours "
-                "under their name would give a file Keras cannot open.")
-    raise ArgumentError(f"{caller}: invalid filepath extension: shenjing writes its own format "
-                        f"(safetensors with a JSON config), so the filepath must end in "
-                        f"`.safetensors` or `.shenjing`.{hint} Received: filepath={path}")
+    if not keras_ok and lower.endswith((*KERAS_EXTENSIONS, *_LEGACY_EXTENSIONS)):
+        hint = (" Keras's formats are written by save and save_weights only; checkpoints "
+                "are shenjing's files (load one and save it as .keras to convert it).")
+    elif lower.endswith(".weights.h5"):
+        hint = " A .weights.h5 file holds weights only: write it with save_weights."
+    elif lower.endswith(".keras"):
+        hint = (" Keras's weights-only files end in .weights.h5 (a .keras file is a whole "
+                "model: write it with save).")
+    elif lower.endswith(_LEGACY_EXTENSIONS):
+        hint = (" Keras's legacy HDF5 model format (.h5) is not written: use .keras for Keras "
+                "3's format, or .weights.h5 for weights.")
+    else:
+        hint = ""
+    raise ArgumentError(f"{caller}: invalid filepath extension: the filepath must end in "
+                        f"`.safetensors` or `.shenjing` (shenjing's format)"
+                        + (f", or `{'.weights.h5' if weights_only else '.keras'}` (Keras 3's)"
+                           if keras_ok else "") + "."
+                        f"{hint} Received: filepath={path}")
 
 
-__all__ = ["EXTENSIONS", "check_save_path"]
+__all__ = ["EXTENSIONS", "KERAS_EXTENSIONS", "check_save_path"]

@@ -15,9 +15,15 @@ def small_model():
     return sj.Sequential([layers.Input((3,)), layers.Dense(2)])
 
 
-@pytest.mark.parametrize("name", ["model.keras", "model.h5", "model.weights.h5", "model.hdf5"])
-@pytest.mark.parametrize("weights_only", [False, True])
-def test_keras_extensions_are_refused_and_nothing_is_written(tmp_path, name, weights_only):
+@pytest.mark.parametrize(("name", "weights_only", "hint"), [
+    ("model.h5", False, "legacy HDF5"), ("model.hdf5", False, "legacy HDF5"),
+    ("model.weights.h5", False, "holds weights only"), ("model.h5", True, "legacy HDF5"),
+    ("model.hdf5", True, "legacy HDF5"), ("model.keras", True, "a whole model"),
+])
+def test_keras_extensions_of_the_other_kind_are_refused_and_nothing_is_written(
+        tmp_path, name, weights_only, hint):
+    """.keras is Keras's model file, .weights.h5 its weights file (saving/keras_archive.py);
+    the legacy whole-model .h5 is not written, and neither name fits the other method."""
     model = small_model()
     save, caller = ((model.save_weights, "save_weights") if weights_only
                     else (model.save, "save_model"))
@@ -25,7 +31,7 @@ def test_keras_extensions_are_refused_and_nothing_is_written(tmp_path, name, wei
         save(tmp_path / name)
     message = str(info.value)
     assert message.startswith(f"{caller}: invalid filepath extension")
-    assert "`.safetensors` or `.shenjing`" in message and "Keras's formats" in message
+    assert "`.safetensors` or `.shenjing`" in message and hint in message
     assert message.endswith(f"Received: filepath={tmp_path / name}")
     assert os.listdir(tmp_path) == []
 
