@@ -35,7 +35,9 @@ class ModelCheckpoint(MonitorCallback):
     """Call ``model.save(path)`` (or ``model.save_weights(path)``) during fit.
 
     ``filepath`` may name the epoch (from 1) and any log entry: "ckpt-{epoch:02d}-{val_loss:.2f}
-    .safetensors"; it must end in ``.safetensors`` or ``.shenjing`` (checked at construction).
+    .safetensors"; it must end in ``.safetensors`` or ``.shenjing`` (shenjing's files, which
+    resume exactly), or ``.keras`` (``.weights.h5`` with save_weights_only) for Keras 3's files,
+    which hold no training state (checked at construction).
     Args: filepath; monitor ("val_loss"); verbose; save_best_only (save only when the monitored
     quantity improves); save_weights_only; mode ("auto", "min", "max"); save_freq ("epoch" or a
     number of batches); initial_value_threshold (a best value to beat from the start).
@@ -65,7 +67,8 @@ class ModelCheckpoint(MonitorCallback):
         from ..saving.paths import check_save_path  # here: saving imports the models package
 
         # as Keras: a filepath of the wrong kind fails now, not after the first epoch's work
-        self.filepath = check_save_path(filepath, where)
+        self.filepath = check_save_path(filepath, where,
+                                        keras_kind="weights" if save_weights_only else "model")
         self._fields = filepath_fields(self.filepath)
         if "batch" in self._fields and save_freq == "epoch":  # Keras fails at the first save
             raise ArgumentError(f"{where}: filepath {self.filepath!r} names {{batch}}, which "

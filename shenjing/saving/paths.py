@@ -18,13 +18,14 @@ KERAS_EXTENSIONS = (".keras", ".weights.h5")
 _LEGACY_EXTENSIONS = (".h5", ".hdf5")
 
 
-def check_save_path(filepath, caller):
+def check_save_path(filepath, caller, keras_kind=None):
     """Refuse a save path whose extension is not ours, or that is no regular file; returns it.
 
     Checked before any work: the extension, then what the path is (check_target; a missing
     folder is left to the save, as ModelCheckpoint creates it). Keras's ``.keras`` is taken
-    from "save_model" only, ``.weights.h5`` from "save_weights" only; other callers
-    (ModelCheckpoint) write shenjing's format.
+    from "save_model" only, ``.weights.h5`` from "save_weights" only, or from a caller that
+    says which it writes (``keras_kind`` "model" or "weights": ModelCheckpoint, whose Keras
+    files hold no training state to resume from, as in Keras).
     Args: filepath (str or os.PathLike; ModelCheckpoint's may hold "{epoch}" fields, the
     extension after them is checked); caller (named in the error, e.g. "Model.save").
     """
@@ -35,8 +36,10 @@ def check_save_path(filepath, caller):
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     lower = path.lower()
-    weights_only = caller == "save_weights"
-    keras_ok = caller in ("save_model", "save_weights")  # not checkpoints: see below
+    if keras_kind is None and caller in ("save_model", "save_weights"):
+        keras_kind = "weights" if caller == "save_weights" else "model"
+    weights_only = keras_kind == "weights"
+    keras_ok = keras_kind is not None
     if lower.endswith(EXTENSIONS) or keras_ok and (
             lower.endswith(".weights.h5") if weights_only else lower.endswith(".keras")):
         check_target(path, caller, folder_must_exist=False)
