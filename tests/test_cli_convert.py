@@ -49,3 +49,22 @@ def test_converts_to_onnx_that_onnxruntime_runs_as_predict(tmp_path, capsys):
     x = np.random.default_rng(1).standard_normal((7, 6)).astype(np.float32)
     (got,) = session.run(None, {session.get_inputs()[0].name: x})
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_converts_keras_files_both_ways(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    from tests.keras_oracle import import_keras
+
+    keras = import_keras()
+    theirs = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="tanh"),
+                               keras.layers.Dense(2)])
+    theirs.save(tmp_path / "k.keras")
+    x = np.random.default_rng(2).standard_normal((5, 6)).astype(np.float32)
+    assert main(["convert", str(tmp_path / "k.keras"), str(tmp_path / "k.shenjing")]) == 0
+    np.testing.assert_allclose(sj.load_model(tmp_path / "k.shenjing").predict(x, verbose=0),
+                               theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert main(["convert", str(tmp_path / "k.shenjing"), str(tmp_path / "back.keras")]) == 0
+    assert "back.keras (.keras" in capsys.readouterr().out
+    again = keras.saving.load_model(tmp_path / "back.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)

@@ -51,19 +51,12 @@ EDITS = {
          ("shenjing has no IMDB loader: Keras's imdb.npz holds pickled object arrays, and "
           "shenjing never unpickles; the reviews come from your own loader")),
     ],
-    "lstm_seq2seq": [
-        ('model.save("s2s_model.keras")', 'model.save("s2s_model.shenjing")', ("shenjing",),
-         "shenjing does not write Keras's .keras files yet (issue 14)"),
-        ('model = keras.models.load_model("s2s_model.keras")',
-         'model = keras.models.load_model("s2s_model.shenjing")', ("shenjing",),
-         "the file's name above"),
-    ],
     "timeseries_classification": [
         ('"best_model.h5", save_best_only=True, monitor="val_loss"',
-         '"best_model.shenjing", save_best_only=True, monitor="val_loss"', ("shenjing",),
-         "shenjing does not write Keras's .h5/.keras files yet (issue 14)"),
+         '"best_model.keras", save_best_only=True, monitor="val_loss"', ("shenjing",),
+         "shenjing writes Keras 3's .keras files, not the legacy .h5 model format"),
         ('model = keras.models.load_model("best_model.h5")',
-         'model = keras.models.load_model("best_model.shenjing")', ("shenjing",),
+         'model = keras.models.load_model("best_model.keras")', ("shenjing",),
          "the checkpoint's name above"),
         ("keras.utils.plot_model(model, show_shapes=True)", "pass",
          ("keras", "shenjing"), ("plot_model needs pydot and Graphviz, which neither library "
