@@ -6,6 +6,13 @@ process it runs in (README, "What shenjing changes in its process").
   environment.
 - ``set_blas_one_thread(False)``: leave NumPy's OpenBLAS thread count alone while ops run
   (shenjing/ops/parallel.py); the environment's ``SHENJING_BLAS_ONE_THREAD=0`` likewise.
+- ``set_num_threads(n)`` / ``get_num_threads()``: how many threads shenjing's ops split large
+  work over (the calling thread and n - 1 pool workers; shenjing/ops/parallel.py). The default
+  is the number of cores this process may run on (its affinity mask, e.g. under ``taskset`` or
+  a batch scheduler; else every core), or the environment's ``SHENJING_NUM_THREADS`` (a
+  positive integer; anything else is refused with a warning naming it, and the default used).
+  Code wins over the environment. The BLAS's own thread count is separate: see
+  ``set_blas_one_thread``.
 """
 
 from . import arguments, memory
@@ -49,4 +56,17 @@ def blas_one_thread() -> bool:
     return parallel.blas_one_thread()
 
 
-__all__ = ["blas_one_thread", "keep_memory", "set_blas_one_thread", "set_keep_memory"]
+def set_num_threads(n: int) -> None:
+    """Split large work (products, batch norm, pooling, optimizers, recurrent ops) over n
+    threads from the next op on; 1 runs everything on the calling thread. Safe while ops run in
+    other threads: those finish on the pool they started with, and its threads then end."""
+    parallel.set_threads(parallel.check_threads(n, "set_num_threads"))
+
+
+def get_num_threads() -> int:
+    """How many threads shenjing's ops split large work over (set_num_threads)."""
+    return parallel.THREADS
+
+
+__all__ = ["blas_one_thread", "get_num_threads", "keep_memory", "set_blas_one_thread",
+           "set_keep_memory", "set_num_threads"]

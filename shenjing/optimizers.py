@@ -155,7 +155,7 @@ class Optimizer:
         self.iterations += 1
 
     # True: _update works element by element, so the rows of a large variable may be updated
-    # in two halves on two threads (a subclass with a non-elementwise update leaves it False)
+    # in parts on the threads (a subclass with a non-elementwise update leaves it False)
     elementwise = False
 
     def _update_rows(self, var, g, slots, lr) -> None:

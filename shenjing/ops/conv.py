@@ -315,8 +315,8 @@ class Conv(Op):
 
     def infer(self, x, kernel, bias, finish=None, out=None, pairs=False):
         """y = conv(x) without autograd, a few images at a time, so that their columns stay in
-        cache between the copy that builds them and the product that reads them; halves of the
-        batch on two threads. finish(y_chunk, out_chunk): given, it takes each chunk's output
+        cache between the copy that builds them and the product that reads them; parts of the
+        batch on the threads (ops/parallel.py). finish(y_chunk, out_chunk): given, it takes each chunk's output
         while that is in cache and writes the same images' rows of out (see ops.conv_block);
         an out shaped like y is worked on in place (y_chunk is then out_chunk). pairs: only the
         outputs a 2x2 pool reads, y_chunk (4, n, OH // 2, OW // 2, F) (see _im2col)."""
@@ -450,7 +450,7 @@ class Conv(Op):
             yield n0, n1, n0 * TH * TW, n1 * TH * TW
 
     def _over_chunks(self, body, channels, dtype):
-        """body(n0, n1, t0, t1) for every chunk; the chunks in two halves on two threads."""
+        """body(n0, n1, t0, t1) for every chunk; the chunks split over the threads."""
         chunks = list(self._chunks(channels, dtype))
         N, H, W, C = self.x_shape
         parallel.over_batch(lambda s: [body(*chunk) for chunk in chunks[s]], len(chunks),

@@ -45,7 +45,7 @@ class Dense(Op):
                 f"expects {kernel.shape[0]} (kernel shape {kernel.shape})."
             )
         self.saved = x, kernel
-        # large products in two halves on two threads (shenjing.ops.parallel)
+        # large products split by rows over the threads (shenjing.ops.parallel)
         y = parallel.matmul(x.reshape(-1, x.shape[-1]), kernel).reshape(*x.shape[:-1], -1)
         if bias is not None:
             y += bias

@@ -6,7 +6,7 @@ uses the moving statistics. Both are differentiable with respect to x, gamma and
 Speed (benchmarks/bench_batchnorm.py): x is viewed as an (M, C) matrix, each of the four passes
 (statistics, output, gradient sums, input gradient) walks it in blocks of rows that stay in
 cache, per-channel vectors are tiled so that ufunc loops run over thousands of elements, not C;
-two threads share the blocks of large inputs (NumPy releases the GIL). Fresh outputs cost no
+the threads (ops/parallel.py) share the blocks of large inputs (NumPy releases the GIL). Fresh outputs cost no
 page faults since shenjing.memory keeps freed memory in the process.
 """
 
@@ -49,7 +49,9 @@ class _Blocks:
         self.reps = reps = max(1, min(reps, M))
         rows = max(reps, _BLOCK_BYTES // (max(C, 1) * dtype.itemsize) // reps * reps)
         self.spans = [(lo, min(lo + rows, M)) for lo in range(0, M, rows)]
-        self.parallel = parallel.worth_splitting(len(self.spans), M * C)
+        # threads walking the blocks; the results go by block index and are merged in block
+        # order, so they are the same whatever the number of threads
+        self.threads = parallel.parts(len(self.spans), M * C)
         self.scratch_size = (min(rows, M) + reps) * C
 
     def split(self, a):
@@ -96,7 +98,7 @@ class _Blocks:
         """
         count = len(self.spans)
         order = iter(range(count - 1, -1, -1) if reverse else range(count))
-        if not self.parallel:
+        if self.threads == 1:
             scratch = _scratch(self.scratch_size, self.dtype)
             for i in order:
                 work(i, scratch)
@@ -112,7 +114,7 @@ class _Blocks:
                     return
                 work(i, scratch)
 
-        futures = [parallel.executor().submit(loop) for _ in range(parallel.THREADS - 1)]
+        futures = [parallel.executor().submit(loop) for _ in range(self.threads - 1)]
         try:
             loop()
         finally:

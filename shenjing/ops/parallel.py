@@ -1,18 +1,30 @@
-"""Two threads for the passes over large arrays, and the BLAS kept out of their way.
+"""Every core for the passes over large arrays, and the BLAS kept out of their way.
 
-NumPy's elementwise ufuncs, copies and reductions run on one core but release the GIL, so two
-threads that each take half of the batch axis finish a pass over a large array in ~0.55 of the
-time on a 2-core machine (measured: relu over 25 MB, 1.77 ms -> 0.98 ms). Smaller arrays stay on
-one thread, where a hand-off would cost more than it saves.
+NumPy's elementwise ufuncs, copies and reductions run on one core but release the GIL, so THREADS
+threads that each take a part of the batch axis finish a pass over a large array in a fraction
+of the time (measured on a 2-core machine: relu over 25 MB, 1.77 ms -> 0.98 ms). Smaller arrays
+stay on one thread, where a hand-off would cost more than it saves: a part gets at least
+MIN_ELEMENTS / 2 elements (so 2 parts from MIN_ELEMENTS on, as before, and more parts as the
+work grows).
 
-OpenBLAS's own worker threads spin for a while after each product, taking the second core from
-those passes; so while a shenjing op runs (``own_threads()``), NumPy's OpenBLAS is told to use
-one thread, and large products are split over the two threads here instead (``matmul``). That
-took the reference CNN's training step from 38 to 28 ms. OpenBLAS's thread count is one number
-for the whole process (its ``_local`` setter too), so while an op runs, other threads' products
-also run on one thread; the setting is restored when the outermost op of the thread that set it
-returns, and left alone where it already is 1 or the machine has one core. Other BLAS libraries
-(MKL, Accelerate) are left alone. ``SHENJING_BLAS_ONE_THREAD=0`` (read on import) or
+THREADS, the number of threads (the caller's and THREADS - 1 pool workers), is the number of
+cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``), or the
+environment's ``SHENJING_NUM_THREADS`` (read on import; a value that is not a positive integer
+is refused with a warning naming it), or what ``shenjing.config.set_num_threads(n)`` set last.
+``default_threads(divisor)`` is the hook for processes that share a host (MPI ranks): each gets
+its share of the cores.
+
+A BLAS's own worker threads spin for a while after each product, taking cores from those passes;
+so while a shenjing op runs (``own_threads()``), NumPy's BLAS is told to use one thread, and large
+products are split over our threads here instead (``matmul``). That took the reference CNN's
+training step from 38 to 28 ms on 2 cores. The BLAS is found and set through ``threadpoolctl``
+(OpenBLAS, MKL, BLIS: every BLAS it finds loaded when shenjing is imported, NumPy's among them).
+Its thread count is one number for the whole process, so while an op runs, other threads'
+products also run on one thread; the setting is restored when the outermost op of the thread that
+set it returns, and left alone where it already is 1 or THREADS is 1. NOTE: threadpoolctl lets
+one Python thread at a time set OpenBLAS's count (the first that does, until it ends: OpenBLAS's
+setter is not safe to call from several threads at once); an op in another thread then leaves
+the count as it is. ``SHENJING_BLAS_ONE_THREAD=0`` (read on import) or
 ``shenjing.config.set_blas_one_thread(False)`` turns the narrowing off (turned off while an op
 runs in this thread, the BLAS gets its setting back at once; other threads' ops restore theirs
 when they return).
@@ -22,18 +34,49 @@ malloc setting, and every memory.OPS_PER_CHECK-th keeps what is kept within its 
 cost is one module-global countdown, which memory's watcher also reads to see ops running.
 """
 
-import ctypes
 import os
-import re
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import memory
+from .. import arguments, memory
+from ..errors import ArgumentError
 
-THREADS = max(1, min(2, os.cpu_count() or 1))
 MIN_ELEMENTS = 1 << 19  # below this, one thread (hand-off ~20 us vs ~50 us of work)
+
+
+def default_threads(divisor: int = 1) -> int:
+    """The cores this process may run on (its affinity mask where the OS has one, else every
+    core), divided by divisor (processes sharing the host, e.g. MPI ranks on one node); >= 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, divisor))
+
+
+def check_threads(n, where: str) -> int:
+    """n as a positive int, or ArgumentError/ArgumentTypeError naming where it came from."""
+    return arguments.positive_int(n, "the number of threads", where)
+
+
+def _threads_from_environment() -> int:
+    value = os.environ.get("SHENJING_NUM_THREADS", "").strip()
+    if not value:
+        return default_threads()
+    try:
+        return check_threads(int(value), "SHENJING_NUM_THREADS")
+    except (ValueError, ArgumentError):
+        default = default_threads()
+        warnings.warn(f"SHENJING_NUM_THREADS must be a positive integer, got {value!r}; using "
+                      f"{default} (the cores this process may run on).", RuntimeWarning,
+                      stacklevel=2)
+        return default
+
+
+THREADS = _threads_from_environment()
 
 _executor = None
 _lock = threading.Lock()
@@ -48,6 +91,20 @@ def executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def set_threads(n: int) -> None:
+    """THREADS = n, the pool resized for the next split.
+
+    Safe while ops run in other threads: the old pool is dropped, not shut down, so a split
+    that already holds it submits and finishes its parts there (a split never waits inside a
+    worker, so fewer workers than parts only queue them); its threads end once no split holds
+    it. An op's backward splits as its forward did where it must (the recurrent ops keep their
+    parts), so a change between the two is safe too."""
+    global THREADS, _executor
+    with _lock:
+        if n != THREADS:
+            THREADS, _executor = n, None
+
+
 def _after_fork():
     """A forked child has none of the parent's threads: start a fresh pool."""
     global _executor, _lock
@@ -58,29 +115,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _openblas_controls():
-    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, or None (Linux only)."""
+def _blas_controllers():
+    """threadpoolctl's controllers of the BLAS libraries loaded now (none without it).
+
+    NOTE: made once and reused: a get and a set through a controller cost ~1 us each, where a
+    fresh ``threadpool_limits`` per op costs ~9 us and rescans the loaded libraries."""
     try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so[.\d]*)", maps.read())))
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
-                    return setter, getter
-    return None
+        import threadpoolctl
+    except ImportError:  # a core dependency; without it the BLAS is left alone
+        return []
+    return list(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
-_blas = _openblas_controls()
+_blas = _blas_controllers()
 _state = threading.local()  # depth of own_threads, and the BLAS setting it saved
 _narrow_blas = memory.env_flag("SHENJING_BLAS_ONE_THREAD")
 _ops_to_memory_check = 0  # the first op takes the malloc setting (shenjing.memory)
@@ -101,13 +148,29 @@ memory.on_release(_check_at_next_op)
 memory.on_progress(lambda: _ops_to_memory_check)  # changes as ops start: not idle
 
 
+def _get_blas():
+    """The BLAS thread counts now, one per library."""
+    return [lib.get_num_threads() for lib in _blas]
+
+
+def _set_blas(counts):
+    for lib, n in zip(_blas, counts):
+        if n is not None:
+            lib.set_num_threads(n)
+
+
+def _narrowed(saved):
+    """Whether saved (what own_threads found) was narrowed, so must be given back."""
+    return saved is not None and any(n not in (None, 1) for n in saved)
+
+
 def set_blas_one_thread(enabled: bool) -> None:
-    """Whether ops narrow NumPy's OpenBLAS to one thread while they run (see the docstring)."""
+    """Whether ops narrow NumPy's BLAS to one thread while they run (see the docstring)."""
     global _narrow_blas
     _narrow_blas = enabled
     saved = getattr(_state, "saved", None)
-    if not enabled and getattr(_state, "depth", 0) and saved not in (None, 1):
-        _blas[0](saved)  # inside an op of this thread: the setting back now, not at its exit
+    if not enabled and getattr(_state, "depth", 0) and _narrowed(saved):
+        _set_blas(saved)  # inside an op of this thread: the setting back now, not at its exit
         _state.saved = None
 
 
@@ -116,7 +179,7 @@ def blas_one_thread() -> bool:
 
 
 class own_threads:
-    """Within: NumPy's OpenBLAS on one thread (restored on exit); nests, per thread."""
+    """Within: NumPy's BLAS on one thread (restored on exit); nests, per thread."""
 
     __slots__ = ()
 
@@ -129,15 +192,16 @@ class own_threads:
             if _ops_to_memory_check < 0:
                 _memory_check()
             _state.saved = None
-            if _narrow_blas and _blas is not None and THREADS > 1:
-                _state.saved = _blas[1]()
-                if _state.saved != 1:
-                    _blas[0](1)
+            if _narrow_blas and _blas and THREADS > 1:
+                saved = _get_blas()
+                if _narrowed(saved):
+                    _state.saved = saved
+                    _set_blas([1] * len(saved))
 
     def __exit__(self, *exc):
         _state.depth -= 1
-        if _state.depth == 0 and _state.saved not in (None, 1):
-            _blas[0](_state.saved)
+        if _state.depth == 0 and _state.saved is not None:
+            _set_blas(_state.saved)
 
 
 class blas_threads:
@@ -147,18 +211,26 @@ class blas_threads:
     __slots__ = ()
 
     def __enter__(self):
-        if getattr(_state, "depth", 0) and _state.saved not in (None, 1):
-            _blas[0](_state.saved)
+        if getattr(_state, "depth", 0) and _state.saved is not None:
+            _set_blas(_state.saved)
 
     def __exit__(self, *exc):
-        if getattr(_state, "depth", 0) and _state.saved not in (None, 1):
-            _blas[0](1)
+        if getattr(_state, "depth", 0) and _state.saved is not None:
+            _set_blas([1] * len(_state.saved))
 
 
-def worth_splitting(rows, elements):
-    """Whether to split work over two threads: a large one, and not already inside a split."""
-    return (THREADS > 1 and rows > 1 and elements >= MIN_ELEMENTS
-            and not getattr(_state, "splitting", False))
+def parts(rows, elements) -> int:
+    """How many threads to split work over: 1 (don't) for small work or inside a split, else up
+    to THREADS, each part at least MIN_ELEMENTS / 2 of the elements and one row."""
+    if (THREADS < 2 or rows < 2 or elements < MIN_ELEMENTS
+            or getattr(_state, "splitting", False)):
+        return 1
+    return min(THREADS, rows, max(2, 2 * elements // max(MIN_ELEMENTS, 1)))
+
+
+def worth_splitting(rows, elements) -> bool:
+    """Whether to split work over threads: a large one, and not already inside a split."""
+    return parts(rows, elements) > 1
 
 
 def _marked(work, *args):
@@ -170,30 +242,47 @@ def _marked(work, *args):
         _state.splitting = False
 
 
+def slices(rows, n):
+    """slice(0, rows) cut into n contiguous parts of near-equal size, in order."""
+    bounds = [rows * i // n for i in range(n + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def split(work, rows, n):
+    """[work(s) for s in slices(rows, n)], on n threads (the caller's runs the last part).
+
+    Every part is waited for before this returns, even when one fails (work must not write
+    into outputs its caller has let go); then the first part's error in order is raised."""
+    if n <= 1:
+        return [work(slice(0, rows))]
+    pool, cuts = executor(), slices(rows, n)
+    jobs = [pool.submit(_marked, work, s) for s in cuts[:-1]]
+    results, errors = [], []
+    for job in jobs + [None]:
+        try:
+            results.append(job.result() if job is not None else _marked(work, cuts[-1]))
+        except BaseException as error:  # noqa: BLE001 - re-raised below, after the others
+            results.append(None)
+            errors.append(error)
+    if errors:
+        raise errors[0]
+    return results
+
+
 def over_batch(work, rows, elements):
-    """work(s) for s = slice(0, rows), or for its two halves on two threads when elements (the
+    """work(s) for s = slice(0, rows), or for parts of it on several threads when elements (the
     size of the arrays work touches) is large; work must write disjoint parts of its outputs."""
-    if not worth_splitting(rows, elements):
-        work(slice(0, rows))
-        return
-    halves(work, rows)
+    split(work, rows, parts(rows, elements))
 
 
 def halves(work, rows):
-    """[work(slice(0, rows // 2)), work(slice(rows // 2, rows))], the two on two threads (the
-    caller decides with worth_splitting that it is worth it)."""
-    half = rows // 2
-    job = executor().submit(_marked, work, slice(0, half))
-    try:
-        second = _marked(work, slice(half, rows))
-    finally:
-        first = job.result()
-    return [first, second]
+    """[work(first half), work(second half)], the two on two threads."""
+    return split(work, rows, 2)
 
 
 def ufunc(f, *args, out):
-    """f(*args, out=out), out and the array arguments of its shape split along axis 0 into
-    halves on two threads when large; other arguments (scalars, broadcast rows) pass whole."""
+    """f(*args, out=out), out and the array arguments of its shape split along axis 0 over
+    threads when large; other arguments (scalars, broadcast rows) pass whole."""
     if out.ndim == 0:
         return f(*args, out=out)
     rows = out.shape[0]
@@ -208,7 +297,8 @@ def ufunc(f, *args, out):
 
 
 def matmul(a, b, out=None):
-    """a (M, K) @ b (K, N), the rows of a in two halves on two threads when large."""
+    """a (M, K) @ b (K, N), the rows of a split over threads when large (each row of the
+    result is the same product whatever the split)."""
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     rows = a.shape[0]
@@ -221,10 +311,14 @@ def matmul(a, b, out=None):
 
 def matmul_tn(a, b):
     """a^T @ b over the last two axes (a (..., M, K), b (..., M, N) -> (..., K, N)): the shared
-    M axis in two halves on two threads when large, the partial products added."""
+    M axis split over threads when large, the partial products added in order (so the sum's
+    rounding depends on the number of parts)."""
     rows = a.shape[-2]
-    if not worth_splitting(rows, a.size + b.size):
+    n = parts(rows, a.size + b.size)
+    if n == 1:
         return np.matmul(a.swapaxes(-1, -2), b)
-    first, rest = halves(lambda s: np.matmul(a[..., s, :].swapaxes(-1, -2), b[..., s, :]), rows)
-    rest += first
-    return rest
+    products = split(lambda s: np.matmul(a[..., s, :].swapaxes(-1, -2), b[..., s, :]), rows, n)
+    total = products[0]
+    for product in products[1:]:
+        total += product
+    return total

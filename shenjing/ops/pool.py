@@ -71,7 +71,7 @@ class Pool(Op):
             self.winner = np.zeros(y.shape, np.uint8 if count <= 256 else np.int32)
         zero = x.dtype.type(0)
         # one elementwise pass per window offset: ~3x faster than a max over two strided axes;
-        # halves of the batch on two threads
+        # parts of the batch on the threads (ops/parallel.py)
 
         def work(s):
             if not keep and self.mode == "max":

@@ -114,6 +114,14 @@ def _gate_columns(gates, u):
     return np.concatenate([np.arange(k * u, (k + 1) * u) for k in gates])
 
 
+
+def _added(pieces):
+    """The parts' weight gradients summed, in part order."""
+    total = pieces[0] + pieces[1]
+    for piece in pieces[2:]:
+        total += piece
+    return total
+
 class _Recurrent(Op):
     """Shared plumbing. Inputs: x, kernel, recurrent_kernel, then the bias and the initial states
     that were given. Caches are feature-major, (T, F, N): each gate of a step is a contiguous
@@ -128,21 +136,23 @@ class _Recurrent(Op):
         self.activation, self.recurrent_activation = activation, recurrent_activation
         self.keep_state_grads, self.state_grads = keep_state_grads, None
 
-    # ----- two halves of the batch on two threads -----------------------------------------
-    # NOTE: the rows of a batch are independent recurrences, so a large batch runs as two
-    # half-batch ops at once, each on its own thread with the BLAS on one thread; outputs and
-    # input gradients are joined along the batch, weight gradients added. The NumPy calls of a
-    # step release the GIL only for their loops, so this pays once a step's gate block is large
-    # (LSTM, u = 128, T = 50, forward + backward: batch 48 9.8 -> 11.1 ms, 64 11.7 -> 11.6,
-    # 128 23.5 -> 21.6, inference at 256 17.5 -> 12.4). Smaller batches run whole, with the
-    # BLAS's own threads for their products.
+    # ----- parts of the batch on the threads ----------------------------------------------
+    # NOTE: the rows of a batch are independent recurrences, so a large batch runs as several
+    # part-batch ops at once (ops/parallel.py's threads, each part's gate block at least
+    # MIN_SPLIT_BLOCK / 2), each on its own thread with the BLAS on one thread; outputs and
+    # input gradients are joined along the batch, weight gradients added in part order (so
+    # their rounding depends on the number of parts). The NumPy calls of a step release the
+    # GIL only for their loops, so this pays once a step's gate block is large (measured on 2
+    # cores, in two halves: LSTM, u = 128, T = 50, forward + backward: batch 48 9.8 -> 11.1
+    # ms, 64 11.7 -> 11.6, 128 23.5 -> 21.6, inference at 256 17.5 -> 12.4). Smaller batches
+    # run whole, with the BLAS's own threads for their products.
     MIN_SPLIT_BLOCK = 1 << 16  # gates * batch
 
     def __call__(self, *inputs):
         (N, T), gates = np.shape(inputs[0])[:2], np.shape(inputs[2])[-1]
-        self.split = (gates * N >= self.MIN_SPLIT_BLOCK
-                      and parallel.worth_splitting(N, N * T * gates))
-        self.blas_threads = not self.split
+        parts = parallel.parts(N, N * T * gates) if gates * N >= self.MIN_SPLIT_BLOCK else 1
+        self.split = min(parts, 2 * gates * N // self.MIN_SPLIT_BLOCK)  # 1: whole
+        self.blas_threads = self.split == 1
         return super().__call__(*inputs)
 
     def _batch_args(self, arrays):
@@ -151,7 +161,7 @@ class _Recurrent(Op):
         return [k == 0 or k >= first_state for k in range(len(arrays))]
 
     def forward(self, *arrays):
-        if not self.split:
+        if self.split == 1:
             self.parts = None
             return self._forward(*arrays)
         batch = self._batch_args(arrays)
@@ -162,7 +172,7 @@ class _Recurrent(Op):
             outputs = part._forward(*(a[s] if b else a for a, b in zip(arrays, batch)))
             return part, outputs
 
-        results = parallel.halves(run, len(arrays[0]))
+        results = parallel.split(run, len(arrays[0]), self.split)
         self.parts = [part for part, _ in results]
         return tuple(np.concatenate(pieces) for pieces in zip(*(out for _, out in results)))
 
@@ -170,14 +180,16 @@ class _Recurrent(Op):
         if self.parts is None:
             return self._backward(*grads)
         rows = next(len(g) for g in grads if g is not None)
-        results = parallel.halves(lambda s: self.parts[s.start > 0]._backward(
-            *(None if g is None else g[s] for g in grads)), rows)
+        # the parts of the forward, whatever THREADS is now
+        index = {s.start: i for i, s in enumerate(parallel.slices(rows, len(self.parts)))}
+        results = parallel.split(lambda s: self.parts[index[s.start]]._backward(
+            *(None if g is None else g[s] for g in grads)), rows, len(self.parts))
         combined = []
         for pieces, batch in zip(zip(*results), self._batch_args(results[0])):
             if pieces[0] is None:
                 combined.append(None)
             else:
-                combined.append(np.concatenate(pieces) if batch else pieces[0] + pieces[1])
+                combined.append(np.concatenate(pieces) if batch else _added(pieces))
         if self.keep_state_grads:
             self.state_grads = np.concatenate([p.state_grads for p in self.parts], axis=1)
         return tuple(combined)

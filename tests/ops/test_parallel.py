@@ -70,9 +70,16 @@ def test_split_products_equal_numpys(split_always, rng):
     np.testing.assert_allclose(parallel.matmul_tn(a, c), a.T @ c, rtol=1e-12)
 
 
-@pytest.mark.skipif(parallel._blas is None, reason="NumPy's BLAS is not an OpenBLAS we can set")
+def _blas_controls():
+    """(set, get) of the first BLAS parallel.py controls through threadpoolctl, or a skip."""
+    if not parallel._blas:
+        pytest.skip("threadpoolctl finds no BLAS loaded")
+    lib = parallel._blas[0]
+    return lib.set_num_threads, lib.get_num_threads
+
+
 def test_blas_runs_on_one_thread_inside_ops_only(monkeypatch):
-    set_threads, get_threads = parallel._blas
+    set_threads, get_threads = _blas_controls()
     monkeypatch.setattr(parallel, "THREADS", 2)
     before = get_threads()
     set_threads(2)
@@ -126,9 +133,7 @@ class _Reads(sj.tensor.Op):
 @pytest.fixture
 def two_blas_threads(monkeypatch):
     """THREADS 2 (as on a multi-core machine), the BLAS on 2 threads; both restored after."""
-    if parallel._blas is None:
-        pytest.skip("NumPy's BLAS is not an OpenBLAS we can set")
-    set_threads, get_threads = parallel._blas
+    set_threads, get_threads = _blas_controls()
     monkeypatch.setattr(parallel, "THREADS", 2)
     before = get_threads()
     set_threads(2)
@@ -155,9 +160,8 @@ def test_blas_switch_off_inside_an_op_gives_the_count_back_at_once(two_blas_thre
     assert seen == [1, 2, 1] and _openblas_threads() == 2
 
 
-@pytest.mark.skipif(parallel._blas is None, reason="NumPy's BLAS is not an OpenBLAS we can set")
 def test_blas_switch_from_the_environment():
-    pytest.importorskip("threadpoolctl")
+    _openblas_threads()  # skips where threadpoolctl finds no OpenBLAS in NumPy
     code = """
 import json, numpy as np, shenjing as sj, threadpoolctl
 from shenjing.ops import parallel
