@@ -52,6 +52,7 @@ class _Blocks:
         # threads walking the blocks; the results go by block index and are merged in block
         # order, so they are the same whatever the number of threads
         self.threads = parallel.parts(len(self.spans), M * C)
+        self.parallel = self.threads > 1
         self.scratch_size = (min(rows, M) + reps) * C
 
     def split(self, a):

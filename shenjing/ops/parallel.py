@@ -257,16 +257,21 @@ def split(work, rows, n):
         return [work(slice(0, rows))]
     pool, cuts = executor(), slices(rows, n)
     jobs = [pool.submit(_marked, work, s) for s in cuts[:-1]]
-    results, errors = [], []
-    for job in jobs + [None]:
+    errors = []  # (part, error)
+    try:
+        last = _marked(work, cuts[-1])
+    except BaseException as error:  # noqa: BLE001 - raised below, once every part has ended
+        last, errors = None, [(n - 1, error)]
+    results = []
+    for part, job in enumerate(jobs):
         try:
-            results.append(job.result() if job is not None else _marked(work, cuts[-1]))
-        except BaseException as error:  # noqa: BLE001 - re-raised below, after the others
+            results.append(job.result())
+        except BaseException as error:  # noqa: BLE001 - likewise
             results.append(None)
-            errors.append(error)
+            errors.append((part, error))
     if errors:
-        raise errors[0]
-    return results
+        raise min(errors, key=lambda e: e[0])[1]
+    return results + [last]
 
 
 def over_batch(work, rows, elements):

@@ -150,9 +150,13 @@ class _Recurrent(Op):
 
     def __call__(self, *inputs):
         (N, T), gates = np.shape(inputs[0])[:2], np.shape(inputs[2])[-1]
-        parts = parallel.parts(N, N * T * gates) if gates * N >= self.MIN_SPLIT_BLOCK else 1
-        self.split = min(parts, 2 * gates * N // self.MIN_SPLIT_BLOCK)  # 1: whole
-        self.blas_threads = self.split == 1
+        self.split = (gates * N >= self.MIN_SPLIT_BLOCK
+                      and parallel.worth_splitting(N, N * T * gates))
+        # how many parts: up to THREADS, each with a gate block of MIN_SPLIT_BLOCK / 2 or more
+        self.pieces = (max(2, min(parallel.THREADS, N,
+                                  2 * gates * N // max(self.MIN_SPLIT_BLOCK, 1)))
+                       if self.split else 1)
+        self.blas_threads = not self.split
         return super().__call__(*inputs)
 
     def _batch_args(self, arrays):
@@ -161,7 +165,7 @@ class _Recurrent(Op):
         return [k == 0 or k >= first_state for k in range(len(arrays))]
 
     def forward(self, *arrays):
-        if self.split == 1:
+        if not self.split:
             self.parts = None
             return self._forward(*arrays)
         batch = self._batch_args(arrays)
@@ -172,7 +176,7 @@ class _Recurrent(Op):
             outputs = part._forward(*(a[s] if b else a for a, b in zip(arrays, batch)))
             return part, outputs
 
-        results = parallel.split(run, len(arrays[0]), self.split)
+        results = parallel.split(run, len(arrays[0]), self.pieces)
         self.parts = [part for part, _ in results]
         return tuple(np.concatenate(pieces) for pieces in zip(*(out for _, out in results)))
 

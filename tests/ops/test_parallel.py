@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -178,7 +179,8 @@ with threadpoolctl.threadpool_limits(2, user_api="blas"):
 print(json.dumps([sj.config.blas_one_thread(), seen]))
 """
     env = dict(os.environ, SHENJING_BLAS_ONE_THREAD="0")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [False, [2]]  # on, it would read [1]
 
@@ -214,3 +216,190 @@ def test_split_conv_training_matches_torch(split_always, rng, channels):
 def test_split_dense_matches_torch(split_always, rng):
     x, k, b = rng.standard_normal((6, 2, 5)), rng.standard_normal((5, 3)), rng.standard_normal(3)
     check_against_torch(sj.ops.dense, lambda x, k, b: x @ k + b, x, k, b)
+
+
+# ----- n threads: THREADS from shenjing.config, any n (3 and 4 oversubscribe 2 cores) ---------
+@pytest.fixture
+def on_threads(monkeypatch):
+    """on_threads(n, fn): fn() with THREADS = n and every split forced; THREADS restored."""
+    before = parallel.THREADS
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+
+    def run(n, fn):
+        parallel.set_threads(n)
+        try:
+            return fn()
+        finally:
+            parallel.set_threads(before)
+
+    return run
+
+
+def test_parts_keep_half_the_threshold_per_thread(monkeypatch):
+    monkeypatch.setattr(parallel, "THREADS", 4)
+    m = parallel.MIN_ELEMENTS
+    assert [parallel.parts(100, e) for e in (m - 1, m, 3 * m // 2, 2 * m, 100 * m)] == [1, 2, 3,
+                                                                                        4, 4]
+    assert parallel.parts(3, 100 * m) == 3 and parallel.parts(1, 100 * m) == 1
+    monkeypatch.setattr(parallel, "THREADS", 1)
+    assert parallel.parts(100, 100 * m) == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_split_runs_n_parts_at_once_on_n_threads(on_threads, n):
+    barrier, seen = threading.Barrier(n, timeout=10), []
+
+    def work(s):
+        barrier.wait()  # passes only when all n parts run at the same time
+        seen.append((s.start, s.stop, threading.get_ident()))
+        return s.start
+
+    results = on_threads(n, lambda: parallel.split(work, 10, n))
+    assert results == [10 * i // n for i in range(n)]  # in order
+    assert sorted(r[:2] for r in seen) == [(10 * i // n, 10 * (i + 1) // n) for i in range(n)]
+    assert len({r[2] for r in seen}) == n
+
+
+def test_split_waits_for_every_part_then_raises_the_first_error(on_threads):
+    finished = []
+
+    def work(s):
+        if s.start in (3, 6):
+            raise ValueError(f"part at {s.start} failed")
+        time.sleep(0.05)
+        finished.append(s.start)
+
+    with pytest.raises(ValueError, match="part at 3 failed"):
+        on_threads(4, lambda: parallel.split(work, 12, 4))
+    assert sorted(finished) == [0, 9]
+
+
+def _per_thread_count(on_threads, fn, counts=(1, 2, 3, 4)):
+    return [on_threads(n, fn) for n in counts]
+
+
+def test_elementwise_passes_identical_on_1_to_4_threads(on_threads, rng):
+    x = rng.standard_normal((11, 6, 5))
+
+    def relu():
+        t = sj.Tensor(x, requires_grad=True)
+        y = sj.ops.relu(t)
+        y.backward(np.cos(x))
+        return y.numpy(), t.grad
+
+    first, *others = _per_thread_count(on_threads, relu)
+    for other in others:
+        for a, b in zip(first, other):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pooling_identical_on_1_to_4_threads(on_threads, rng, mode):
+    x = rng.standard_normal((9, 8, 7, 3))
+
+    def pool():
+        t = sj.Tensor(x, requires_grad=True)
+        y = OURS_2D[mode](t, (3, 3), (2, 2), "same")
+        y.backward(np.sin(y.numpy()))
+        return y.numpy(), t.grad
+
+    first, *others = _per_thread_count(on_threads, pool)
+    for other in others:
+        for a, b in zip(first, other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_identical_on_1_to_4_threads(on_threads, rng, monkeypatch):
+    from shenjing.ops import norm
+
+    monkeypatch.setattr(norm, "_BLOCK_BYTES", 1)  # many blocks: the threads share them
+    x, gamma, beta = rng.standard_normal((10, 4, 3, 5)), rng.random(5) + 0.5, rng.random(5)
+
+    def bn():
+        tensors = [sj.Tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+        y = sj.ops.batch_norm(*tensors, training=True)
+        y.backward(np.cos(x))
+        return [y.numpy()] + [t.grad for t in tensors]
+
+    first, *others = _per_thread_count(on_threads, bn)
+    for other in others:
+        for a, b in zip(first, other):
+            np.testing.assert_array_equal(a, b)  # blocks merged in block order on any count
+
+
+@pytest.mark.parametrize("make", [lambda: sj.optimizers.Adam(0.01),
+                                  lambda: sj.optimizers.SGD(0.1, momentum=0.9)])
+def test_optimizer_updates_identical_on_1_to_4_threads(on_threads, rng, make):
+    start, grads = rng.standard_normal((9, 4)), [rng.standard_normal((9, 4)) for _ in range(3)]
+
+    def train():
+        variable, opt = sj.Variable(start.copy(), name="w"), make()
+        for g in grads:
+            opt.apply([variable], [g])
+        return variable.numpy()
+
+    first, *others = _per_thread_count(on_threads, train)
+    for other in others:
+        np.testing.assert_array_equal(first, other)
+
+
+def test_products_and_conv_on_1_to_4_threads(on_threads, rng):
+    """Rows of a product are the same product on any split (tolerance only for the BLAS's
+    kernels); the kernel gradient sums over the split batch: equal to rounding."""
+    x, k, b = rng.standard_normal((7, 6, 5, 2)), rng.standard_normal((3, 3, 2, 4)), rng.random(4)
+    a, c, w = (rng.standard_normal(s) for s in ((13, 6), (13, 4), (6, 4)))
+
+    def run():
+        tensors = [sj.Tensor(v, requires_grad=True) for v in (x, k, b)]
+        y = sj.ops.conv2d(*tensors, padding="same")
+        y.backward(np.cos(y.numpy()))
+        return [y.numpy(), tensors[0].grad, tensors[1].grad, tensors[2].grad,
+                parallel.matmul(a, w), parallel.matmul_tn(a, c)]
+
+    first, *others = _per_thread_count(on_threads, run)
+    for other in others:
+        for i, (p, q) in enumerate(zip(first, other)):
+            np.testing.assert_allclose(p, q, rtol=1e-13, atol=1e-13, err_msg=f"result {i}")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrent_ops_on_1_to_4_threads(on_threads, rng, monkeypatch, kind):
+    from shenjing.ops import recurrent
+
+    monkeypatch.setattr(recurrent._Recurrent, "MIN_SPLIT_BLOCK", 1)
+    N, T, d, u = 9, 5, 3, 4
+    gates = 4 if kind == "lstm" else 3
+    x = rng.standard_normal((N, T, d))
+    weights = [rng.standard_normal((d, gates * u)), rng.standard_normal((u, gates * u)),
+               rng.standard_normal((2, gates * u) if kind == "gru" else gates * u)]
+
+    def run():
+        tensors = [sj.Tensor(v, requires_grad=True) for v in [x, *weights]]
+        ys = getattr(sj.ops, kind)(*tensors)[0]
+        (ys * ys).sum().backward()
+        return [len(ys._op.parts or [None]), ys.numpy()] + [t.grad for t in tensors]
+
+    first, *others = _per_thread_count(on_threads, run)
+    assert [first[0]] + [o[0] for o in others] == [1, 2, 3, 4]
+    for other in others:
+        for p, q in zip(first[1:], other[1:]):
+            np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-13)
+
+
+def test_the_blas_is_set_through_threadpoolctl(two_blas_threads):
+    """parallel's BLAS controls are threadpoolctl's; threadpool_info sees every BLAS at 1
+    inside an op, and the count back after."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    assert all(isinstance(lib, threadpoolctl.LibController) for lib in parallel._blas)
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    seen = []
+
+    class Reads(sj.tensor.Op):
+        def forward(self, x):
+            seen.extend(i["num_threads"] for i in threadpoolctl.threadpool_info()
+                        if i["user_api"] == "blas")
+            return x
+
+    Reads()(sj.Tensor(np.ones(3)))
+    after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert 2 in before and set(seen) == {1} and after == before
