@@ -1,7 +1,7 @@
 """shenjing (神经): a readable NumPy deep-learning library checked against PyTorch.
 
 Keras-shaped surface (``Sequential``, ``layers.Conv2D``, ``compile/fit``), PyTorch-grade core
-(``Tensor`` autograd, ``ops`` with hand-written backward passes), NumPy only.
+(``Tensor`` autograd, ``ops`` with hand-written backward passes), NumPy (and threadpoolctl) only.
 """
 
 # Importing changes nothing in the process: shenjing's malloc setting is taken when its work

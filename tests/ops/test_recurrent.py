@@ -365,10 +365,17 @@ def test_lstm_inference_keeps_only_the_latest_step_and_gives_the_same_outputs(rn
 def always_split(monkeypatch):
     """Every recurrent op on 2+ rows splits its batch, whatever its size (see _Recurrent)."""
     monkeypatch.setattr(rnn._Recurrent, "MIN_SPLIT_BLOCK", 0)
+    threads = rnn.parallel.THREADS
+    if threads > 2:  # the tests below count two parts: split in two whatever the machine has
+        rnn.parallel.set_threads(2)
+        monkeypatch.setattr(rnn.parallel, "THREADS", 2)
     real = rnn.parallel.worth_splitting
     # any size, but never inside a split (the one worker thread would wait on itself)
     monkeypatch.setattr(rnn.parallel, "worth_splitting",
                         lambda rows, elements: rows > 1 and real(rows, 1 << 30))
+    yield
+    if threads > 2:
+        rnn.parallel.set_threads(threads)
 
 
 SPLIT_CASES = [
