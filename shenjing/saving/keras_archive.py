@@ -20,7 +20,7 @@ from ..io.safetensors import open_regular_file
 from ..layers.base import weights_provided_by
 from . import keras_weights, validate
 from .keras_config import from_keras, to_keras
-from .registry import LayerConfigError, deserialize_layer
+from .registry import deserialize_layer, rebuilding
 
 MEMBERS = ("metadata.json", "config.json", "model.weights.h5")
 MAX_JSON_BYTES = 16 << 20
@@ -102,16 +102,10 @@ def load_keras_model(path, custom_objects=None, check_values=True):
     h5file = keras_weights.open_h5(members["model.weights.h5"], path, "load_model")
     with h5file:
         source = keras_weights.BudgetWeights(keras_weights.stored_elements(h5file), path)
-        try:
+        with rebuilding(path, "config.json"):
             ours = from_keras(config, custom_objects or {})
             with weights_provided_by(source):
                 model = deserialize_layer(ours, custom_objects or {})
-        except LayerConfigError as error:
-            raise FileFormatError(path, error.problem,
-                                  field=f"config.json: {' > '.join(error.where)}") from error
-        except RecursionError:
-            raise FileFormatError(path, "the layers nest too deeply to rebuild",
-                                  field="config.json") from None
         if not isinstance(model, Model) or not model.built:
             raise FileFormatError(path, "the config describes no built model (a Sequential or "
                                   "functional model with an input shape)", field="config.json")

@@ -32,7 +32,7 @@ from .model_io import (
     WEIGHT_ORDER_KEY,
 )
 from .naming import weight_keys
-from .registry import LayerConfigError, deserialize_layer
+from .registry import deserialize_layer, rebuilding
 
 _NOT_WEIGHTS = (_OPTIMIZER_PREFIX, resume.TENSOR_PREFIX)  # optimizer slots, callback arrays
 
@@ -159,17 +159,10 @@ def _rebuild(config, weights, path, custom_objects, check_values, metadata):
     by_path = PATH_KEYS in metadata
     build_shape = validate.check_build_shape(metadata, BUILD_SHAPE, path)
     source = weights_module.FileWeights(weights, path, check_values, by_path=by_path)
-    try:
-        with weights_provided_by(source):
-            model = deserialize_layer(config, custom_objects)
-            if isinstance(model, Model) and not model.built and build_shape is not None:
-                model.build(build_shape)
-    except LayerConfigError as error:
-        raise FileFormatError(path, error.problem,
-                              field=f"shenjing_config: {' > '.join(error.where)}") from error
-    except RecursionError:
-        raise FileFormatError(path, "the layers nest too deeply to rebuild",
-                              field="shenjing_config") from None
+    with rebuilding(path, "shenjing_config"), weights_provided_by(source):
+        model = deserialize_layer(config, custom_objects)
+        if isinstance(model, Model) and not model.built and build_shape is not None:
+            model.build(build_shape)
     if not isinstance(model, Model):
         raise FileFormatError(path, f"the architecture is a {type(model).__name__} layer, not "
                               "a model", field="shenjing_config")

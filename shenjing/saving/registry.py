@@ -7,6 +7,7 @@ Errors raised while a layer is rebuilt come back as ``LayerConfigError``, which 
 of layers from the outermost and, for an unknown constructor argument, the argument.
 """
 
+import contextlib
 import contextvars
 import inspect
 
@@ -36,6 +37,23 @@ class LayerConfigError(ArgumentError):
 
 
 _NAMES: dict[type, str] = {}  # the key each registered class is saved under
+
+
+@contextlib.contextmanager
+def rebuilding(path, field):
+    """Rebuild a model from a file's config inside this block: a config the layers refuse
+    (LayerConfigError) or one nested past Python's recursion limit becomes FileFormatError,
+    naming the file, the config's field and the chain of layers."""
+    from ..io import FileFormatError
+
+    try:
+        yield
+    except LayerConfigError as error:
+        raise FileFormatError(path, error.problem,
+                              field=f"{field}: {' > '.join(error.where)}") from error
+    except RecursionError:
+        raise FileFormatError(path, "the layers nest too deeply to rebuild",
+                              field=field) from None
 
 
 def register(cls=None, *, name=None):
