@@ -9,9 +9,10 @@ from a file, custom classes need ``custom_objects``.
 import os
 
 from .errors import ArgumentError
+from .saving.paths import EXTENSIONS, KERAS_EXTENSIONS
 
-MODEL_INPUTS = (".keras", ".safetensors", ".shenjing")
-OUTPUTS = (".keras", ".weights.h5", ".safetensors", ".shenjing", ".onnx")
+MODEL_INPUTS = (".keras", *EXTENSIONS)  # whole models (a .weights.h5 file holds weights only)
+OUTPUTS = (*KERAS_EXTENSIONS, *EXTENSIONS, ".onnx")
 
 
 def _kind(path, known, what):
