@@ -61,6 +61,7 @@ def set_num_threads(n: int) -> None:
     threads from the next op on; 1 runs everything on the calling thread. Safe while ops run in
     other threads: those finish on the pool they started with, and its threads then end."""
     parallel.set_threads(parallel.check_threads(n, "set_num_threads"))
+    parallel.CHOSEN = True  # a DataParallel made later keeps it (parallel.share_cores)
 
 
 def get_num_threads() -> int:

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from . import arguments, schedules
+from .distribution import context as _distribution
 from .errors import ArgumentError, ArgumentTypeError
 from .ops import parallel
 from .schedules import _number
@@ -131,6 +132,8 @@ class Optimizer:
                 f"{type(self).__name__}: expected one gradient per variable, got "
                 f"{len(grads)} gradients for {len(variables)} variables."
             )
+        if _distribution.in_step():  # the gradients of the global batch (DataParallel)
+            grads = _distribution.active().reduce_gradients(list(grads))
         pairs = [(v, self._check_grad(v, g)) for v, g in zip(variables, grads) if g is not None]
         if not pairs:
             raise ArgumentError(

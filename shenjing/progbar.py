@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from .callbacks.base import Callback
+from .distribution import context as distribution_context
 from .errors import ArgumentError
 
 _open_width = 0  # width of a redrawn bar line on screen without its newline yet, if any
@@ -32,8 +33,11 @@ def _write(text: str) -> None:
 
 
 def print_msg(message: str) -> None:
-    """Print a line; a bar being redrawn is wiped first, and its next frame comes below."""
+    """Print a line; a bar being redrawn is wiped first, and its next frame comes below.
+    Under a DataParallel, only rank 0 prints."""
     global _open_width
+    if not distribution_context.writes_files():
+        return
     _write(("\r" + " " * _open_width + "\r" if _open_width else "") + message + "\n")
     _open_width = 0
 

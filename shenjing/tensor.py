@@ -134,7 +134,9 @@ class Tensor:
                     f"backward: a gradient is needed for a non-scalar output of shape "
                     f"{self.shape}; pass t.backward(gradient) with that shape."
                 )
-            seed = np.ones(self.shape, dtype=self.dtype)
+            # in a distributed training step, this rank's share of the global batch: its
+            # mean loss weighs b_r / B in the global one (shenjing/distribution/data_parallel.py)
+            seed = np.full(self.shape, _distribution.loss_share(), dtype=self.dtype)
         else:
             seed = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
                               dtype=self.dtype)
@@ -428,11 +430,12 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 # The ops modules import Op/Tensor from here, so they are imported after both exist.
-from .ops import elementwise as _ew  # noqa: E402
-from .ops import matmul as _mm  # noqa: E402
-from .ops import reduce as _rd  # noqa: E402
-from .ops import shape as _sh  # noqa: E402
-from .ops.parallel import blas_threads as _blas_threads  # noqa: E402
-from .ops.parallel import own_threads as _own_threads  # noqa: E402
+from .distribution import context as _distribution
+from .ops import elementwise as _ew
+from .ops import matmul as _mm
+from .ops import reduce as _rd
+from .ops import shape as _sh
+from .ops.parallel import blas_threads as _blas_threads
+from .ops.parallel import own_threads as _own_threads
 
 _NOTHING = contextlib.nullcontext()

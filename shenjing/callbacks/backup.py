@@ -14,6 +14,7 @@ import os
 import shutil
 
 from .. import arguments
+from ..distribution import context as distribution_context
 from ..errors import ArgumentError, ArgumentTypeError
 from ..io import FileFormatError
 from .base import Callback
@@ -91,10 +92,14 @@ class BackupAndRestore(Callback):
             self._back_up()
 
     def on_train_end(self, logs=None):
+        if not distribution_context.writes_files():  # rank 0 writes and deletes
+            return
         if self.delete_checkpoint and os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
 
     def _back_up(self):
+        if not distribution_context.writes_files():
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._latest):
             os.replace(self._latest, self._previous)

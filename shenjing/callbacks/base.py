@@ -1,5 +1,6 @@
 """Callback protocol, the list that dispatches to callbacks, and History."""
 
+from ..distribution import context as distribution_context
 from ..errors import ArgumentTypeError
 
 
@@ -18,7 +19,7 @@ class Callback:
     def get_state(self):
         """What a checkpoint saves of this callback for fit to resume it: plain JSON data (a
         dict; a list of arrays in it is stored as tensors), or None for nothing (the default)."""
-        return None
+        return
 
     def set_state(self, state):
         """Take back the state get_state returned, when fit resumes a loaded checkpoint."""
@@ -91,6 +92,8 @@ class CallbackList:
     def __init__(self, callbacks, model, history=None, verbose=0, params=None,
                  where="CallbackList"):
         callbacks = check_callbacks(callbacks, where)
+        if not distribution_context.writes_files():  # DataParallel: rank 0 writes the logs
+            callbacks = [c for c in callbacks if not getattr(c, "writes_files", False)]
         self.callbacks = sorted(callbacks, key=lambda c: getattr(c, "saves_model", False))
         if history is not None:
             self.callbacks.append(history)

@@ -15,6 +15,7 @@ from .base import Callback
 
 
 class CSVLogger(Callback):
+    writes_files = True  # under a DataParallel, on rank 0 only (callbacks.base.CallbackList)
     """Write one CSV row per epoch: ``epoch`` (from 0), then the log keys sorted by name.
 
     When the first epoch has no validation entries, ``val_<key>`` columns are added anyway

@@ -34,6 +34,7 @@ def _summary_writer():
 
 
 class TensorBoard(Callback):
+    writes_files = True  # under a DataParallel, on rank 0 only (callbacks.base.CallbackList)
     """Write fit's logs (and weight histograms) for TensorBoard.
 
     Args: log_dir ('logs'); histogram_freq (every how many epochs to write the weights'

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 _active = None  # the DataParallel in use, or None
-_step = None  # (share, scale) of the batch under way, or None outside a step
+_step = None  # the step under way (a `step`), or None outside one
 
 
 def active():
@@ -62,26 +62,48 @@ def in_step() -> bool:
     return _step is not None
 
 
+def current_step():
+    """The `step` under way, or None."""
+    return _step
+
+
 def loss_share() -> float:
-    return 1.0 if _step is None else _step[0]
+    return 1.0 if _step is None else _step.share
 
 
 def sample_scale() -> float:
-    return 1.0 if _step is None else _step[1]
+    return 1.0 if _step is None else _step.scale
 
 
 class step:
-    """``with step(share, scale):`` marks the training step of one global batch on this rank."""
+    """``with step(share, scale):`` marks the training step of one global batch on this rank.
+    ``averaged``: arrays (moving statistics of unsynchronized batch normalization) that the
+    gradient allreduce also averages, weighted by share; ``reduced``: whether it ran."""
 
-    def __init__(self, share: float, scale: float = 1.0):
+    def __init__(self, share: float, scale: float = 1.0, averaged=()):
         self.share, self.scale = float(share), float(scale)
+        self.averaged, self.reduced = list(averaged), False
 
     def __enter__(self):
         global _step
-        self._outer, _step = _step, (self.share, self.scale)
+        self._outer, _step = _step, self
         return self
 
     def __exit__(self, *exc):
         global _step
         _step = self._outer
         return False
+
+
+def writes_files() -> bool:
+    """Whether this process prints progress and writes files: rank 0, or the only process."""
+    return _active is None or _active.rank == 0
+
+
+def same_on_all_ranks(array: np.ndarray) -> np.ndarray:
+    """rank 0's array on every rank (a shuffle order: each rank's random stream may differ)."""
+    if not is_distributed():
+        return array
+    array = np.ascontiguousarray(array)
+    _active.communicator.broadcast_(array)
+    return array

@@ -18,6 +18,7 @@ import numpy as np
 from .. import arguments, utils
 from ..arguments import ArgumentError, ArgumentTypeError, fail
 from ..data import PyDataset, class_weight_to_sample_weight, split_validation
+from ..distribution import context as distribution_context
 from . import fit_arguments
 
 RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or "
@@ -138,7 +139,10 @@ class ArraySource:
         self.num_batches = max(1, -(-self.n // batch_size))
 
     def draw_order(self):
-        return utils.get_rng().permutation(self.n) if self.shuffle else np.arange(self.n)
+        if not self.shuffle:
+            return np.arange(self.n)
+        # under a DataParallel, rank 0's order: every rank slices the same global batches
+        return distribution_context.same_on_all_ranks(utils.get_rng().permutation(self.n))
 
     def batch(self, index):
         x = [a[index] for a in self.xs]
@@ -201,7 +205,8 @@ class PyDatasetSource:
     def passes(self):
         order = range(self.num_batches)
         if self.shuffle:
-            order = utils.get_rng().permutation(self.num_batches)
+            order = distribution_context.same_on_all_ranks(
+                utils.get_rng().permutation(self.num_batches))
         for index in order:
             yield standardize_batch(self.dataset[int(index)], self.structure, self.where,
                                     self.class_weight, "PyDataset", self.targets)

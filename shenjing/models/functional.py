@@ -7,6 +7,7 @@ builds as soon as the input shape is known, so a shape that cannot work fails wh
 
 from __future__ import annotations
 
+from ..distribution import context as distribution_context
 from ..errors import ArgumentError, ArgumentTypeError
 from ..layers.base import InputLayer, Layer, SymbolicTensor, format_shape, map_symbolic
 from ..tensor import is_grad_enabled
@@ -223,13 +224,20 @@ class Model(TrainingMixin, Layer):
 
     # ----- saving ------------------------------------------------------------------------
     def save(self, path, include_optimizer=True):
-        """One safetensors file: architecture, weights, optimizer state (no pickle)."""
+        """One safetensors file: architecture, weights, optimizer state (no pickle). Under a
+        DataParallel only rank 0 writes (the ranks hold the same weights)."""
         from ..saving.model_io import save_model
+
+        if not distribution_context.writes_files():
+            return
 
         save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path):
         from ..saving.model_io import save_weights
+
+        if not distribution_context.writes_files():  # rank 0 writes (see save)
+            return
 
         save_weights(self, path)
 
@@ -245,6 +253,9 @@ class Model(TrainingMixin, Layer):
         """Export for inference outside shenjing, as Keras 3's Model.export: format "onnx"
         only (needs the onnx extra), opset_version in kwargs (default 17); see shenjing/export."""
         from ..export import export_model
+
+        if not distribution_context.writes_files():  # rank 0 writes (see save)
+            return
 
         export_model(self, filepath, format=format, verbose=verbose,
                      input_signature=input_signature, **kwargs)

@@ -17,6 +17,8 @@ import numpy as np
 from .. import arguments, memory, optimizers
 from .. import metrics as metrics_module
 from ..callbacks.base import CallbackList, History
+from ..distribution import context as distribution_context
+from ..distribution.failures import guarded
 from ..errors import ArgumentError
 from ..progbar import is_dynamic
 from ..tensor import Tensor, no_grad
@@ -53,6 +55,11 @@ def _arrays(value):
 
 def _is_config(value):
     return isinstance(value, dict) and "class_name" in value
+
+
+def _distributed():
+    """The DataParallel in use when several processes train together, else None."""
+    return distribution_context.active() if distribution_context.is_distributed() else None
 
 
 def _batch_size_of(x):
@@ -234,11 +241,21 @@ class TrainingMixin:
 
     @memory.at_batch  # keeps the malloc setting within its limit (shenjing/memory.py)
     def _run_train_step(self, data):
+        dp = _distributed()  # this rank's slice of the global batch, and the global logs
+        return (self._train_logs(data) if dp is None
+                else dp.train_step(self, data, self._train_logs))
+
+    def _train_logs(self, data):
         self._prepare_step(data)
         return pythonify_logs(self.train_step(data))
 
     @memory.at_batch
     def _run_test_step(self, data):
+        dp = _distributed()
+        return (self._test_logs(data) if dp is None
+                else dp.test_step(self, data, self._test_logs))
+
+    def _test_logs(self, data):
         self._prepare_step(data)
         with no_grad():
             return pythonify_logs(self.test_step(data))
@@ -258,18 +275,22 @@ class TrainingMixin:
         self.reset_metrics()
         return x, y, sample_weight
 
+    @guarded("train_on_batch")
     def train_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
         data = self._on_batch("train_on_batch", x, y, sample_weight)
         logs = self._run_train_step(tuple(item for item in data if item is not None))
         return logs if return_dict else self._flatten_metrics_in_order(logs)
 
+    @guarded("test_on_batch")
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         data = self._on_batch("test_on_batch", x, y, sample_weight)
         logs = self._run_test_step(tuple(item for item in data if item is not None))
         return logs if return_dict else self._flatten_metrics_in_order(logs)
 
+    @guarded("predict_on_batch")
     def predict_on_batch(self, x):
+        """Outputs for one batch; under a DataParallel every rank computes the whole batch."""
         x = Structure(self).x(x, "predict_on_batch")
         x = fit_arguments.check_batch("predict_on_batch", x, targets=False)[0]
         self._check_structure("predict_on_batch", x)
@@ -279,10 +300,12 @@ class TrainingMixin:
     def _epoch_logs(self, logs):
         """The metrics' results if the step logs name the same entries, else the last step's
         logs (a custom train_step returning other entries), as Keras does."""
-        metric_logs = self.get_metrics_result()
+        dp = _distributed()
+        metric_logs = self.get_metrics_result() if dp is None else dp.global_logs(self)
         return metric_logs if set(logs) == set(metric_logs) else dict(logs)
 
     # ----- loops -------------------------------------------------------------------------
+    @guarded("fit")
     @memory.session  # the malloc setting while it runs, handed back at the end
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -308,6 +331,8 @@ class TrainingMixin:
         verbose = opts["verbose"]
         if verbose == "auto":  # a bar where it can be redrawn (terminal, notebook), else lines
             verbose = 1 if is_dynamic(sys.stdout) else 2
+        dp = _distributed()
+        verbose = verbose if distribution_context.writes_files() else 0  # rank 0 prints
         history = History()
         callback_list = CallbackList(callbacks, model=self, history=history, verbose=verbose,
                                      params={"epochs": epochs, "steps": iterator.num_batches,
@@ -322,6 +347,11 @@ class TrainingMixin:
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
         saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
         rewindable = isinstance(source, ArraySource) and steps_per_epoch is None
+        if dp is not None:  # the same model, data and start on every rank; rank 0's weights
+            dp.begin(self, "fit", samples=getattr(source, "n", None),
+                     batch_size=getattr(source, "batch_size", None), epochs=epochs,
+                     initial_epoch=initial_epoch, steps=iterator.num_batches,
+                     resume_batch=saved.batch if saved is not None else 0)
         if saved is not None and saved.batch and not rewindable:
             raise ArgumentError("fit: the checkpoint was written in the middle of an epoch, "
                                 "which only resumes with arrays (and no steps_per_epoch); a "
@@ -348,6 +378,8 @@ class TrainingMixin:
                 if rewindable:
                     resume.note_batch_done(self, step + 1)
                 callback_list.on_train_batch_end(step, logs)
+                if dp is not None:  # a callback's decision on one rank holds for all
+                    self.stop_training = dp.any_rank(self.stop_training)
                 if self.stop_training:
                     break
             if iterator.exhausted:  # a generator with nothing left: Keras's warning was given
@@ -359,6 +391,8 @@ class TrainingMixin:
                 logs.update(self._evaluate_iterator(val_iterator, prefix="val_"))
             self.completed_epochs = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
+            if dp is not None:
+                self.stop_training = dp.any_rank(self.stop_training)
             if self.stop_training:
                 break
         callback_list.on_train_end()
@@ -390,9 +424,11 @@ class TrainingMixin:
         """Callbacks for evaluate/predict, with a progress bar when verbose."""
         if verbose == "auto":
             verbose = 1 if is_dynamic(sys.stdout) else 2
+        verbose = verbose if distribution_context.writes_files() else 0  # rank 0 prints
         return CallbackList(callbacks, model=self, verbose=verbose,
                             params={"steps": steps, "verbose": verbose}, where=where)
 
+    @guarded("evaluate")
     @memory.session
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -407,22 +443,30 @@ class TrainingMixin:
         logs = self._evaluate_iterator(iterator, hooks=hooks)
         return logs if return_dict else self._flatten_metrics_in_order(logs)
 
+    @guarded("predict")
     @memory.session
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for x, computed batch by batch in inference mode, as NumPy arrays."""
+        """Outputs for x, computed batch by batch in inference mode, as NumPy arrays. Under a
+        DataParallel each rank computes its slice of every batch, and every rank returns the
+        whole result in the original order."""
         verbose = fit_arguments.verbose(verbose, "predict")
         steps = fit_arguments.optional_steps(steps, "steps", "predict")
         iterator = EpochIterator(make_source("predict", self, x, batch_size=batch_size,
                                              targets=False), steps)
         hooks = self._hooks(callbacks, verbose, iterator.num_batches, "predict")
         hooks.on_predict_begin()
+        dp = _distributed()
+        gather = None if dp is None else dp.prediction_gather()
         chunks = []
         for step, data in iterator.epoch():
             hooks.on_predict_batch_begin(step)
-            chunks.append(self._run_predict_step(data))
+            chunks.append(self._run_predict_step(data) if gather is None
+                          else gather.run(data, self._run_predict_step))
             hooks.on_predict_batch_end(step, {"outputs": chunks[-1]})
         hooks.on_predict_end()
         outputs = [np.concatenate(parts) for parts in zip(*chunks)]
+        if gather is not None:
+            outputs = gather.whole(outputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
     def summary(self, print_fn=None, line_length=None, explain=False, show_macs=False,

@@ -77,6 +77,21 @@ def _threads_from_environment() -> int:
 
 
 THREADS = _threads_from_environment()
+# whether THREADS was chosen (SHENJING_NUM_THREADS, config.set_num_threads): left as it is then
+CHOSEN = bool(os.environ.get("SHENJING_NUM_THREADS", "").strip())
+
+
+def share_cores(ranks_on_host: int) -> None:
+    """Under MPI, ranks_on_host processes share this host: unless the thread count was chosen,
+    each takes its share of the cores. A launcher that bound this process to some cores (its
+    affinity mask is smaller than the machine) already gave it its share: that mask is kept."""
+    if CHOSEN:
+        return
+    try:
+        bound = len(os.sched_getaffinity(0)) < (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        bound = False
+    set_threads(default_threads(1 if bound else ranks_on_host))
 
 _executor = None
 _lock = threading.Lock()

@@ -1,0 +1,32 @@
+"""Data-parallel training over MPI, with Keras 3's distribution API names.
+
+    import shenjing as sj
+    dp = sj.distribution.DataParallel()      # needs: pip install 'shenjing[distributed]'
+    sj.distribution.set_distribution(dp)
+    model.fit(x, y, batch_size=128)           # 128 is the global batch
+
+Run the same script with ``mpiexec -n 4 python train.py`` (README: "Training on several
+machines"). fit / evaluate / predict / *_on_batch work unchanged: batch_size is the global batch
+and each rank takes its slice; the weights start as rank 0's; gradients are summed over ranks
+before each optimizer step (data_parallel.py); logs are global (metrics_sync.py); predict returns
+the whole result on every rank; only rank 0 prints and writes files; an exception on one rank
+ends the job (failures.py). With one process, these lines change nothing.
+"""
+
+from __future__ import annotations
+
+from . import context
+from .data_parallel import DataParallel, check_distribution
+
+
+def set_distribution(value):
+    """Use ``value`` (a DataParallel, or None to turn distribution off) from now on."""
+    context._active = check_distribution(value)
+
+
+def distribution():
+    """The distribution set by set_distribution, or None."""
+    return context._active
+
+
+__all__ = ["DataParallel", "distribution", "set_distribution"]

@@ -1,0 +1,312 @@
+"""DataParallel: the same model on every rank, each rank a slice of every global batch.
+
+One training step of a global batch of B samples on R ranks, rank r holding b_r of them
+(contiguous slices, sizes as even as possible: B = sum b_r):
+
+    loss   = sum_r (b_r / B) loss_r           (loss_r: the mean over rank r's b_r samples)
+    grad   = sum_r (b_r / B) grad loss_r      (one allreduce of sums, in a few flat buffers)
+
+so R ranks take exactly the step one process takes on the whole batch. Backward of loss_r is
+seeded with b_r / B (context.loss_share), so each rank's gradients are its term of the sum and
+the optimizer gets the allreduced total. A rank whose slice is empty (a last batch smaller than
+R) runs the step on a stand-in sample with share 0: it joins every collective and adds nothing.
+The weights and optimizer state start as rank 0's (broadcast when fit starts), and every rank
+then applies the same summed gradients, so they stay identical. The moving statistics of
+unsynchronized batch normalization are averaged (weighted by b_r / B) in the same allreduce;
+synchronized ones are computed from the global batch and need nothing more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+
+import numpy as np
+
+from .. import arguments
+from ..errors import ArgumentError, ArgumentTypeError
+from ..tensor import Tensor, no_grad
+from . import context, failures, metrics_sync
+from .communicator import Communicator
+
+BUCKET_BYTES = 32 << 20  # gradients go in flat buffers of up to this size (one allreduce each)
+
+
+def _flat(value):
+    """The arrays of x, y or sample_weight (one array, or a list/tuple of them)."""
+    if value is None:
+        return []
+    return [a for a in value if a is not None] if isinstance(value, (list, tuple)) else [value]
+
+
+def samples_in(data) -> int:
+    """The number of samples in a batch (x,), (x, y) or (x, y, sample_weight)."""
+    return len(_flat(data[0])[0])
+
+
+def _take(value, lo, hi):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return type(value)(_take(item, lo, hi) for item in value)
+    return value[lo:hi]
+
+
+class DataParallel:
+    """Data-parallel training over MPI, with Keras 3's name: one process per rank, started by
+    ``mpiexec -n R python train.py``; ``set_distribution(DataParallel())`` turns it on.
+
+    rank / size (also process_id / num_processes): this process and how many train together.
+    abort_on_error: an exception on one rank ends the whole job (MPI_Abort) after printing it,
+    instead of leaving the others blocked in a collective. bucket_mb: the size of the flat
+    buffers gradients are summed in. device_mesh / devices are Keras's, for accelerators:
+    shenjing runs one process per rank on CPUs, so they must be left out.
+    """
+
+    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True,
+                 abort_on_error=True, bucket_mb=32, communicator=None):
+        where = "DataParallel"
+        if device_mesh is not None or devices is not None:
+            raise ArgumentError(f"{where}: device_mesh and devices choose accelerators in "
+                                "Keras; shenjing runs one process per rank (mpiexec -n R), so "
+                                "leave them out.")
+        if auto_shard_dataset is not True:
+            raise ArgumentError(f"{where}: auto_shard_dataset must be True: every rank reads "
+                                "the same data and takes its slice of each batch.")
+        self.abort_on_error = arguments.boolean(abort_on_error, "abort_on_error", where)
+        self.bucket_bytes = int(arguments.number(bucket_mb, "bucket_mb", where, 0.0,
+                                                 low_open=True) * (1 << 20))
+        self.communicator = communicator if communicator is not None else Communicator()
+        self.rank, self.size = self.communicator.rank, self.communicator.size
+        self._synced = weakref.WeakSet()  # models whose weights came from rank 0
+        if self.size > 1:
+            from ..ops import parallel
+
+            parallel.share_cores(self.communicator.local_size)
+            if self.abort_on_error:
+                failures.install_excepthook(self)
+
+    process_id = property(lambda self: self.rank)
+    num_processes = property(lambda self: self.size)
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this rank prints and writes files (rank 0)."""
+        return self.rank == 0
+
+    def __repr__(self):
+        return f"<DataParallel rank={self.rank} size={self.size}>"
+
+    # ----- the global batch ----------------------------------------------------------------
+    def slice_of(self, n: int) -> tuple[int, int]:
+        """[lo, hi) of a batch of n samples that this rank takes."""
+        base, extra = divmod(n, self.size)
+        lo = self.rank * base + min(self.rank, extra)
+        return lo, lo + base + (self.rank < extra)
+
+    def local_batch(self, data):
+        """(this rank's part of data, its share b_r / B, and whether it is a stand-in)."""
+        n = samples_in(data)
+        lo, hi = self.slice_of(n)
+        if hi == lo:
+            return tuple(_take(item, 0, 1) for item in data), 0.0, True
+        return tuple(_take(item, lo, hi) for item in data), (hi - lo) / n, False
+
+    # ----- training and evaluation steps ------------------------------------------------------
+    def train_step(self, model, data, run):
+        """run(local data) under this rank's share; returns the global logs."""
+        n = samples_in(data)
+        local, share, stand_in = self.local_batch(data)
+        self.ensure_synced(model, local)
+        averaged = _moving_statistics(model)
+        keep = metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext()
+        with context.step(share, 0.0 if stand_in else 1.0, averaged) as step, keep:
+            logs = run(local)
+            if averaged and not step.reduced:  # no optimizer.apply in this train_step
+                self.reduce_gradients([])
+        return metrics_sync.global_logs(self.communicator, model, logs, share, n)
+
+    def test_step(self, model, data, run):
+        n = samples_in(data)
+        local, share, stand_in = self.local_batch(data)
+        logs = None if stand_in else run(local)
+        return metrics_sync.global_logs(self.communicator, model, logs, share, n)
+
+    def global_logs(self, model, logs=None):
+        return metrics_sync.global_logs(self.communicator, model, logs)
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether flag holds on some rank (stop_training: every rank stops together)."""
+        return self.communicator.allreduce_max(float(bool(flag))) > 0
+
+    # ----- gradients ---------------------------------------------------------------------
+    def reduce_gradients(self, grads):
+        """The gradients summed over ranks (None stays None), in flat buffers of up to
+        bucket_mb; the step's averaged arrays (moving statistics) are averaged in place in the
+        same buffers, weighted by this rank's share."""
+        step = context.current_step()
+        share = 1.0 / self.size if step is None else step.share
+        averaged = [] if step is None else step.averaged
+        arrays = [np.asarray(g.data if isinstance(g, Tensor) else g) for g in grads
+                  if g is not None] + [a * share for a in averaged]
+        summed = _allreduce_in_buckets(self.communicator, arrays, self.bucket_bytes)
+        for target, value in zip(averaged, summed[len(summed) - len(averaged):]):
+            target[...] = value
+        if step is not None:
+            step.reduced = True
+        it = iter(summed)
+        return [None if g is None else next(it) for g in grads]
+
+    # ----- the same start on every rank -----------------------------------------------------
+    def ensure_synced(self, model, local_data=None):
+        """Rank 0's weights and optimizer state on every rank (once per fit, or at the first
+        train_on_batch); a model not built yet is built by a call on this rank's data."""
+        if model in self._synced:
+            return
+        if not model.built and local_data is not None:
+            with no_grad():
+                model(local_data[0], training=False)
+        if not model.built:
+            return
+        self.check_same(model, "fit")
+        self.broadcast_state(model)
+        self._synced.add(model)
+
+    def begin(self, model, where, **facts):
+        """Start of fit / evaluate / predict: the model and the data must be the same on every
+        rank (weight shapes, and the facts given: sample counts, batch size, epochs ...);
+        fit then takes rank 0's weights."""
+        self.check_same(model, where, **facts)
+        if where == "fit":
+            self._synced.discard(model)
+            if model.built:
+                self.broadcast_state(model)
+                self._synced.add(model)
+
+    def check_same(self, model, where, **facts):
+        signature = {"weights": [[list(w.shape), str(w.dtype)] for w in model.weights]
+                     if model.built else "not built", **facts}
+        everyone = self.communicator.allgather_object(signature)
+        for rank, theirs in enumerate(everyone):
+            for key in signature:
+                if theirs.get(key) != everyone[0].get(key):
+                    what = ("the model's weights (shapes, dtypes)" if key == "weights"
+                            else f"'{key}'")
+                    raise ArgumentError(
+                        f"{where}: rank {rank} has a different {what} than rank 0 "
+                        f"({_short(theirs.get(key))} vs {_short(everyone[0].get(key))}); every "
+                        "rank must build the same model and read the same data.")
+
+    def broadcast_state(self, model):
+        """Overwrite the weights and the optimizer's state with rank 0's."""
+        arrays = [w.data for w in model.weights]
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "_slots"):
+            slots = [(v, optimizer._slots[id(v)][1]) for v in model.trainable_weights
+                     if id(v) in optimizer._slots]
+            counts = self.communicator.allgather_object([optimizer.iterations, len(slots)])
+            if any(c[1] != counts[0][1] for c in counts):
+                raise ArgumentError("fit: the ranks' optimizers have state for different "
+                                    "variables; load the same checkpoint on every rank.")
+            optimizer.iterations = counts[0][0]
+            arrays += [slot[name] for _, slot in slots for name in sorted(slot)]
+        _broadcast_in_buckets(self.communicator, arrays, self.bucket_bytes)
+
+    # ----- prediction --------------------------------------------------------------------
+    def prediction_gather(self):
+        return _PredictionGather(self)
+
+
+class _PredictionGather:
+    """predict: each rank computes its slice of every batch, noting the global positions of
+    its rows; whole() puts every rank's rows back in the original order, on every rank."""
+
+    def __init__(self, dp):
+        self.dp, self.positions, self.seen = dp, [], 0
+
+    def run(self, data, predict_step):
+        n = samples_in(data)
+        lo, hi = self.dp.slice_of(n)
+        if hi == lo:  # a stand-in sample, so that this rank knows the outputs' shapes
+            outputs = [out[:0] for out in predict_step(tuple(_take(i, 0, 1) for i in data))]
+        else:
+            outputs = predict_step(tuple(_take(item, lo, hi) for item in data))
+        self.positions.append(np.arange(self.seen + lo, self.seen + hi))
+        self.seen += n
+        return outputs
+
+    def whole(self, outputs):
+        communicator = self.dp.communicator
+        where = communicator.allgather_rows(np.concatenate(self.positions))
+        result = []
+        for local in outputs:
+            out = np.empty((self.seen, *local.shape[1:]), local.dtype)
+            for part, index in zip(communicator.allgather_rows(local), where):
+                out[index] = part
+            result.append(out)
+        return result
+
+
+def _short(value, limit=120):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _moving_statistics(model):
+    """The moving mean and variance of the unsynchronized BatchNormalization layers that train
+    (each rank's differ after a step; the allreduce averages them)."""
+    from ..layers.normalization import BatchNormalization
+    from ..layers.tracking import walk
+
+    arrays = []
+    for layer, frozen in walk(model):
+        if (isinstance(layer, BatchNormalization) and layer.trainable and not frozen
+                and not getattr(layer, "synchronized", False) and layer.built):
+            arrays += [layer.moving_mean.data, layer.moving_variance.data]
+    return arrays
+
+
+def _buckets(arrays, limit):
+    """Lists of indices into arrays, grouped by dtype and cut at about limit bytes."""
+    groups = {}
+    for i, array in enumerate(arrays):
+        groups.setdefault(np.dtype(array.dtype), []).append(i)
+    for indices in groups.values():
+        bucket, size = [], 0
+        for i in indices:
+            if bucket and size + arrays[i].nbytes > limit:
+                yield bucket
+                bucket, size = [], 0
+            bucket.append(i)
+            size += arrays[i].nbytes
+        if bucket:
+            yield bucket
+
+
+def _allreduce_in_buckets(communicator, arrays, limit):
+    out = [None] * len(arrays)
+    for bucket in _buckets(arrays, limit):
+        flat = np.concatenate([arrays[i].reshape(-1) for i in bucket])
+        communicator.allreduce_sum_(flat)
+        offset = 0
+        for i in bucket:
+            out[i] = flat[offset:offset + arrays[i].size].reshape(arrays[i].shape)
+            offset += arrays[i].size
+    return out
+
+
+def _broadcast_in_buckets(communicator, arrays, limit):
+    for bucket in _buckets(arrays, limit):
+        flat = np.concatenate([arrays[i].reshape(-1) for i in bucket])
+        communicator.broadcast_(flat)
+        offset = 0
+        for i in bucket:
+            arrays[i][...] = flat[offset:offset + arrays[i].size].reshape(arrays[i].shape)
+            offset += arrays[i].size
+
+
+def check_distribution(value):
+    if value is not None and not isinstance(value, DataParallel):
+        raise ArgumentTypeError(f"set_distribution: expected a DataParallel or None, got "
+                                f"{type(value).__name__}.")
+    return value
