@@ -103,6 +103,9 @@ def global_logs(communicator, model, logs=None, share=1.0, batch_size=None):
                 "rank must see the same data (each takes its own slice of every batch).")
     with _swapped(layout, summed):
         result = model.get_metrics_result()
+        from ..models.resume import totals_of
+
+        model._global_metric_totals = totals_of(model)  # what a checkpoint saves
     if custom:
         values = summed[len(summed) - len(tail):][:len(custom)]
         result = dict(logs) | {key: float(values[i]) for i, key in enumerate(custom)}

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import arguments, utils
 from ..callbacks import state_fields
+from ..distribution import context as distribution_context
 from ..io import FileFormatError
 
 TENSOR_PREFIX = "callbacks/"  # callback arrays in a model file; never weights of the model
@@ -82,6 +83,16 @@ def _tensors_out(key, state, tensors):
 
 
 def _metric_totals(model):
+    """The running totals of the loss and mean metrics: of the global batches under a
+    DataParallel (kept by distribution/metrics_sync.py at each batch), so that a checkpoint
+    resumes under any number of ranks."""
+    global_totals = getattr(model, "_global_metric_totals", None)
+    if global_totals is not None and distribution_context.is_distributed():
+        return dict(global_totals)
+    return totals_of(model)
+
+
+def totals_of(model):
     trackers = [model._loss_tracker] + [metric for _, metric in model._metrics or []]
     return {m.name: [float(m.total), float(m.count)] for m in trackers if hasattr(m, "total")}
 
@@ -234,7 +245,8 @@ class SavedPosition:
 
     def restore_metrics(self, model):
         """The epoch's running totals; metrics made at the next batch get theirs then."""
-        model._loss_tracker.total, model._loss_tracker.count = self.metrics.get("loss", (0, 0))
+        loss = self.metrics.get("loss", (0, 0)) if distribution_context.writes_files() else (0, 0)
+        model._loss_tracker.total, model._loss_tracker.count = loss
         model._pending_metric_totals = (self.path, dict(self.metrics))
         apply_pending_metric_totals(model)
 
@@ -249,6 +261,8 @@ def apply_pending_metric_totals(model):
         return
     path, totals = pending
     model._pending_metric_totals = None
+    if not distribution_context.writes_files():  # the global totals go on once, on rank 0
+        totals = {name: [0.0, 0.0] for name in totals}
     tracked = {metric.name: metric for _, metric in model._metrics if hasattr(metric, "total")}
     if set(totals) != {"loss", *tracked}:
         raise FileFormatError(path, f"'metrics' holds the running totals of {sorted(totals)}, "
