@@ -2,6 +2,7 @@
 and the per-sample GroupNormalization and LayerNormalization (Keras 3 names and defaults)."""
 
 from .. import arguments, initializers, ops, regularizers
+from ..ops.norm_sync import distribution_context
 from .base import Layer, format_shape
 
 
@@ -23,6 +24,10 @@ class BatchNormalization(Layer):
     Training uses the batch statistics over every axis but ``axis`` (N x H x W for a conv map)
     and updates moving = momentum * moving + (1 - momentum) * batch; inference uses the moving
     statistics. PyTorch's momentum is 1 - this one, and it stores the unbiased variance.
+    synchronized=True (Keras 3's argument): in distributed training (shenjing.distribution)
+    the batch statistics are those of the global batch over all processes, not of each one's
+    share; the moving statistics then agree on every process. Alone, or in inference, it
+    changes nothing.
     Params: 4 * C (gamma, beta trainable; moving_mean, moving_variance not).
     """
 
@@ -32,9 +37,10 @@ class BatchNormalization(Layer):
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+                 beta_regularizer=None, gamma_regularizer=None, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.axis = arguments.integer(axis, "axis", self)
+        self.synchronized = arguments.boolean(synchronized, "synchronized", self)
         self.momentum = arguments.number(momentum, "momentum", self, 0.0, 1.0)
         self.epsilon = arguments.number(epsilon, "epsilon", self, 0.0, low_open=True)
         self.center = arguments.boolean(center, "center", self)
@@ -74,7 +80,9 @@ class BatchNormalization(Layer):
     def call(self, inputs, training=False):
         # a frozen layer (trainable=False) runs in inference mode, as in Keras
         per_channel = inputs.size // inputs.shape[self.axis]
-        if training and self.trainable and per_channel < 2:
+        # synchronized over several processes, the op checks the global batch's count
+        global_batch = self.synchronized and distribution_context().is_distributed()
+        if training and self.trainable and per_channel < 2 and not global_batch:
             raise self._error(
                 f"training needs more than one value per channel to estimate a batch variance, "
                 f"got input shape {format_shape(inputs.shape)} ({per_channel} per channel on "
@@ -83,7 +91,7 @@ class BatchNormalization(Layer):
         return ops.batch_norm(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance,
             training=training and self.trainable, momentum=self.momentum,
-            epsilon=self.epsilon, axis=self.axis,
+            epsilon=self.epsilon, axis=self.axis, synchronized=self.synchronized,
         )
 
     def get_config(self):
@@ -96,6 +104,7 @@ class BatchNormalization(Layer):
             "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
             "beta_regularizer": regularizers.serialize(self.beta_regularizer),
             "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "synchronized": self.synchronized,
         }
 
 

@@ -8,6 +8,10 @@ Speed (benchmarks/bench_batchnorm.py): x is viewed as an (M, C) matrix, each of 
 cache, per-channel vectors are tiled so that ufunc loops run over thousands of elements, not C;
 the threads (ops/parallel.py) share the blocks of large inputs (NumPy releases the GIL). Fresh outputs cost no
 page faults since shenjing.memory keeps freed memory in the process.
+
+Synchronized (``synchronized=True``, training, more than one process: shenjing.distribution):
+the statistics are those of the global batch over all ranks, one collective each way
+(global_moments, global_grad_sums); otherwise the very same code as unsynchronized.
 """
 
 import numbers
@@ -18,6 +22,7 @@ import numpy as np
 from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor
 from . import parallel
+from .norm_sync import distribution_context, global_grad_sums, global_moments
 from .shape import check_axis
 
 _BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companions, in L3)
@@ -237,15 +242,21 @@ class BatchNorm(Op):
     Training: biased batch statistics, m values per channel, x_hat = (x - mean) / std;
     gx = gamma / (m std) * (m gy - sum(gy) - x_hat sum(gy x_hat)), ggamma = sum(gy x_hat),
     gbeta = sum(gy). Inference: the affine map with the moving statistics.
+
+    Synchronized training over R ranks: mean, var and m are those of the global batch, and so
+    are sum(gy) and sum(gy x_hat) in gx; ggamma and gbeta are this rank's own sums (its share
+    of the parameter gradient, which the ranks add up).
     """
 
     name = "batch_norm"
 
     def __init__(self, training, momentum, epsilon, moving_mean, moving_variance, axis, gamma,
-                 beta):
+                 beta, synchronized=False):
         self.training, self.momentum, self.epsilon = training, momentum, epsilon
         self.moving_mean, self.moving_variance = moving_mean, moving_variance
         self.axis, self.has_gamma, self.has_beta = axis, gamma, beta
+        self.synchronized = synchronized
+        self.sync = None  # (context, sample scale) when this call synchronizes
 
     def forward(self, x, *params):
         # x (..., C) with C on self.axis, gamma (C,), beta (C,) -> y like x
@@ -256,8 +267,13 @@ class BatchNorm(Op):
         X = x_last.reshape(M, C)  # a view unless channels are not the last, contiguous axis
         blocks = _Blocks(M, C, X.dtype)
         Xs = blocks.split(X)
+        m = M
         if self.training:
             mean, var = _moments(Xs, blocks)
+            if self.synchronized and distribution_context().is_distributed():
+                context = distribution_context()
+                self.sync = context, context.sample_scale()
+                mean, var, m = global_moments(mean, var, M, self.sync[1], context)
             if self.moving_mean is not None:
                 for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
                     moving[...] = self.momentum * moving + (1.0 - self.momentum) * batch
@@ -265,14 +281,14 @@ class BatchNorm(Op):
             mean = self.moving_mean.astype(np.float64)
             var = self.moving_variance.astype(np.float64)
         inv_std, gamma64, scale, shift = _scale_shift(mean, var, gamma, beta, self.epsilon, C)
-        self.saved = Xs, X.shape, blocks, mean, inv_std, gamma64, x_last.shape, params
+        self.saved = Xs, X.shape, blocks, mean, inv_std, gamma64, x_last.shape, params, m
         y = _affine(Xs, blocks, X.shape, scale, shift)
         y = y.reshape(x_last.shape)
         return y if self.axis == x.ndim - 1 else np.moveaxis(y, -1, self.axis)
 
     def backward(self, gy):
         # gy like x -> gx like x, ggamma (C,), gbeta (C,)
-        Xs, matrix_shape, blocks, mean, inv_std, gamma, shape, params = self.saved
+        Xs, matrix_shape, blocks, mean, inv_std, gamma, shape, params, m = self.saved
         need_x, *need_params = self.needs_grad
         need_gamma = self.has_gamma and need_params[0]
         need_beta = self.has_beta and need_params[-1]
@@ -280,16 +296,20 @@ class BatchNorm(Op):
         GY = (gy if last else np.moveaxis(gy, self.axis, -1)).reshape(matrix_shape)
         GY = GY.astype(blocks.dtype, copy=False)
         GYs = blocks.split(GY)
-        m = matrix_shape[0]
-        deviations = need_gamma or self.training and need_x
+        deviations = need_gamma or self.training and need_x or self.sync is not None
         sum_gy, sum_gy_d = _grad_sums(Xs, GYs, mean, blocks, deviations)
+        all_gy, all_gy_d = sum_gy, sum_gy_d  # over the batch that gave mean and var
+        if self.sync is not None:  # every rank joins, whatever it needs
+            context, scale = self.sync
+            all_gy, all_gy_d = global_grad_sums(sum_gy, sum_gy_d, scale, context)
+            sum_gy, sum_gy_d = sum_gy * scale, sum_gy_d * scale
         ggamma_64 = sum_gy_d * inv_std  # sum(gy * x_hat)
         gx = None
         if need_x:
             a = gamma * inv_std
             if self.training:  # gx = a * (gy - sum_gy / m - (x - mean) * inv_std^2 sum_gy_d / m)
-                b = -a * inv_std * ggamma_64 / m
-                c = -a * sum_gy / m - b * mean
+                b = -a * inv_std * (all_gy_d * inv_std) / m
+                c = -a * all_gy / m - b * mean
                 gx = _input_grad(Xs, GYs, blocks, matrix_shape, a, b, c)
             else:
                 gx = _affine(GYs, blocks, matrix_shape, a)
@@ -318,13 +338,18 @@ def _moving_array(value, label):
 
 def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
                training: bool = False, momentum: float = 0.99, epsilon: float = 1e-3,
-               axis: int = -1):
+               axis: int = -1, synchronized: bool = False):
     """Batch normalization over every axis but ``axis``: (N, C), (N, W, C), (N, H, W, C).
 
     y = gamma * (x - mean) / sqrt(var + epsilon) + beta. Training: biased batch statistics, and
     moving_mean/moving_variance ((C,) arrays or Tensors, optional) are updated in place with
     moving = momentum * moving + (1 - momentum) * batch. Inference (training=False): the moving
     statistics (required). gamma/beta None: unit scale / no shift.
+
+    synchronized: in training with more than one process (shenjing.distribution), the batch is
+    the global one over all ranks: mean, variance, the moving statistics' update and the input
+    gradient are those of the whole batch (every rank must make the same calls). Otherwise it
+    changes nothing.
     """
     shape = np.shape(x)
     if len(shape) < 2:
@@ -351,9 +376,19 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
             "batch_norm: pass both moving_mean and moving_variance or neither, got only "
             f"{'moving_mean' if moving_variance is None else 'moving_variance'}."
         )
+    if not isinstance(synchronized, (bool, np.bool_)):
+        raise ArgumentTypeError(
+            f"batch_norm: synchronized must be True or False, got {synchronized!r}."
+        )
+    global_batch = synchronized and distribution_context().is_distributed()
     if training:
         m = int(np.prod(shape[:axis] + shape[axis + 1 :]))
-        if m < 2:
+        if global_batch and m < 1:  # the global count is checked once gathered
+            raise ArgumentError(
+                f"batch_norm: synchronized training needs at least one value per channel on "
+                f"each rank, got input shape {shape}."
+            )
+        if not global_batch and m < 2:
             raise ArgumentError(
                 f"batch_norm: training needs more than one value per channel to estimate a "
                 f"batch variance, got input shape {shape} ({m} per channel on axis {axis}): "
@@ -367,5 +402,5 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
         )
     params = [p for p in (gamma, beta) if p is not None]
     op = BatchNorm(bool(training), float(momentum), float(epsilon), moving_mean,
-                   moving_variance, axis, gamma is not None, beta is not None)
+                   moving_variance, axis, gamma is not None, beta is not None, bool(synchronized))
     return op(x, *params)
