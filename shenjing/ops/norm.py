@@ -314,6 +314,10 @@ class BatchNorm(Op):
             else:
                 gx = _affine(GYs, blocks, matrix_shape, a)
             gx = gx.reshape(shape) if last else np.moveaxis(gx.reshape(shape), -1, self.axis)
+            if self.sync is not None and self.sync[1] == 0.0:
+                # a stand-in sample is not in the global batch: the global statistics do not
+                # depend on it, and the -sum(gy)/m terms above must not reach it either
+                gx = np.zeros_like(gx)
         grads = [gx]
         if self.has_gamma:
             grads.append(ggamma_64.astype(params[0].dtype) if need_gamma else None)

@@ -36,7 +36,7 @@ def data(n, shape, classes, seed=1):
 def cnn(dtype="float64", synchronized=True):
     sj.utils.set_random_seed(0)
     model = sj.Sequential([
-        L.Input((8, 8, 3), dtype=dtype), L.Conv2D(6, 3, dtype=dtype),
+        L.Input((8, 8, 3), dtype=dtype), L.Conv2D(6, 3, use_bias=False, dtype=dtype),
         L.BatchNormalization(synchronized=synchronized, dtype=dtype),
         L.Activation("relu", dtype=dtype), L.MaxPooling2D(dtype=dtype),
         L.Flatten(dtype=dtype), L.Dense(4, dtype=dtype)])
@@ -86,7 +86,7 @@ def local_statistics_reference(out, x, y, batch_size, ranks, epochs=2):
     shenjing.distribution: each part of a batch normalized with its own statistics, the loss
     sum_r (b_r / B) loss_r, the moving statistics averaged over the parts (weighted b_r / B)."""
     model = cnn(synchronized=False)
-    bn = model.layers[1]
+    bn = model.layers[1]  # Conv2D, BatchNormalization, ...
     for _ in range(epochs):
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
