@@ -193,8 +193,8 @@ class DataParallel:
                     what = ("the model's weights (shapes, dtypes)" if key == "weights"
                             else f"'{key}'")
                     raise ArgumentError(
-                        f"{where}: rank {rank} has a different {what} than rank 0 "
-                        f"({_short(theirs.get(key))} vs {_short(everyone[0].get(key))}); every "
+                        f"{where}: rank {rank} differs from rank 0 in {what}: "
+                        f"{_short(theirs.get(key))} vs {_short(everyone[0].get(key))}; every "
                         "rank must build the same model and read the same data.")
 
     def broadcast_state(self, model):

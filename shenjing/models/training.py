@@ -417,6 +417,14 @@ class TrainingMixin:
             hooks.on_test_end(logs)
         return {prefix + name: value for name, value in logs.items()}
 
+    def _check_same_on_ranks(self, where, iterator):
+        """Under a DataParallel: the same model and number of samples on every rank."""
+        dp = _distributed()
+        if dp is not None:
+            dp.begin(self, where, samples=getattr(iterator.source, "n", None),
+                     batch_size=getattr(iterator.source, "batch_size", None),
+                     steps=iterator.num_batches)
+
     def _check_structure(self, where, x, y=None):
         fit_arguments.check_structure(self, where, x, y)
 
@@ -439,6 +447,7 @@ class TrainingMixin:
         steps = fit_arguments.optional_steps(steps, "steps", "evaluate")
         iterator = EpochIterator(make_source("evaluate", self, x, y, sample_weight, batch_size),
                                  steps)
+        self._check_same_on_ranks("evaluate", iterator)
         hooks = self._hooks(callbacks, verbose, iterator.num_batches, "evaluate")
         logs = self._evaluate_iterator(iterator, hooks=hooks)
         return logs if return_dict else self._flatten_metrics_in_order(logs)
@@ -453,6 +462,7 @@ class TrainingMixin:
         steps = fit_arguments.optional_steps(steps, "steps", "predict")
         iterator = EpochIterator(make_source("predict", self, x, batch_size=batch_size,
                                              targets=False), steps)
+        self._check_same_on_ranks("predict", iterator)
         hooks = self._hooks(callbacks, verbose, iterator.num_batches, "predict")
         hooks.on_predict_begin()
         dp = _distributed()

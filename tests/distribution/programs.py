@@ -7,6 +7,7 @@ what it ended with to OUT_DIR/CASE-<processes>-r<rank>.npz (weights as w0, w1, .
 history's lists, predictions), which the tests compare with the run of one process.
 """
 
+import itertools
 import json
 import os
 import sys
@@ -110,12 +111,13 @@ def local_statistics_reference(out, x, y, batch_size, ranks, epochs=2):
 def _parts(n, ranks):
     base, extra = divmod(n, ranks)
     bounds = np.cumsum([0] + [base + (r < extra) for r in range(ranks)])
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def files(out):
     """Only rank 0 prints and writes: each rank is given a folder of its own."""
     folder = os.path.join(out, f"r{dp.rank}")
+    os.makedirs(folder, exist_ok=True)  # CSVLogger, as Keras's, writes into a folder that exists
     x, y = data(32, (8, 8, 3), 4)
     model = cnn()
     callbacks = [sj.callbacks.ModelCheckpoint(os.path.join(folder, "ckpt-{epoch}.shenjing")),
