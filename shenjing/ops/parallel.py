@@ -21,7 +21,9 @@ training step from 38 to 28 ms on 2 cores. The BLAS is found and set through ``t
 (OpenBLAS, MKL, BLIS: every BLAS it finds loaded when shenjing is imported, NumPy's among them).
 Its thread count is one number for the whole process, so while an op runs, other threads'
 products also run on one thread; the setting is restored when the outermost op of the thread that
-set it returns, and left alone where it already is 1 or THREADS is 1. NOTE: threadpoolctl lets
+set it returns, and left alone where it already is 1. With THREADS = 1 that keeps an op on one
+core (SHENJING_NUM_THREADS=1 means one thread; MPI ranks sharing a host each keep to their
+share, see share_cores). NOTE: threadpoolctl lets
 one Python thread at a time set OpenBLAS's count (the first that does, until it ends: OpenBLAS's
 setter is not safe to call from several threads at once); an op in another thread then leaves
 the count as it is. ``SHENJING_BLAS_ONE_THREAD=0`` (read on import) or
@@ -210,7 +212,7 @@ class own_threads:
             if _ops_to_memory_check < 0:
                 _memory_check()
             _state.saved = None
-            if _narrow_blas and _blas and THREADS > 1:
+            if _narrow_blas and _blas:
                 saved = _get_blas()
                 if _narrowed(saved):
                     _state.saved = saved
