@@ -11,8 +11,9 @@ process it runs in (README, "What shenjing changes in its process").
   is the number of cores this process may run on (its affinity mask, e.g. under ``taskset`` or
   a batch scheduler; else every core), or the environment's ``SHENJING_NUM_THREADS`` (a
   positive integer; anything else is refused with a warning naming it, and the default used).
-  Code wins over the environment. The BLAS's own thread count is separate: see
-  ``set_blas_one_thread``.
+  Code wins over the environment. Under a ``shenjing.distribution.DataParallel`` of several
+  processes on one host, each takes its share of the cores unless a count was chosen here or in
+  the environment. The BLAS's own thread count is separate: see ``set_blas_one_thread``.
 """
 
 from . import arguments, memory

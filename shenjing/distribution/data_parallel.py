@@ -94,6 +94,10 @@ class DataParallel:
         """Whether this rank prints and writes files (rank 0)."""
         return self.rank == 0
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here (e.g. before loading a file rank 0 has just saved)."""
+        self.communicator.barrier()
+
     def __repr__(self):
         return f"<DataParallel rank={self.rank} size={self.size}>"
 
@@ -178,6 +182,7 @@ class DataParallel:
         fit then takes rank 0's weights."""
         self.check_same(model, where, **facts)
         if where == "fit":
+            _check_reductions(model)
             self._synced.discard(model)
             if model.built:
                 self.broadcast_state(model)
@@ -245,6 +250,19 @@ class _PredictionGather:
                 out[index] = part
             result.append(out)
         return result
+
+
+def _check_reductions(model):
+    """Each rank's loss must be a mean over its samples for sum_r (b_r / B) loss_r to be the
+    loss of the global batch: 'sum' and 'mean_with_sample_weight' are refused."""
+    for loss in getattr(model, "_losses", None) or []:
+        reduction = getattr(loss, "reduction", "sum_over_batch_size")
+        if reduction not in ("sum_over_batch_size", "mean", None, "none"):
+            raise ArgumentError(
+                f"fit: the loss {getattr(loss, 'name', loss)!r} has reduction={reduction!r}; "
+                "DataParallel weighs each rank's loss by its share of the global batch, which "
+                "is the global loss for a mean over the batch only: use the default "
+                "reduction 'sum_over_batch_size'.")
 
 
 def _short(value, limit=120):

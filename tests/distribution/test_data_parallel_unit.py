@@ -158,3 +158,13 @@ def test_context_outside_a_distribution_is_the_identity():
     a = np.arange(3.0)
     np.testing.assert_array_equal(context.allreduce_sum(a), a)
     assert context.allgather(a).shape == (1, 3)
+
+
+def test_a_loss_that_is_not_a_mean_over_the_batch_is_refused():
+    dp = sj.distribution.DataParallel(communicator=Alone())
+    model = sj.Sequential([L.Input((2,)), L.Dense(1)])
+    model.compile(optimizer="sgd", loss=sj.losses.MeanSquaredError(reduction="sum"))
+    with pytest.raises(ArgumentError, match="reduction='sum'.*sum_over_batch_size"):
+        dp.begin(model, "fit")
+    model.compile(optimizer="sgd", loss=sj.losses.MeanSquaredError())
+    dp.begin(model, "fit")  # the default: a mean over the batch
