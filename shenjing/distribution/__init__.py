@@ -11,22 +11,36 @@ and each rank takes its slice; the weights start as rank 0's; gradients are summ
 before each optimizer step (data_parallel.py); logs are global (metrics_sync.py); predict returns
 the whole result on every rank; only rank 0 prints and writes files; an exception on one rank
 ends the job (failures.py). With one process, these lines change nothing.
+
+NOTE: importing this package loads context.py only (the layers, ops and loops read it while
+shenjing itself is being imported); DataParallel and its modules load on first use.
 """
 
 from __future__ import annotations
 
 from . import context
-from .data_parallel import DataParallel, check_distribution
 
 
 def set_distribution(value):
     """Use ``value`` (a DataParallel, or None to turn distribution off) from now on."""
-    context._active = check_distribution(value)
+    if value is not None:
+        from .data_parallel import check_distribution
+
+        check_distribution(value)
+    context._active = value
 
 
 def distribution():
     """The distribution set by set_distribution, or None."""
     return context._active
+
+
+def __getattr__(name):
+    if name == "DataParallel":
+        from .data_parallel import DataParallel
+
+        return DataParallel
+    raise AttributeError(f"module 'shenjing.distribution' has no attribute {name!r}")
 
 
 __all__ = ["DataParallel", "distribution", "set_distribution"]

@@ -133,7 +133,9 @@ class DataParallel:
     def test_step(self, model, data, run):
         n = samples_in(data)
         local, share, stand_in = self.local_batch(data)
-        logs = None if stand_in else run(local)
+        # a stand-in runs too, so that the metrics exist on every rank alike, and adds nothing
+        with metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext():
+            logs = run(local)
         return metrics_sync.global_logs(self.communicator, model, logs, share, n)
 
     def global_logs(self, model, logs=None):

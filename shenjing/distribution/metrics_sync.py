@@ -115,7 +115,8 @@ def global_logs(communicator, model, logs=None, share=1.0, batch_size=None):
 @contextlib.contextmanager
 def unchanged(model):
     """Leave every metric's state as it was (a rank that runs a stand-in sample)."""
-    saved = [(metric, name, getattr(metric, name)) for metric in leaf_metrics(model)
+    before = leaf_metrics(model)
+    saved = [(metric, name, getattr(metric, name)) for metric in before
              for name in state_names(metric)]
     copies = [(m, n, v.copy() if isinstance(v, np.ndarray) else v) for m, n, v in saved]
     try:
@@ -123,3 +124,7 @@ def unchanged(model):
     finally:
         for metric, name, value in copies:
             setattr(metric, name, value)
+        known = {id(metric) for metric in before}
+        for metric in leaf_metrics(model):  # made by this step (its first): start empty
+            if id(metric) not in known:
+                metric.reset_state()

@@ -74,6 +74,7 @@ def equivalence(out):
     fit_and_save(out, "cnn_sync", cnn(), x, y, 16, validation_split=0.2)
     fit_and_save(out, "cnn_sync_uneven", cnn(), x[:37], y[:37], 10)  # slices 5/5 ... 4/3
     fit_and_save(out, "cnn_sync_stand_in", cnn(), x[:21], y[:21], 10)  # a last batch of 1
+    fit_and_save(out, "one_sample", cnn(), x[:1], y[:1], 4)  # rank 1 never holds a sample
     fit_and_save(out, "cnn_float32", cnn("float32"), x.astype(np.float32), y, 16)
     fit_and_save(out, "cnn_local", cnn(synchronized=False), x, y, 16, shuffle=False)
     xs, _ = data(30, (5, 3), 2, seed=2)
