@@ -62,6 +62,16 @@ def _distributed():
     return distribution_context.active() if distribution_context.is_distributed() else None
 
 
+def _fingerprint(source):
+    """A digest of an ArraySource's arrays, to check every rank reads the same (None for a
+    generator or PyDataset)."""
+    if not isinstance(source, ArraySource):
+        return None
+    from ..distribution.data_parallel import data_fingerprint
+
+    return data_fingerprint([*source.xs, *(source.ys or []), source.sample_weight])
+
+
 def _batch_size_of(x):
     first = next(item for item in _as_list(x) if item is not None)
     return int(np.shape(first)[0])
@@ -348,7 +358,7 @@ class TrainingMixin:
         saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
         rewindable = isinstance(source, ArraySource) and steps_per_epoch is None
         if dp is not None:  # the same model, data and start on every rank; rank 0's weights
-            dp.begin(self, "fit", samples=getattr(source, "n", None),
+            dp.begin(self, "fit", samples=getattr(source, "n", None), data=_fingerprint(source),
                      batch_size=getattr(source, "batch_size", None), epochs=epochs,
                      initial_epoch=initial_epoch, steps=iterator.num_batches,
                      resume_batch=saved.batch if saved is not None else 0)
@@ -422,6 +432,7 @@ class TrainingMixin:
         dp = _distributed()
         if dp is not None:
             dp.begin(self, where, samples=getattr(iterator.source, "n", None),
+                     data=_fingerprint(iterator.source),
                      batch_size=getattr(iterator.source, "batch_size", None),
                      steps=iterator.num_batches)
 

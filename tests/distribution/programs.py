@@ -81,6 +81,9 @@ def equivalence(out):
     fit_and_save(out, "lstm", lstm(), xs, xs.sum(axis=(1, 2))[:, None] / 5, 8)
     if dp.size == 1:
         local_statistics_reference(out, x, y, 16, ranks=2)
+    model = cnn()  # no dropout: rank 0's stream goes as one process's; rank 1's is its own
+    model.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0)
+    save(out, "streams", model, draws=sj.utils.get_rng().random(4))
 
 
 def local_statistics_reference(out, x, y, batch_size, ranks, epochs=2):
@@ -190,6 +193,8 @@ def fails(out, how):
         model.compile(optimizer="sgd", loss="mse")
     if how == "data" and dp.rank == 1:
         x, y = x[:30], y[:30]
+    if how == "shard":  # a shard each, as for Horovod: DataParallel slices the batches itself
+        x, y = data(32, (8, 8, 3), 4, seed=10 + dp.rank)
 
     def fail(epoch, logs):
         if how == "raise" and dp.rank == 1 and epoch == 1:

@@ -62,6 +62,15 @@ def test_unsynchronized_batch_norm_uses_each_ranks_statistics(equivalence):
     np.testing.assert_array_equal(load(equivalence, "cnn_local", 2, rank=1)["after_fit"], two)
 
 
+def test_each_rank_draws_from_its_own_random_stream(equivalence):
+    """Seeded alike, rank 0 goes on as one process would, and rank 1 draws other numbers (its
+    dropout masks are not rank 0's)."""
+    one = load(equivalence, "streams", 1)["draws"]
+    rank0, rank1 = (load(equivalence, "streams", 2, rank)["draws"] for rank in (0, 1))
+    np.testing.assert_array_equal(rank0, one)
+    assert not np.isin(rank1, rank0).any()
+
+
 def test_only_rank_0_prints_and_writes(tmp_path):
     done = run("files", tmp_path)
     assert done.stdout.count("Epoch 1/2") == 1 and done.stdout.count("Epoch 2/2") == 1
@@ -107,6 +116,7 @@ def test_a_checkpoint_from_n_ranks_resumes_under_m(tmp_path, train, resume):
     ("raise", "OSError: disk full on rank 1 (simulated)"),
     ("model", "rank 1 differs from rank 0 in the model's weights"),
     ("data", "rank 1 differs from rank 0 in 'samples': 30 vs 32"),
+    ("shard", "rank 1 differs from rank 0 in the data it reads"),
 ])
 def test_one_rank_failing_ends_the_job_with_its_error(tmp_path, how, message):
     """An exception on rank 1 (the others wait in a collective) ends the job within seconds,
