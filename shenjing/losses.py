@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from .distribution import context as _distribution
 from .errors import ArgumentError, ArgumentTypeError
 from .ops import loss as _ops
 from .ops.elementwise import cast
@@ -333,6 +334,8 @@ def _reduce_weighted(name, values, sample_weight, mask, reduction):
         # mean reductions: valid entries weigh total / valid, so the mean is over valid ones
         mask = np.asarray(mask, dtype=bool)
         valid = mask.sum()
+        if reduction in ("mean", "sum_over_batch_size"):  # over the global batch's valid ones
+            valid = _distribution.global_count(valid)  # (under DataParallel; else unchanged)
         scale = mask.size / valid if reduction in ("mean", "sum_over_batch_size") and valid else 1
         float_mask = np.where(mask, scale, 0).astype(dtype)
         if sample_weight is None:

@@ -75,6 +75,17 @@ def sample_scale() -> float:
     return 1.0 if _step is None else _step.scale
 
 
+def global_count(count: float) -> float:
+    """For a mean over the values a mask keeps: the divisor that makes this rank's mean,
+    weighed by loss_share(), its part of the global batch's mean, share * (the count summed
+    over ranks): sum_r share_r * sum_r' / (share_r * count) = sum / count. Outside a distributed
+    step (or on one process): count. Every rank must call it at the same point of its step."""
+    if _step is None or not is_distributed():
+        return count
+    total = allreduce_sum(np.array([count * _step.scale], np.float64))[0]
+    return _step.share * total
+
+
 class step:
     """``with step(share, scale):`` marks the training step of one global batch on this rank.
     ``averaged``: arrays (moving statistics of unsynchronized batch normalization) that the

@@ -135,8 +135,10 @@ class DataParallel:
     def test_step(self, model, data, run):
         n = samples_in(data)
         local, share, stand_in = self.local_batch(data)
-        # a stand-in runs too, so that the metrics exist on every rank alike, and adds nothing
-        with metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext():
+        # a stand-in runs too, so that the metrics exist on every rank alike, and adds nothing;
+        # the step's share also makes a masked loss's mean that of the global batch
+        keep = metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext()
+        with context.step(share, 0.0 if stand_in else 1.0), keep:
             logs = run(local)
         return metrics_sync.global_logs(self.communicator, model, logs, share, n)
 

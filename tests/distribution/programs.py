@@ -56,6 +56,26 @@ def lstm(dtype="float64"):
     return model
 
 
+def masked_lstm(dtype="float64"):
+    sj.utils.set_random_seed(0)
+    model = sj.Sequential([L.Input((7,), dtype="int32"),
+                           L.Embedding(12, 4, mask_zero=True, dtype=dtype),
+                           L.LSTM(6, return_sequences=True, dtype=dtype),
+                           L.Dense(12, dtype=dtype)])
+    loss = sj.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    model.compile(optimizer=sj.optimizers.Adam(0.02), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def padded_sequences(n, steps=7, seed=3):
+    """Token ids 1..11 with a padded (0) tail of random length per sequence; the targets are
+    the next token, 0 (ignored by the loss) in the padding."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(1, 12, (n, steps))
+    tokens[np.arange(steps) >= rng.integers(1, steps + 1, n)[:, None]] = 0
+    return tokens, np.where(tokens > 0, tokens % 11 + 1, 0)
+
+
 def fit_and_save(out, case, model, x, y, batch_size, epochs=2, shuffle=True, **kwargs):
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0,
                         **kwargs)
@@ -79,6 +99,8 @@ def equivalence(out):
     fit_and_save(out, "cnn_local", cnn(synchronized=False), x, y, 16, shuffle=False)
     xs, _ = data(30, (5, 3), 2, seed=2)
     fit_and_save(out, "lstm", lstm(), xs, xs.sum(axis=(1, 2))[:, None] / 5, 8)
+    # a masked loss (ignore_class): the mean over the global batch's counted steps
+    fit_and_save(out, "masked_lstm", masked_lstm(), *padded_sequences(29), 8)
     if dp.size == 1:
         local_statistics_reference(out, x, y, 16, ranks=2)
     model = cnn()  # no dropout: rank 0's stream goes as one process's; rank 1's is its own

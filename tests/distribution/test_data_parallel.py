@@ -33,13 +33,14 @@ def _compare(out, case, tolerance):
 
 
 @pytest.mark.parametrize("case", ["cnn_sync", "cnn_sync_uneven", "cnn_sync_stand_in",
-                                  "one_sample", "lstm"])
+                                  "one_sample", "lstm", "masked_lstm"])
 def test_two_ranks_train_as_one_process_in_float64(equivalence, case):
     """fit (2 epochs, shuffled), one train_on_batch, predict and evaluate: weights, the
     history's global loss and metrics, predictions and evaluation agree to 1e-12; uneven: 37
     samples in batches of 10 (slices 5/5, last 4/3); stand-in: a last batch of 1 sample, so
     rank 1 joins the step with a stand-in that counts for nothing; one sample: rank 1 holds
-    none in any step, from the first (its metrics are made by a stand-in)."""
+    none in any step, from the first (its metrics are made by a stand-in); masked LSTM: padded
+    sequences, the loss a mean over the global batch's unmasked steps (29 in batches of 8)."""
     two = _compare(equivalence, case, FLOAT64)
     other = load(equivalence, case, 2, rank=1)
     for key in two:  # the same bits on both ranks: the same sums, in the same order
