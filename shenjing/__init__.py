@@ -7,8 +7,9 @@ Keras-shaped surface (``Sequential``, ``layers.Conv2D``, ``compile/fit``), PyTor
 # Importing changes nothing in the process: shenjing's malloc setting is taken when its work
 # starts and handed back after fit/evaluate/predict (see shenjing/memory.py, shenjing/config.py).
 from . import (
-    callbacks, config, data, datasets, diagnostics, errors, initializers, interop, layers,
-    losses, memory, metrics, ops, optimizers, preprocessing, regularizers, schedules, utils,
+    callbacks, config, data, datasets, diagnostics, distribution, errors, initializers, interop,
+    layers, losses, memory, metrics, ops, optimizers, preprocessing, regularizers, schedules,
+    utils,
 )
 from .layers import Input
 from .models import Model, Sequential
@@ -22,5 +23,5 @@ __all__ = [
     "Input", "Model", "Sequential", "Tensor", "Variable", "callbacks", "data", "datasets",
     "enable_grad", "initializers", "is_grad_enabled", "layers", "load_model", "losses",
     "metrics", "no_grad", "ops", "optimizers", "regularizers", "schedules", "utils",
-    "diagnostics", "errors", "interop", "memory", "config", "preprocessing",
+    "diagnostics", "errors", "interop", "memory", "config", "preprocessing", "distribution",
 ]

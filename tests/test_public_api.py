@@ -8,7 +8,7 @@ MODULES = [
     "shenjing", "shenjing.ops", "shenjing.layers", "shenjing.models", "shenjing.losses",
     "shenjing.metrics", "shenjing.optimizers", "shenjing.schedules", "shenjing.callbacks",
     "shenjing.datasets", "shenjing.errors", "shenjing.io", "shenjing.saving", "shenjing.interop",
-    "shenjing.preprocessing", "shenjing.preprocessing.sequence",
+    "shenjing.preprocessing", "shenjing.preprocessing.sequence", "shenjing.distribution",
 ]
 
 
