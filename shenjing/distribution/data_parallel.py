@@ -130,7 +130,8 @@ class DataParallel:
             logs = run(local)
             if averaged and not step.reduced:  # no optimizer.apply in this train_step
                 self.reduce_gradients([])
-        return metrics_sync.global_logs(self.communicator, model, logs, share, n)
+        return metrics_sync.global_logs(self.communicator, model, logs, share,
+                                        (n, batch_digest(data)))
 
     def test_step(self, model, data, run):
         n = samples_in(data)
@@ -140,7 +141,8 @@ class DataParallel:
         keep = metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext()
         with context.step(share, 0.0 if stand_in else 1.0), keep:
             logs = run(local)
-        return metrics_sync.global_logs(self.communicator, model, logs, share, n)
+        return metrics_sync.global_logs(self.communicator, model, logs, share,
+                                        (n, batch_digest(data)))
 
     def global_logs(self, model, logs=None):
         return metrics_sync.global_logs(self.communicator, model, logs)
@@ -274,6 +276,23 @@ class _PredictionGather:
         return result
 
 
+def _weighted_word_sum(array, rows) -> int:
+    """sum of word * (position + 1) modulo 2^64 over up to `rows` rows spread over the array
+    (first and last included), its bytes read as 64-bit words: exact and order-sensitive."""
+    array = np.asarray(array)
+    index = np.unique(np.linspace(0, len(array) - 1, min(len(array), rows)).astype(np.int64))
+    sample = np.ascontiguousarray(array[index]).view(np.uint8).reshape(-1)
+    sample = np.concatenate([sample, np.zeros(-len(sample) % 8, np.uint8)]).view(np.uint64)
+    return int(np.sum(sample * np.arange(1, len(sample) + 1, dtype=np.uint64), dtype=np.uint64))
+
+
+def batch_digest(data, rows=8) -> float:
+    """A digest of a global batch (a few rows of each array), below 2^32 so that the sum of the
+    ranks' digests is exact in float64: every rank must see the same batch."""
+    total = sum(_weighted_word_sum(a, rows) for item in data for a in _flat(item)) % (1 << 64)
+    return float((total >> 32) ^ (total & 0xFFFFFFFF))  # float data's low bits are often 0
+
+
 def data_fingerprint(arrays, rows=256) -> str:
     """A digest of the data's shapes and of up to `rows` rows spread over it (first and last
     included), exact and order-sensitive: the bytes as 64-bit words, sum of word * (position +
@@ -281,15 +300,10 @@ def data_fingerprint(arrays, rows=256) -> str:
     data, such as a shard each (DataParallel slices the batches itself)."""
     digest = hashlib.sha256()
     for array in arrays:
-        if array is None:
-            continue
-        array = np.asarray(array)
-        index = np.unique(np.linspace(0, len(array) - 1, min(len(array), rows)).astype(np.int64))
-        sample = np.ascontiguousarray(array[index]).view(np.uint8).reshape(-1)
-        sample = np.concatenate([sample, np.zeros(-len(sample) % 8, np.uint8)]).view(np.uint64)
-        weights = np.arange(1, len(sample) + 1, dtype=np.uint64)
-        total = int(np.sum(sample * weights, dtype=np.uint64))
-        digest.update(f"{array.shape}{array.dtype}{total}".encode())
+        if array is not None:
+            array = np.asarray(array)
+            total = _weighted_word_sum(array, rows)
+            digest.update(f"{array.shape}{array.dtype}{total}".encode())
     return digest.hexdigest()[:16]
 
 

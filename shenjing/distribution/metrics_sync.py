@@ -79,28 +79,23 @@ def _swapped(layout, summed):
             setattr(metric, name, local)
 
 
-def global_logs(communicator, model, logs=None, share=1.0, batch_size=None):
+def global_logs(communicator, model, logs=None, share=1.0, batch=None):
     """The logs of the global batch so far. ``logs`` a step returned: when they are the
     metrics' results (the usual case) the global results replace them; entries of a custom
     train_step that are not metrics are averaged over ranks, weighted by ``share`` (this rank's
-    part of the batch). batch_size (this rank's view of the global batch): checked to be the same
-    on every rank."""
+    part of the batch). batch: (size, digest) of this rank's view of the global batch, checked
+    to be the same on every rank (in the same allreduce)."""
     check_metrics(model, "DataParallel")
     layout, parts = _layout(leaf_metrics(model))
     local = model.get_metrics_result()
     custom = [] if logs is None or set(logs) == set(local) else [
         key for key, value in logs.items() if isinstance(value, (int, float))]
     tail = [share * float(logs[key]) for key in custom]
-    if batch_size is not None:
-        tail += [float(batch_size), 1.0]
+    if batch is not None:
+        tail += [float(batch[0]), batch[1], 1.0]
     summed = communicator.allreduce_sum(np.concatenate(parts + [np.asarray(tail, np.float64)]))
-    if batch_size is not None:
-        total, ranks = summed[-2], summed[-1]
-        if total != batch_size * ranks:
-            raise ArgumentError(
-                f"the ranks hold different batches: this rank's global batch has {batch_size} "
-                f"samples, but the ranks' batches add up to {total:g} over {ranks:g} ranks; every "
-                "rank must see the same data (each takes its own slice of every batch).")
+    if batch is not None:
+        _check_same_batch(batch, *summed[-3:])
     with _swapped(layout, summed):
         result = model.get_metrics_result()
         from ..models.resume import totals_of
@@ -110,6 +105,20 @@ def global_logs(communicator, model, logs=None, share=1.0, batch_size=None):
         values = summed[len(summed) - len(tail):][:len(custom)]
         result = dict(logs) | {key: float(values[i]) for i, key in enumerate(custom)}
     return result
+
+
+def _check_same_batch(batch, sizes, digests, ranks):
+    size, digest = batch
+    if sizes != size * ranks:
+        raise ArgumentError(
+            f"the ranks hold different batches: this rank's global batch has {size} samples, "
+            f"but the ranks' batches add up to {sizes:g} over {ranks:g} ranks; every rank must "
+            "see the same data (each takes its own slice of every batch).")
+    if digests != digest * ranks:
+        raise ArgumentError(
+            "the ranks hold different batches of the same size (their digests differ): every "
+            "rank must read the same batches in the same order, e.g. a generator seeded alike "
+            "on every rank (each takes its own slice of every batch; do not shard by rank).")
 
 
 @contextlib.contextmanager

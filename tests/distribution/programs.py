@@ -103,9 +103,17 @@ def equivalence(out):
     fit_and_save(out, "masked_lstm", masked_lstm(), *padded_sequences(29), 8)
     if dp.size == 1:
         local_statistics_reference(out, x, y, 16, ranks=2)
+    model = cnn()  # a generator yielding the same batches on every rank, each rank a slice
+    history = model.fit(batches(x[:37], y[:37], 10), epochs=2, verbose=0)
+    save(out, "generator", model, history.history)
     model = cnn()  # no dropout: rank 0's stream goes as one process's; rank 1's is its own
     model.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0)
     save(out, "streams", model, draws=sj.utils.get_rng().random(4))
+
+
+def batches(x, y, size):
+    for start in range(0, len(x), size):
+        yield x[start:start + size], y[start:start + size]
 
 
 def local_statistics_reference(out, x, y, batch_size, ranks, epochs=2):
@@ -206,6 +214,23 @@ def resume(out, phase):
         save(out, "reference", model, history.history)
 
 
+def backup(out, phase):
+    """BackupAndRestore across a failure: `crash` fails on rank 1 in the middle of epoch 3
+    (the job ends; the backup of epoch 2 stays), `restart` runs the same fit again, which goes
+    on from the backup; the result is resume()'s `reference`, 4 epochs in one go."""
+    x, y = data(48, (8, 8, 3), 4)
+    model = cnn()
+
+    def fail(batch, logs):
+        if phase == "crash" and dp.rank == 1 and model.optimizer.iterations == 15:
+            raise RuntimeError("rank 1 lost its data (simulated)")
+
+    history = model.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[
+        sj.callbacks.LambdaCallback(on_train_batch_end=fail),
+        sj.callbacks.BackupAndRestore(os.path.join(out, "backup"))])
+    save(out, "restarted", model, history.history)
+
+
 def fails(out, how):
     """One rank fails: the job must end, with that rank's error printed."""
     x, y = data(32, (8, 8, 3), 4)
@@ -222,7 +247,10 @@ def fails(out, how):
         if how == "raise" and dp.rank == 1 and epoch == 1:
             raise OSError("disk full on rank 1 (simulated)")
 
-    model.fit(x, y, batch_size=8, epochs=4, verbose=0,
+    data_args = {"x": x, "y": y, "batch_size": 8}
+    if how == "generator":  # seeded by rank: the same batch sizes, other samples
+        data_args = {"x": batches(*data(32, (8, 8, 3), 4, seed=10 + dp.rank), 8)}
+    model.fit(**data_args, epochs=4, verbose=0,
               callbacks=[sj.callbacks.LambdaCallback(on_epoch_end=fail)])
     print(json.dumps({"rank": dp.rank, "finished": True}))
 
@@ -230,4 +258,4 @@ def fails(out, how):
 if __name__ == "__main__":
     case, out, *rest = sys.argv[1:]
     {"equivalence": equivalence, "files": files, "early_stopping": early_stopping,
-     "resume": resume, "fails": fails}[case](out, *rest)
+     "resume": resume, "backup": backup, "fails": fails}[case](out, *rest)

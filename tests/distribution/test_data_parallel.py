@@ -33,14 +33,15 @@ def _compare(out, case, tolerance):
 
 
 @pytest.mark.parametrize("case", ["cnn_sync", "cnn_sync_uneven", "cnn_sync_stand_in",
-                                  "one_sample", "lstm", "masked_lstm"])
+                                  "one_sample", "lstm", "masked_lstm", "generator"])
 def test_two_ranks_train_as_one_process_in_float64(equivalence, case):
     """fit (2 epochs, shuffled), one train_on_batch, predict and evaluate: weights, the
     history's global loss and metrics, predictions and evaluation agree to 1e-12; uneven: 37
     samples in batches of 10 (slices 5/5, last 4/3); stand-in: a last batch of 1 sample, so
     rank 1 joins the step with a stand-in that counts for nothing; one sample: rank 1 holds
     none in any step, from the first (its metrics are made by a stand-in); masked LSTM: padded
-    sequences, the loss a mean over the global batch's unmasked steps (29 in batches of 8)."""
+    sequences, the loss a mean over the global batch's unmasked steps (29 in batches of 8);
+    generator: the same batches on every rank, each rank a slice."""
     two = _compare(equivalence, case, FLOAT64)
     other = load(equivalence, case, 2, rank=1)
     for key in two:  # the same bits on both ranks: the same sums, in the same order
@@ -113,11 +114,28 @@ def test_a_checkpoint_from_n_ranks_resumes_under_m(tmp_path, train, resume):
         assert len(resumed[key]) == len(expected) and relative(resumed[key], expected) <= FLOAT64
 
 
+def test_after_a_failure_the_job_restarts_from_its_backup(tmp_path):
+    """Rank 1 fails in epoch 3 (batch 4 of 6): the job ends, and the backup rank 0 wrote after
+    epoch 2 stays; the same script started again goes on from it and ends as 4 epochs in one
+    go."""
+    crashed = run("backup", tmp_path, "crash", check=False)
+    assert crashed.returncode != 0 and "rank 1 lost its data" in crashed.stderr
+    assert not os.path.exists(tmp_path / "restarted-2-r0.npz")
+    run("backup", tmp_path, "restart")
+    run("resume", tmp_path, "reference", processes=None)
+    restarted, reference = load(tmp_path, "restarted", 2), load(tmp_path, "reference", 1)
+    assert len(restarted["h_loss"]) == 2  # epochs 3 and 4
+    for key, value in reference.items():
+        expected = value[-len(restarted[key]):] if key.startswith("h_") else value
+        assert relative(restarted[key], expected) <= FLOAT64, key
+
+
 @pytest.mark.parametrize("how, message", [
     ("raise", "OSError: disk full on rank 1 (simulated)"),
     ("model", "rank 1 differs from rank 0 in the model's weights"),
     ("data", "rank 1 differs from rank 0 in 'samples': 30 vs 32"),
     ("shard", "rank 1 differs from rank 0 in the data it reads"),
+    ("generator", "the ranks hold different batches of the same size"),
 ])
 def test_one_rank_failing_ends_the_job_with_its_error(tmp_path, how, message):
     """An exception on rank 1 (the others wait in a collective) ends the job within seconds,
