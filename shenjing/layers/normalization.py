@@ -2,7 +2,7 @@
 and the per-sample GroupNormalization and LayerNormalization (Keras 3 names and defaults)."""
 
 from .. import arguments, initializers, ops, regularizers
-from ..ops.norm_sync import distribution_context
+from ..distribution import context as distribution_context
 from .base import Layer, format_shape
 
 
@@ -81,7 +81,7 @@ class BatchNormalization(Layer):
         # a frozen layer (trainable=False) runs in inference mode, as in Keras
         per_channel = inputs.size // inputs.shape[self.axis]
         # synchronized over several processes, the op checks the global batch's count
-        global_batch = self.synchronized and distribution_context().is_distributed()
+        global_batch = self.synchronized and distribution_context.is_distributed()
         if training and self.trainable and per_channel < 2 and not global_batch:
             raise self._error(
                 f"training needs more than one value per channel to estimate a batch variance, "

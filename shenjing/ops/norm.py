@@ -19,10 +19,11 @@ import threading
 
 import numpy as np
 
+from ..distribution import context as distribution_context
 from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Op, Tensor
 from . import parallel
-from .norm_sync import distribution_context, global_grad_sums, global_moments
+from .norm_sync import global_grad_sums, global_moments
 from .shape import check_axis
 
 _BLOCK_BYTES = 3 << 19  # bytes of x per block (measured best: with its companions, in L3)
@@ -256,7 +257,7 @@ class BatchNorm(Op):
         self.moving_mean, self.moving_variance = moving_mean, moving_variance
         self.axis, self.has_gamma, self.has_beta = axis, gamma, beta
         self.synchronized = synchronized
-        self.sync = None  # (context, sample scale) when this call synchronizes
+        self.sync = None  # this rank's sample scale when this call synchronizes
 
     def forward(self, x, *params):
         # x (..., C) with C on self.axis, gamma (C,), beta (C,) -> y like x
@@ -270,10 +271,9 @@ class BatchNorm(Op):
         m = M
         if self.training:
             mean, var = _moments(Xs, blocks)
-            if self.synchronized and distribution_context().is_distributed():
-                context = distribution_context()
-                self.sync = context, context.sample_scale()
-                mean, var, m = global_moments(mean, var, M, self.sync[1], context)
+            if self.synchronized and distribution_context.is_distributed():
+                self.sync = distribution_context.sample_scale()
+                mean, var, m = global_moments(mean, var, M, self.sync)
             if self.moving_mean is not None:
                 for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
                     moving[...] = self.momentum * moving + (1.0 - self.momentum) * batch
@@ -300,9 +300,8 @@ class BatchNorm(Op):
         sum_gy, sum_gy_d = _grad_sums(Xs, GYs, mean, blocks, deviations)
         all_gy, all_gy_d = sum_gy, sum_gy_d  # over the batch that gave mean and var
         if self.sync is not None:  # every rank joins, whatever it needs
-            context, scale = self.sync
-            all_gy, all_gy_d = global_grad_sums(sum_gy, sum_gy_d, scale, context)
-            sum_gy, sum_gy_d = sum_gy * scale, sum_gy_d * scale
+            all_gy, all_gy_d = global_grad_sums(sum_gy, sum_gy_d, self.sync)
+            sum_gy, sum_gy_d = sum_gy * self.sync, sum_gy_d * self.sync
         ggamma_64 = sum_gy_d * inv_std  # sum(gy * x_hat)
         gx = None
         if need_x:
@@ -314,7 +313,7 @@ class BatchNorm(Op):
             else:
                 gx = _affine(GYs, blocks, matrix_shape, a)
             gx = gx.reshape(shape) if last else np.moveaxis(gx.reshape(shape), -1, self.axis)
-            if self.sync is not None and self.sync[1] == 0.0:
+            if self.sync == 0.0:
                 # a stand-in sample is not in the global batch: the global statistics do not
                 # depend on it, and the -sum(gy)/m terms above must not reach it either
                 gx = np.zeros_like(gx)
@@ -384,7 +383,7 @@ def batch_norm(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
         raise ArgumentTypeError(
             f"batch_norm: synchronized must be True or False, got {synchronized!r}."
         )
-    global_batch = synchronized and distribution_context().is_distributed()
+    global_batch = synchronized and distribution_context.is_distributed()
     if training:
         m = int(np.prod(shape[:axis] + shape[axis + 1 :]))
         if global_batch and m < 1:  # the global count is checked once gathered

@@ -7,21 +7,11 @@ allgather (global_moments), the backward pass one allreduce (global_grad_sums).
 
 import numpy as np
 
+from ..distribution import context
 from ..errors import ArgumentError
 
 
-def distribution_context():
-    """shenjing.distribution.context, imported on first use.
-
-    NOTE: not at module level: ops are imported while shenjing itself is, and the distribution
-    package may import models (and so layers and ops) when it is first imported.
-    """
-    from ..distribution import context
-
-    return context
-
-
-def global_moments(mean, var, m, scale, context):
+def global_moments(mean, var, m, scale):
     """(mean, var, count) of the global batch from this rank's (mean, var) of m values per
     channel, in float64; scale = sample_scale() (0: a stand-in sample that counts for nothing).
 
@@ -46,7 +36,7 @@ def global_moments(mean, var, m, scale, context):
     return global_mean, np.maximum(m2 / count, 0.0), count
 
 
-def global_grad_sums(sum_gy, sum_gy_d, scale, context):
+def global_grad_sums(sum_gy, sum_gy_d, scale):
     """sum(gy) and sum(gy * (x - mean)) per channel over the global batch: one allreduce of
     this rank's [sum_gy, sum_gy_d] (times scale = sample_scale(), in float64)."""
     C = len(sum_gy)
