@@ -132,8 +132,6 @@ class Optimizer:
                 f"{type(self).__name__}: expected one gradient per variable, got "
                 f"{len(grads)} gradients for {len(variables)} variables."
             )
-        if _distribution.in_step():  # the gradients of the global batch (DataParallel)
-            grads = _distribution.active().reduce_gradients(list(grads))
         pairs = [(v, self._check_grad(v, g)) for v, g in zip(variables, grads) if g is not None]
         if not pairs:
             raise ArgumentError(
@@ -146,7 +144,10 @@ class Optimizer:
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the "
                           "loss. If using `model.compile()`, did you forget to provide a `loss` "
                           "argument?", stacklevel=3)
-        variables, grads = [v for v, _ in pairs], self._clip([g for _, g in pairs])
+        variables, grads = [v for v, _ in pairs], [g for _, g in pairs]
+        if _distribution.in_step():  # the gradients of the global batch (DataParallel)
+            grads = _distribution.active().reduce_gradients(grads)
+        grads = self._clip(grads)
         lr = self.learning_rate
         if self.weight_decay:
             keep = 1.0 - lr * self.weight_decay

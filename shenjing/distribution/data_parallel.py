@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import arguments, utils
 from ..errors import ArgumentError, ArgumentTypeError
-from ..tensor import Tensor, no_grad
+from ..models.fit_arguments import _short
+from ..tensor import no_grad
 from . import context, failures, metrics_sync
 from .communicator import Communicator
 
@@ -121,28 +122,27 @@ class DataParallel:
     # ----- training and evaluation steps ------------------------------------------------------
     def train_step(self, model, data, run):
         """run(local data) under this rank's share; returns the global logs."""
-        n = samples_in(data)
+        return self._step(model, data, run, training=True)
+
+    def test_step(self, model, data, run):
+        return self._step(model, data, run, training=False)
+
+    def _step(self, model, data, run, training):
         local, share, stand_in = self.local_batch(data)
-        self.ensure_synced(model, local)
-        averaged = _moving_statistics(model)
+        averaged = []
+        if training:
+            self.ensure_synced(model, local)
+            averaged = _moving_statistics(model)
+        # a stand-in runs too, so that it joins every collective and the metrics exist on
+        # every rank alike, and adds nothing; the share also makes a masked loss's mean that
+        # of the global batch
         keep = metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext()
         with context.step(share, 0.0 if stand_in else 1.0, averaged) as step, keep:
             logs = run(local)
             if averaged and not step.reduced:  # no optimizer.apply in this train_step
                 self.reduce_gradients([])
         return metrics_sync.global_logs(self.communicator, model, logs, share,
-                                        (n, batch_digest(data)))
-
-    def test_step(self, model, data, run):
-        n = samples_in(data)
-        local, share, stand_in = self.local_batch(data)
-        # a stand-in runs too, so that the metrics exist on every rank alike, and adds nothing;
-        # the step's share also makes a masked loss's mean that of the global batch
-        keep = metrics_sync.unchanged(model) if stand_in else contextlib.nullcontext()
-        with context.step(share, 0.0 if stand_in else 1.0), keep:
-            logs = run(local)
-        return metrics_sync.global_logs(self.communicator, model, logs, share,
-                                        (n, batch_digest(data)))
+                                        (samples_in(data), batch_digest(data)))
 
     def global_logs(self, model, logs=None):
         return metrics_sync.global_logs(self.communicator, model, logs)
@@ -153,21 +153,22 @@ class DataParallel:
 
     # ----- gradients ---------------------------------------------------------------------
     def reduce_gradients(self, grads):
-        """The gradients summed over ranks (None stays None), in flat buffers of up to
-        bucket_mb; the step's averaged arrays (moving statistics) are averaged in place in the
-        same buffers, weighted by this rank's share."""
+        """The gradients (arrays) summed over ranks, in flat buffers of up to bucket_mb; the
+        step's averaged arrays (moving statistics) are averaged in place in the same buffers,
+        weighted by this rank's share."""
         step = context.current_step()
         share = 1.0 / self.size if step is None else step.share
         averaged = [] if step is None else step.averaged
-        arrays = [np.asarray(g.data if isinstance(g, Tensor) else g) for g in grads
-                  if g is not None] + [a * share for a in averaged]
-        summed = _allreduce_in_buckets(self.communicator, arrays, self.bucket_bytes)
-        for target, value in zip(averaged, summed[len(summed) - len(averaged):]):
+        arrays = list(grads) + [a * share for a in averaged]
+        summed = list(arrays)
+        for i, part in _through_buckets(arrays, self.bucket_bytes,
+                                        self.communicator.allreduce_sum_):
+            summed[i] = part
+        for target, value in zip(averaged, summed[len(grads):]):
             target[...] = value
         if step is not None:
             step.reduced = True
-        it = iter(summed)
-        return [None if g is None else next(it) for g in grads]
+        return summed[:len(grads)]
 
     # ----- the same start on every rank -----------------------------------------------------
     def ensure_synced(self, model, local_data=None):
@@ -178,12 +179,9 @@ class DataParallel:
         if not model.built and local_data is not None:
             with no_grad():
                 model(local_data[0], training=False)
-        if not model.built:
-            return
-        self.check_same(model, "fit")
-        self.broadcast_state(model)
-        self._synced.add(model)
-        self.own_random_stream()
+        if model.built:
+            self.check_same(model, "fit")
+            self._start_from_rank_0(model)
 
     def begin(self, model, where, **facts):
         """Start of fit / evaluate / predict: the model and the data must be the same on every
@@ -194,9 +192,12 @@ class DataParallel:
             _check_reductions(model)
             self._synced.discard(model)
             if model.built:
-                self.broadcast_state(model)
-                self._synced.add(model)
-                self.own_random_stream()
+                self._start_from_rank_0(model)
+
+    def _start_from_rank_0(self, model):
+        self.broadcast_state(model)
+        self._synced.add(model)
+        self.own_random_stream()
 
     def own_random_stream(self):
         """Rank r > 0 draws its dropout masks and augmentations from a stream of its own,
@@ -222,7 +223,8 @@ class DataParallel:
                                 key, f"'{key}'")
                     raise ArgumentError(
                         f"{where}: rank {rank} differs from rank 0 in {what}: "
-                        f"{_short(theirs.get(key))} vs {_short(everyone[0].get(key))}; every "
+                        f"{_short(theirs.get(key), 120)} vs {_short(everyone[0].get(key), 120)}"
+                        "; every "
                         "rank must build the same model and read the same, whole data (each "
                         "takes its own slice of every batch: do not shard the data by rank).")
 
@@ -239,7 +241,8 @@ class DataParallel:
                                     "variables; load the same checkpoint on every rank.")
             optimizer.iterations = counts[0][0]
             arrays += [slot[name] for _, slot in slots for name in sorted(slot)]
-        _broadcast_in_buckets(self.communicator, arrays, self.bucket_bytes)
+        for i, part in _through_buckets(arrays, self.bucket_bytes, self.communicator.broadcast_):
+            arrays[i][...] = part
 
     # ----- prediction --------------------------------------------------------------------
     def prediction_gather(self):
@@ -256,10 +259,10 @@ class _PredictionGather:
     def run(self, data, predict_step):
         n = samples_in(data)
         lo, hi = self.dp.slice_of(n)
-        if hi == lo:  # a stand-in sample, so that this rank knows the outputs' shapes
-            outputs = [out[:0] for out in predict_step(tuple(_take(i, 0, 1) for i in data))]
-        else:
-            outputs = predict_step(tuple(_take(item, lo, hi) for item in data))
+        local, _, stand_in = self.dp.local_batch(data)
+        outputs = predict_step(local)
+        if stand_in:  # run so that this rank knows the outputs' shapes; it holds no row
+            outputs = [out[:0] for out in outputs]
         self.positions.append(np.arange(self.seen + lo, self.seen + hi))
         self.seen += n
         return outputs
@@ -320,11 +323,6 @@ def _check_reductions(model):
                 "reduction 'sum_over_batch_size'.")
 
 
-def _short(value, limit=120):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _moving_statistics(model):
     """The moving mean and variance of the unsynchronized BatchNormalization layers that train
     (each rank's differ after a step; the allreduce averages them)."""
@@ -356,25 +354,15 @@ def _buckets(arrays, limit):
             yield bucket
 
 
-def _allreduce_in_buckets(communicator, arrays, limit):
-    out = [None] * len(arrays)
+def _through_buckets(arrays, limit, collective):
+    """(index, result) for each array after `collective` (an in-place allreduce or broadcast)
+    ran on the flat buffers of its bucket: one call a bucket, not one a variable."""
     for bucket in _buckets(arrays, limit):
         flat = np.concatenate([arrays[i].reshape(-1) for i in bucket])
-        communicator.allreduce_sum_(flat)
+        collective(flat)
         offset = 0
         for i in bucket:
-            out[i] = flat[offset:offset + arrays[i].size].reshape(arrays[i].shape)
-            offset += arrays[i].size
-    return out
-
-
-def _broadcast_in_buckets(communicator, arrays, limit):
-    for bucket in _buckets(arrays, limit):
-        flat = np.concatenate([arrays[i].reshape(-1) for i in bucket])
-        communicator.broadcast_(flat)
-        offset = 0
-        for i in bucket:
-            arrays[i][...] = flat[offset:offset + arrays[i].size].reshape(arrays[i].shape)
+            yield i, flat[offset:offset + arrays[i].size].reshape(arrays[i].shape)
             offset += arrays[i].size
 
 

@@ -72,8 +72,9 @@ def test_gradients_go_in_few_buckets_by_dtype_and_size():
               np.zeros(500, np.float32)]
     buckets = list(data_parallel._buckets(arrays, limit=2000))  # bytes
     assert buckets == [[0, 1], [3], [2]]  # float32 1000 + 1000, then 2000; float64 alone
-    summed = data_parallel._allreduce_in_buckets(Alone(), [a + i for i, a in
-                                                           enumerate(arrays)], 2000)
+    parts = dict(data_parallel._through_buckets([a + i for i, a in enumerate(arrays)], 2000,
+                                                Alone().allreduce_sum_))
+    summed = [parts[i] for i in range(len(arrays))]
     assert [float(s[0]) for s in summed] == [0.0, 1.0, 2.0, 3.0]
     assert [s.shape for s in summed] == [a.shape for a in arrays]
 
