@@ -17,6 +17,13 @@ import traceback
 from . import context
 
 
+def _aborting():
+    """The DataParallel that ends the job on an error (several processes, abort_on_error), or
+    None."""
+    dp = context.active()
+    return dp if dp is not None and dp.size > 1 and dp.abort_on_error else None
+
+
 def report_and_abort(dp, error, where):
     """Print the error (with its traceback) for this rank, then end the job."""
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -34,8 +41,8 @@ def guarded(where):
     def decorate(method):
         @functools.wraps(method)
         def run(self, *args, **kwargs):
-            dp = context.active()
-            if dp is None or dp.size == 1 or not dp.abort_on_error:
+            dp = _aborting()
+            if dp is None:
                 return method(self, *args, **kwargs)
             try:
                 return method(self, *args, **kwargs)
@@ -53,10 +60,10 @@ def install_excepthook(dp):
         return
 
     def hook(kind, error, tb):
-        active = context.active()
-        if active is None or active.size == 1 or not active.abort_on_error:
+        dp = _aborting()
+        if dp is None:
             return previous(kind, error, tb)
-        return report_and_abort(active, error.with_traceback(tb), "the script")
+        return report_and_abort(dp, error.with_traceback(tb), "the script")
 
     hook._shenjing_abort = True
     sys.excepthook = hook

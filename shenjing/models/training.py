@@ -357,11 +357,9 @@ class TrainingMixin:
         restore_saved_rng(self, initial_epoch)  # a loaded checkpoint resumes its random stream
         saved = resume.take_saved_position(self, initial_epoch)  # mid-epoch, callback states
         rewindable = isinstance(source, ArraySource) and steps_per_epoch is None
-        if dp is not None:  # the same model, data and start on every rank; rank 0's weights
-            dp.begin(self, "fit", samples=getattr(source, "n", None), data=_fingerprint(source),
-                     batch_size=getattr(source, "batch_size", None), epochs=epochs,
-                     initial_epoch=initial_epoch, steps=iterator.num_batches,
-                     resume_batch=saved.batch if saved is not None else 0)
+        # the same model, data and start on every rank; then rank 0's weights
+        self._begin_on_ranks("fit", iterator, epochs=epochs, initial_epoch=initial_epoch,
+                             resume_batch=saved.batch if saved is not None else 0)
         if saved is not None and saved.batch and not rewindable:
             raise ArgumentError("fit: the checkpoint was written in the middle of an epoch, "
                                 "which only resumes with arrays (and no steps_per_epoch); a "
@@ -427,14 +425,14 @@ class TrainingMixin:
             hooks.on_test_end(logs)
         return {prefix + name: value for name, value in logs.items()}
 
-    def _check_same_on_ranks(self, where, iterator):
-        """Under a DataParallel: the same model and number of samples on every rank."""
+    def _begin_on_ranks(self, where, iterator, **facts):
+        """Under a DataParallel: the same model, data and facts on every rank (dp.begin)."""
         dp = _distributed()
         if dp is not None:
-            dp.begin(self, where, samples=getattr(iterator.source, "n", None),
-                     data=_fingerprint(iterator.source),
-                     batch_size=getattr(iterator.source, "batch_size", None),
-                     steps=iterator.num_batches)
+            source = iterator.source
+            dp.begin(self, where, samples=getattr(source, "n", None), data=_fingerprint(source),
+                     batch_size=getattr(source, "batch_size", None),
+                     steps=iterator.num_batches, **facts)
 
     def _check_structure(self, where, x, y=None):
         fit_arguments.check_structure(self, where, x, y)
@@ -458,7 +456,7 @@ class TrainingMixin:
         steps = fit_arguments.optional_steps(steps, "steps", "evaluate")
         iterator = EpochIterator(make_source("evaluate", self, x, y, sample_weight, batch_size),
                                  steps)
-        self._check_same_on_ranks("evaluate", iterator)
+        self._begin_on_ranks("evaluate", iterator)
         hooks = self._hooks(callbacks, verbose, iterator.num_batches, "evaluate")
         logs = self._evaluate_iterator(iterator, hooks=hooks)
         return logs if return_dict else self._flatten_metrics_in_order(logs)
@@ -473,7 +471,7 @@ class TrainingMixin:
         steps = fit_arguments.optional_steps(steps, "steps", "predict")
         iterator = EpochIterator(make_source("predict", self, x, batch_size=batch_size,
                                              targets=False), steps)
-        self._check_same_on_ranks("predict", iterator)
+        self._begin_on_ranks("predict", iterator)
         hooks = self._hooks(callbacks, verbose, iterator.num_batches, "predict")
         hooks.on_predict_begin()
         dp = _distributed()
